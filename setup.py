@@ -1,0 +1,28 @@
+"""torch-grouped-conv: a torch-mlir plugin lowering aten.convolution to linalg."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="torch-grouped-conv",
+    version="0.1.0",
+    description="Lower torch.aten.convolution (grouped, depthwise, plain) to MLIR linalg, verified against PyTorch",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["torch_grouped_conv", "torch_grouped_conv.*"]),
+    install_requires=[
+        # The pinned stack: torch-mlir's wheel is built against this torch, and
+        # the IR it emits is what IREE 3.13 accepts.
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "torch-mlir==20261001",
+        "iree-base-compiler==3.13.0",
+        "iree-base-runtime==3.13.0",
+        "numpy",
+        "typer",
+        "rich",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"]},
+)

@@ -1,0 +1,135 @@
+"""The rewrite pattern on `torch.aten.convolution` and the driver that applies it.
+
+Flow per op: read (spec.py) -> decide (plan.py) -> emit (emit.py). A refusal
+leaves the op for torch-mlir's own lowering and is recorded in the report.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir, passmanager, rewrite
+from torch_mlir.dialects import torch as torch_d
+
+from ..report import ConvDecision, RewriteReport
+from . import builders
+from .emit import EMITTERS
+from .plan import ConvPlan, plan_convolution
+from .spec import ConvSpec, Refusal, TensorInfo, read_conv_spec
+
+STRATEGIES = ("grouped",)
+CONVOLUTION_OP = "torch.aten.convolution"
+ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
+
+# In the MLIR Python API a pattern returns a falsy value when it matched.
+MATCHED = False
+NOT_MATCHED = True
+
+
+def ensure_torch_conversion_dialect(context: ir.Context) -> None:
+    """Load `torch_c` into `context`.
+
+    torch-mlir's Python package registers only the `torch` dialect; `torch_c`
+    ops created before their dialect is loaded are unregistered and break
+    later. Running a pass that declares torch_c as a dependent dialect, on an
+    empty module, loads it through the pass manager's normal mechanism.
+    """
+    if context.is_registered_operation("torch_c.to_builtin_tensor"):
+        return
+    with context, ir.Location.unknown():
+        empty = ir.Module.create()
+        passmanager.PassManager.parse("builtin.module(torch-func-backend-type-conversion)").run(empty.operation)
+
+
+def convolution_ops(module: ir.Module) -> list[ir.Operation]:
+    """All `torch.aten.convolution` ops, in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == CONVOLUTION_OP:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
+    """Rewrite every convolution of `module` (torch backend form) in place."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown grouped_conv strategy {strategy!r}; choose one of {', '.join(STRATEGIES)} or None")
+    ensure_torch_conversion_dialect(module.context)
+    convolutions = convolution_ops(module)
+    # Number the ops up front: Python handles to ops the rewriter erases must
+    # not be kept, and the greedy driver may visit a refused op more than once.
+    for i, op in enumerate(convolutions):
+        op.attributes[ORDER_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context), i)
+    decisions: dict[int, ConvDecision] = {}
+
+    def rewrite_convolution(op: ir.OpView, rewriter: rewrite.PatternRewriter) -> bool:
+        source = op.operation
+        number = ir.IntegerAttr(source.attributes[ORDER_ATTR]).value
+        spec = read_conv_spec(source)
+        plan = spec if isinstance(spec, Refusal) else plan_convolution(spec)
+        if isinstance(plan, Refusal):
+            decisions[number] = _decision(source, spec, None, plan.reason, strategy)
+            return NOT_MATCHED
+        with rewriter.ip, source.location:
+            result = emit_plan(plan, source)
+        decisions[number] = _decision(source, plan.spec, plan, None, strategy)
+        rewriter.replace_op(source, [result])
+        return MATCHED
+
+    patterns = rewrite.RewritePatternSet(module.context)
+    patterns.add(torch_d.AtenConvolutionOp, rewrite_convolution)
+    frozen = patterns.freeze()
+    rewrite.apply_patterns_and_fold_greedily(module, frozen)
+    for op in convolution_ops(module):  # the refused ones are still there
+        del op.attributes[ORDER_ATTR]
+    return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
+
+
+def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
+    """Cross into builtin tensors, pad, build the accumulator, run the case's emitter."""
+    spec = plan.spec
+    x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
+    x = builders.pad_spatial(builders.to_builtin(x_in, spec.input), spec.padding)
+    w = builders.to_builtin(w_in, spec.weight)
+    bias = builders.to_builtin(b_in, _bias_info(spec)) if spec.has_bias else None
+    acc = builders.init_accumulator(
+        _result_sizes(spec, x), builders.element_type(spec.result.dtype), bias
+    )
+    result = EMITTERS[plan.case](plan, x, w, acc)
+    return builders.from_builtin(result, op.results[0].type)
+
+
+def _result_sizes(spec: ConvSpec, padded_input: ir.Value) -> list[builders.SizeValue]:
+    """[N, F, *spatial_out]: static dims from the result type, dynamic ones computed."""
+    sizes: list[builders.SizeValue] = [builders.size_of(padded_input, 0), spec.weight.shape[0] or 0]
+    for i, known in enumerate(spec.result.shape[2:]):
+        if known is not None:
+            sizes.append(known)
+            continue
+        kernel = spec.kernel[i]
+        assert kernel is not None, "planner guarantees a static weight"
+        sizes.append(builders.conv_output_size(
+            builders.size_of(padded_input, i + 2), kernel, spec.stride[i], spec.dilation[i]
+        ))
+    return sizes
+
+
+def _bias_info(spec: ConvSpec) -> TensorInfo:
+    return TensorInfo((spec.weight.shape[0],), spec.result.dtype)
+
+
+def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
+              reason: str | None, strategy: str) -> ConvDecision:
+    if isinstance(spec, Refusal):
+        return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
+    return ConvDecision(
+        location=spec.location,
+        input_shape=list(spec.input.shape),
+        weight_shape=list(spec.weight.shape),
+        groups=spec.groups,
+        case=None if plan is None else plan.case.value,
+        reason=reason,
+        strategy=strategy,
+    )

@@ -1,0 +1,63 @@
+"""The IREE runner: iree-compile (llvm-cpu, host CPU) and the IREE runtime.
+
+The compiler runs as the `iree-compile` tool shipped in iree-base-compiler so
+that its warnings can be captured: a module we emit must compile without any.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from iree import runtime as iree_rt
+from iree.compiler.tools.binaries import find_tool
+from torch_mlir import ir
+
+from ..errors import CompileError
+from .common import module_bytecode
+
+# Flags that select the target; benchmarks may add tuning flags on top.
+IREE_TARGET_FLAGS = [
+    "--iree-hal-target-device=local",
+    "--iree-hal-local-target-device-backends=llvm-cpu",
+    # Tune for the CPU we run on (AVX2/AVX-512 where present).
+    "--iree-llvmcpu-target-cpu=host",
+]
+
+
+def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
+    """Compile a linalg-on-tensors module; return (vmfb, warnings text)."""
+    flags = IREE_TARGET_FLAGS + list(extra_flags or [])
+    with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
+        source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
+        source.write_bytes(module_bytecode(module))
+        command = [find_tool("iree-compile"), str(source), "-o", str(output), *flags]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
+            kept.write_bytes(source.read_bytes())
+            raise CompileError(
+                f"iree-compile failed:\n{done.stderr.strip()}\nreproduce with: iree-compile {kept} {' '.join(flags)}"
+            )
+        return output.read_bytes(), done.stderr.strip()
+
+
+class IreeProgram:
+    """`main` of a linalg-on-tensors module compiled by IREE, callable many times."""
+
+    def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
+                 driver: str = "local-task"):
+        self.vmfb, self.compile_warnings = compile_to_vmfb(module, extra_flags)
+        config = iree_rt.Config(driver)
+        self._context = iree_rt.SystemContext(config=config)
+        vm_module = iree_rt.VmModule.copy_buffer(self._context.instance, self.vmfb)
+        self._context.add_vm_module(vm_module)
+        self._function = self._context.modules[vm_module.name][entry]
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        outputs = self._function(*[np.ascontiguousarray(a) for a in inputs])
+        if not isinstance(outputs, (tuple, list)):
+            outputs = (outputs,)
+        return [np.asarray(o.to_host()) for o in outputs]

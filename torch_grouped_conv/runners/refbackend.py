@@ -1,0 +1,130 @@
+"""The embedded runner: linalg-on-tensors -> LLVM with torch-mlir's refback-*
+passes, JIT-compiled by MLIR's ExecutionEngine. No dependency beyond torch-mlir.
+
+Calling convention: `refback-munge-calling-conventions` rewrites `@main` to
+take unranked memrefs and, instead of returning, to call one external function
+per result signature, `refbackend_consume_func_return_<types>`. We register a
+Python callback under each such name and copy the results out of it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import numpy as np
+from torch_mlir import ir
+from torch_mlir.execution_engine import ExecutionEngine
+from torch_mlir.runtime import get_unranked_memref_descriptor, unranked_memref_to_numpy, UnrankedMemRefDescriptor
+
+from ..errors import CompileError
+from .common import clone_module, run_pipeline
+
+RETURN_CALLBACK_PREFIX = "refbackend_consume_func_return_"
+
+# The memref spellings refback uses in callback names, and their numpy dtypes.
+MEMREF_DTYPES = {
+    "mrf16": np.float16,
+    "mrf32": np.float32,
+    "mrf64": np.float64,
+    "mri1": np.bool_,
+    "mri8": np.int8,
+    "mri32": np.int32,
+    "mri64": np.int64,
+}
+ACCEPTED_INPUT_DTYPES = tuple(np.dtype(t) for t in MEMREF_DTYPES.values())
+
+LOWERING_PIPELINE = [
+    # Named linalg ops (our convs included) become linalg.generic, which the
+    # loop lowering below understands.
+    "func.func(linalg-generalize-named-ops)",
+    "func.func(linalg-fuse-elementwise-ops)",
+    "convert-shape-to-std",
+    # tensor.pad has no bufferization of its own here: refback turns it into
+    # tensor.empty + insert_slice first.
+    "func.func(refback-generalize-tensor-pad)",
+    "func.func(refback-generalize-tensor-concat)",
+    # Tensors -> buffers; function boundaries get identity-layout memrefs.
+    "func.func(tm-tensor-bufferize)",
+    "one-shot-bufferize{copy-before-write bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}",
+    "refback-mlprogram-bufferize",
+    "func.func(buffer-deallocation-pipeline)",
+    # Unranked-memref arguments and result callbacks (see module docstring).
+    "refback-munge-calling-conventions",
+    "func.func(tm-tensor-to-loops)",
+    "func.func(refback-munge-memref-copy)",
+    "func.func(convert-linalg-to-loops)",
+    "func.func(lower-affine)",
+    "convert-scf-to-cf",
+    # Everything below is the standard road to the LLVM dialect.
+    "func.func(refback-expand-ops-for-llvm)",
+    "func.func(arith-expand)",
+    "func.func(convert-math-to-llvm)",
+    "convert-math-to-libm",
+    "expand-strided-metadata",
+    "finalize-memref-to-llvm",
+    "lower-affine",
+    "convert-bufferization-to-memref",
+    "finalize-memref-to-llvm",
+    "func.func(convert-arith-to-llvm)",
+    "convert-vector-to-llvm",
+    "convert-func-to-llvm",
+    "convert-cf-to-llvm",
+    "reconcile-unrealized-casts",
+]
+
+
+class RefBackendProgram:
+    """`main` of a linalg-on-tensors module, compiled once, callable many times."""
+
+    def __init__(self, module: ir.Module, entry: str = "main", opt_level: int = 2):
+        llvm_module = clone_module(module)
+        run_pipeline(llvm_module, LOWERING_PIPELINE, "refbackend: linalg-on-tensors -> LLVM")
+        self.entry = entry
+        self._results: list[np.ndarray] | None = None
+        self._callbacks = []  # keep the ctypes callbacks alive as long as the engine
+        try:
+            self._engine = ExecutionEngine(llvm_module, opt_level=opt_level)
+        except Exception as e:  # the JIT reports failures as a bare RuntimeError
+            raise CompileError(f"refbackend: JIT compilation failed: {e}") from e
+        for name in _return_callback_names(llvm_module):
+            self._register_return_callback(name)
+
+    def _register_return_callback(self, name: str) -> None:
+        kinds = name[len(RETURN_CALLBACK_PREFIX):].split("_")
+        if any(kind not in MEMREF_DTYPES for kind in kinds):
+            raise CompileError(f"refbackend: unsupported result types in {name}; results must be tensors of {sorted(MEMREF_DTYPES)}")
+        signature = ctypes.CFUNCTYPE(None, *[ctypes.POINTER(UnrankedMemRefDescriptor)] * len(kinds))
+
+        def consume(*descriptors) -> None:
+            # Copy: the buffers belong to the JIT-ed code and die after the call.
+            self._results = [
+                np.array(unranked_memref_to_numpy(d, MEMREF_DTYPES[k]), copy=True)
+                for d, k in zip(descriptors, kinds)
+            ]
+
+        callback = signature(consume)
+        self._callbacks.append(callback)
+        self._engine.register_runtime(name, callback)
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        arrays = [np.ascontiguousarray(a) for a in inputs]
+        for i, a in enumerate(arrays):
+            if a.dtype not in ACCEPTED_INPUT_DTYPES:
+                raise TypeError(f"refbackend: input {i} has dtype {a.dtype}; accepted: {[str(d) for d in ACCEPTED_INPUT_DTYPES]}")
+        descriptors = [ctypes.pointer(ctypes.pointer(get_unranked_memref_descriptor(a))) for a in arrays]
+        self._results = None
+        self._engine.invoke(self.entry, *descriptors)
+        if self._results is None:
+            raise CompileError(f"refbackend: @{self.entry} returned no tensor result")
+        results, self._results = self._results, None
+        return results
+
+
+def _return_callback_names(module: ir.Module) -> list[str]:
+    names = []
+    for op in module.body.operations:
+        if "sym_name" in op.attributes:
+            name = ir.StringAttr(op.attributes["sym_name"]).value
+            if name.startswith(RETURN_CALLBACK_PREFIX):
+                names.append(name)
+    return names
+
