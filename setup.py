@@ -19,7 +19,6 @@ setup(
         "iree-base-compiler==3.13.0",
         "iree-base-runtime==3.13.0",
         "numpy",
-        "typer",
         "rich",
         "matplotlib",
     ],

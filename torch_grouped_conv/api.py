@@ -47,18 +47,33 @@ def compile(
     The RewriteReport of this call is returned by `last_report()`.
     """
     _check_options(grouped_conv, output_type)
-    module = fx.export_and_import(
-        model, *example_args, output_type="torch", dynamic_shapes=dynamic_shapes, **export_kwargs
-    )
+    module = import_to_torch(export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs))
     report = apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
     _last.report = report
     if output_type == "torch":
         return module
+    lower_to_linalg(module)
+    return module
+
+
+def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,
+                   **export_kwargs: Any) -> torch.export.ExportedProgram:
+    """Stage 1: torch.export (non-strict, as torch_mlir.fx does)."""
+    strict = export_kwargs.pop("strict", False)
+    return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
+
+
+def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
+    """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included)."""
+    return fx.export_and_import(program, output_type="torch")
+
+
+def lower_to_linalg(module: ir.Module) -> None:
+    """Stage 4 (after the plugin): torch-mlir's torch-backend -> linalg-on-tensors pipeline, in place."""
     try:
         lower_mlir_module(False, OutputType.LINALG_ON_TENSORS, module)
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's linalg-on-tensors pipeline failed after the plugin ran:\n{e}") from None
-    return module
 
 
 def lower(module: ir.Module, grouped_conv: str = "grouped") -> RewriteReport:

@@ -1,0 +1,213 @@
+"""The `torch-grouped-conv` command line: compile, lower, verify, demo.
+
+Exit codes: 0 success, 1 verification mismatch or compiler failure, 2 bad
+input (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+
+from . import api
+from .errors import CompileError, InputError
+from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
+from .rewrite.pattern import STRATEGIES
+from .runners import BACKENDS
+from .verify import VerifyResult, verify_model
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(InputError):
+    """A malformed command line (argparse's complaint, as one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _strategy(value: str) -> str | None:
+    if value == "none":
+        return None
+    if value not in STRATEGIES:
+        raise InputError(f"unknown --grouped-conv {value!r}; choose one of {', '.join(STRATEGIES)}, none")
+    return value
+
+
+def check_output_path(path: Path | None) -> None:
+    """Fail before any work when the output cannot be written."""
+    if path is not None and not path.resolve().parent.is_dir():
+        raise InputError(f"output folder {str(path.resolve().parent)!r} does not exist; create it or choose another path")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: never half-written."""
+    check_output_path(path)
+    path = path.resolve()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _emit_ir(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(output, text)
+
+
+def compile_command(model: str, input_shape: str, grouped_conv: str, output: Path | None, output_type: str) -> int:
+    """Export MODEL with torch-mlir, lower its convolutions with the plugin, write the IR."""
+    strategy, shape = _strategy(grouped_conv), parse_input_shape(input_shape)
+    check_output_path(output)
+    if output_type not in api.OUTPUT_TYPES:
+        raise InputError(f"unknown --output-type {output_type!r}; choose one of {', '.join(api.OUTPUT_TYPES)}")
+    torch_model = build_model(model)
+    module = api.compile(torch_model, example_input(shape), grouped_conv=strategy, output_type=output_type)
+    _emit_ir(str(module), output)
+    report = api.last_report()
+    err.print(report.summary() if report else "")
+    return 0
+
+
+def lower_command(input_file: Path, output: Path | None, grouped_conv: str) -> int:
+    """Apply the plugin to torch-backend IR from a file (an opt-style tool)."""
+    from torch_mlir import ir
+    from torch_mlir.dialects import torch as torch_d
+
+    strategy = _strategy(grouped_conv)
+    check_output_path(output)
+    if strategy is None:
+        raise InputError("--grouped-conv none does nothing for `lower`; choose one of " + ", ".join(STRATEGIES))
+    if not input_file.is_file():
+        raise InputError(f"input file {str(input_file)!r} does not exist")
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    module = _parse_module(input_file.read_text(encoding="utf-8", errors="replace"), context, input_file)
+    report = api.lower(module, strategy)
+    _emit_ir(str(module), output)
+    err.print(report.summary())
+    return 0
+
+
+def _parse_module(text: str, context: "object", path: Path):
+    from torch_mlir import ir
+
+    from .rewrite.pattern import ensure_torch_conversion_dialect
+
+    ensure_torch_conversion_dialect(context)  # IR may already hold torch_c ops
+    messages: list[str] = []
+    handler = context.attach_diagnostic_handler(lambda d: messages.append(f"{d.location}: {d.message}") or True)
+    try:
+        return ir.Module.parse(text, context=context)
+    except Exception as e:
+        lines = messages or [line.strip() for line in str(e).splitlines() if line.strip()]
+        first = " ".join(lines[:2])
+        raise InputError(f"cannot parse {path} as MLIR: {first}") from None
+    finally:
+        handler.detach()
+
+
+def verify_command(model: str, input_shape: str, backend: str, grouped_conv: str, json_path: Path | None) -> int:
+    """Compile MODEL with the plugin, run it, compare with PyTorch eager: PASS or FAIL."""
+    strategy, shape = _strategy(grouped_conv), parse_input_shape(input_shape)
+    check_output_path(json_path)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    torch_model = build_model(model)
+    return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
+
+
+def demo_command(backend: str) -> int:
+    """The main job: a built-in network mixing groups == 1, depthwise and grouped
+    convolutions, compiled with the plugin, run, compared with PyTorch."""
+    import torch
+
+    torch.manual_seed(0)
+    return _verify_and_print(DemoNet().eval(), example_input(DEMO_INPUT_SHAPE), "demo:DemoNet", backend, "grouped", None)
+
+
+def _verify_and_print(model, x, name: str, backend: str, strategy: str | None, json_path: Path | None) -> int:
+    out.print(f"[bold]{name}[/bold] input {list(x.shape)} backend={backend} grouped_conv={strategy}")
+    result = verify_model(
+        model, x, name=name, backend=backend, grouped_conv=strategy,
+        on_stage=lambda stage, seconds: out.print(f"  {stage:<9} {seconds:8.2f} s"),
+    )
+    _print_result(result)
+    if json_path is not None:
+        write_atomically(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0 if result.passed else 1
+
+
+def _print_result(result: VerifyResult) -> None:
+    out.print(result.report.summary())
+    c = result.comparison
+    out.print(f"max abs error {c.max_abs_error:.3e}, max rel error {c.max_rel_error:.3e} (tolerance {c.tolerance:.0e})")
+    out.print("[bold green]PASS[/bold green]" if result.passed else "[bold red]FAIL[/bold red]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="torch-grouped-conv", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    model_help = "torchvision:NAME (weights=None) or path/to/file.py:factory"
+    strategy_help = f"plugin strategy: {'|'.join(STRATEGIES)}|none (default: grouped)"
+
+    c = commands.add_parser("compile", help="export MODEL, lower its convolutions with the plugin, write the IR")
+    c.add_argument("model", help=model_help)
+    c.add_argument("--input-shape", required=True, help="input shape, e.g. 1,3,224,224")
+    c.add_argument("--grouped-conv", default="grouped", help=strategy_help)
+    c.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
+    c.add_argument("--output-type", default="linalg-on-tensors", help="torch|linalg-on-tensors")
+    c.set_defaults(run=lambda a: compile_command(a.model, a.input_shape, a.grouped_conv, a.output, a.output_type))
+
+    lo = commands.add_parser("lower", help="apply the plugin to torch-backend IR from a file (opt-style)")
+    lo.add_argument("input_file", type=Path, help="torch-backend IR (.mlir)")
+    lo.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
+    lo.add_argument("--grouped-conv", default="grouped", help=strategy_help)
+    lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv))
+
+    v = commands.add_parser("verify", help="compile MODEL, run it, compare with PyTorch: PASS or FAIL")
+    v.add_argument("model", help=model_help)
+    v.add_argument("--input-shape", required=True, help="input shape, e.g. 1,3,224,224")
+    v.add_argument("--backend", default="refbackend", help="|".join(BACKENDS))
+    v.add_argument("--grouped-conv", default="grouped", help=strategy_help)
+    v.add_argument("--json", type=Path, dest="json_path", help="also write the result as JSON")
+    v.set_defaults(run=lambda a: verify_command(a.model, a.input_shape, a.backend, a.grouped_conv, a.json_path))
+
+    d = commands.add_parser("demo", help="the main job: a built-in mixed network, compiled, run, verified")
+    d.add_argument("--backend", default="refbackend", help="|".join(BACKENDS))
+    d.set_defaults(run=lambda a: demo_command(a.backend))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except InputError as e:
+        print(f"torch-grouped-conv: error: {e}", file=sys.stderr)
+        return 2
+    except CompileError as e:
+        print(f"torch-grouped-conv: compile failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
