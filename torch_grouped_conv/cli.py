@@ -19,7 +19,8 @@ from rich.console import Console
 from . import api
 from .errors import CompileError, InputError
 from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
-from .rewrite.pattern import STRATEGIES
+from .report import RewriteReport
+from .rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops
 from .runners import BACKENDS
 from .verify import VerifyResult, verify_model
 
@@ -78,10 +79,14 @@ def compile_command(model: str, input_shape: str, grouped_conv: str, output: Pat
     if output_type not in api.OUTPUT_TYPES:
         raise InputError(f"unknown --output-type {output_type!r}; choose one of {', '.join(api.OUTPUT_TYPES)}")
     torch_model = build_model(model)
-    module = api.compile(torch_model, example_input(shape), grouped_conv=strategy, output_type=output_type)
+    module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
+    if not convolution_ops(module):
+        raise InputError(f"{model} has no convolution (no torch.aten.convolution after import); give a model with one")
+    report = apply_plugin(module, strategy) if strategy is not None else RewriteReport(None)
+    if output_type == "linalg-on-tensors":
+        api.lower_to_linalg(module)
     _emit_ir(str(module), output)
-    report = api.last_report()
-    err.print(report.summary() if report else "")
+    err.print(report.summary())
     return 0
 
 

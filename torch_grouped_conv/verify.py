@@ -16,7 +16,8 @@ import torch
 
 from . import api
 from .report import RewriteReport
-from .rewrite.pattern import apply_plugin
+from .errors import InputError
+from .rewrite.pattern import apply_plugin, convolution_ops
 from .runners import load
 
 # The pass/fail metric for whole networks: max |actual - expected| divided by
@@ -98,6 +99,8 @@ def verify_model(
         program = api.export_program(model, x)
     with _stage("torch IR", times, on_stage):
         module = api.import_to_torch(program)
+    if not convolution_ops(module):
+        raise InputError(f"{name} has no convolution (no torch.aten.convolution after import); give a model with one")
     with _stage("plugin", times, on_stage):
         report = apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
     with _stage("linalg", times, on_stage):
