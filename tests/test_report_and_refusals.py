@@ -1,0 +1,321 @@
+"""Refusals, input errors and the report, on hand-written torch-backend IR.
+
+Each refusal the planner can give has a test here: the op is left in place
+for torch-mlir, the module still verifies, and the report says why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch_mlir import ir, rewrite
+from torch_mlir.dialects import torch as torch_d
+
+import torch_grouped_conv as tgc
+from torch_grouped_conv.report import ConvDecision, RewriteReport
+from torch_grouped_conv.rewrite import pattern
+
+CONVOLUTION = "torch.aten.convolution"
+
+
+# --- writing torch-backend IR by hand -------------------------------------------------
+
+def vtensor(shape: tuple[int | None, ...] | None, dtype: str = "f32") -> str:
+    """`!torch.vtensor<[1,?,8],f32>`; shape None gives the unranked `!torch.vtensor`."""
+    if shape is None:
+        return "!torch.vtensor"
+    return f"!torch.vtensor<[{','.join('?' if d is None else str(d) for d in shape)}],{dtype}>"
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One `torch.aten.convolution` with every operand spelled out.
+
+    Int-list entries and `groups` are constants unless written as "arg" (then
+    they are function arguments of type !torch.int); `transposed` likewise.
+    Layout: input [N, C, *spatial], weight [F, C/G, *kernel], result [N, F, *out].
+    """
+
+    input: str = vtensor((1, 8, 6, 6))
+    weight: str = vtensor((8, 2, 3, 3))
+    result: str = vtensor((1, 8, 4, 4))
+    stride: tuple[int | str, ...] = (1, 1)
+    padding: tuple[int | str, ...] = (0, 0)
+    dilation: tuple[int | str, ...] = (1, 1)
+    output_padding: tuple[int | str, ...] = (0, 0)
+    transposed: bool | str = False
+    groups: int | str = 4
+
+
+def conv_body(conv: Conv, tag: str, x: str) -> tuple[list[str], list[str], str]:
+    """(argument decls, body lines, result name) for `conv` applied to SSA value `x`."""
+    args = [f"%w{tag}: {conv.weight}"]
+    lines: list[str] = []
+
+    def scalar(value: int | bool | str, kind: str, name: str) -> str:
+        if value == "arg":
+            args.append(f"%{name}: !torch.{kind}")
+            return f"%{name}"
+        literal = str(value).lower() if kind == "bool" else str(value)
+        lines.append(f"%{name} = torch.constant.{kind} {literal}")
+        return f"%{name}"
+
+    def int_list(values: tuple[int | str, ...], name: str) -> str:
+        items = [scalar(v, "int", f"{name}{i}") for i, v in enumerate(values)]
+        types = ", ".join(["!torch.int"] * len(items))
+        lines.append(f"%{name} = torch.prim.ListConstruct {', '.join(items)} : ({types}) -> !torch.list<int>")
+        return f"%{name}"
+
+    lists = [int_list(getattr(conv, k), f"{k}{tag}") for k in ("stride", "padding", "dilation", "output_padding")]
+    transposed = scalar(conv.transposed, "bool", f"transposed{tag}")
+    groups = scalar(conv.groups, "int", f"groups{tag}")
+    lines.append(f"%none{tag} = torch.constant.none")
+    operands = [x, f"%w{tag}", f"%none{tag}", *lists[:3], transposed, lists[3], groups]
+    types = [conv.input, conv.weight, "!torch.none", *["!torch.list<int>"] * 3, "!torch.bool",
+             "!torch.list<int>", "!torch.int"]
+    lines.append(f"%y{tag} = {CONVOLUTION} {', '.join(operands)} : {', '.join(types)} -> {conv.result}")
+    return args, lines, f"%y{tag}"
+
+
+def module_text(*convs: Conv) -> str:
+    """`@main(x, weights..., scalar args...)` applying `convs` one after the other."""
+    args, lines, value = [f"%x: {convs[0].input}"], [], "%x"
+    for i, conv in enumerate(convs):
+        conv_args, conv_lines, value = conv_body(conv, str(i), value)
+        args += conv_args
+        lines += conv_lines
+    body = "\n    ".join([*lines, f"return {value} : {convs[-1].result}"])
+    return f"func.func @main({', '.join(args)}) -> {convs[-1].result} {{\n    {body}\n}}"
+
+
+def parse(text: str) -> ir.Module:
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    with context:
+        return ir.Module.parse(text)
+
+
+def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == name:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+# --- one test per refusal -------------------------------------------------------------
+
+REFUSALS = {
+    "groups_not_constant": (Conv(groups="arg"), "groups is not a compile-time constant int"),
+    "stride_not_constant": (Conv(stride=(1, "arg")), "stride is not a list of constant ints"),
+    "transposed_not_constant": (Conv(transposed="arg"), "transposed is not a constant bool"),
+    "unranked_input": (Conv(input=vtensor(None)), "input has type !torch.vtensor"),
+    "conv1d": (
+        Conv(input=vtensor((1, 8, 6)), weight=vtensor((8, 2, 3)), result=vtensor((1, 8, 4)),
+             stride=(1,), padding=(0,), dilation=(1,), output_padding=(0,)),
+        "1D convolution is not lowered yet",
+    ),
+    "transposed": (
+        Conv(weight=vtensor((8, 2, 3, 3)), result=vtensor((1, 8, 8, 8)), transposed=True),
+        "transposed convolution is not lowered yet",
+    ),
+    "integer_dtype": (
+        Conv(input=vtensor((1, 8, 6, 6), "si32"), weight=vtensor((8, 2, 3, 3), "si32"),
+             result=vtensor((1, 8, 4, 4), "si32")),
+        "input dtype si32 is not a float type",
+    ),
+    "mixed_dtypes": (Conv(weight=vtensor((8, 2, 3, 3), "f64")), "mixed dtypes input=f32 weight=f64 result=f32"),
+    "f16": (
+        Conv(input=vtensor((1, 8, 6, 6), "f16"), weight=vtensor((8, 2, 3, 3), "f16"),
+             result=vtensor((1, 8, 4, 4), "f16")),
+        "f16 convolution is not lowered yet",
+    ),
+    "dynamic_channels": (
+        Conv(input=vtensor((1, None, 6, 6)), result=vtensor((1, 8, 4, 4))),
+        "weight and channel dims must be static",
+    ),
+    "stride_rank": (Conv(stride=(1,)), "stride=[1] has 1 entries for a 2D convolution"),
+    "stride_zero": (Conv(stride=(0, 1)), "stride=[0, 1] dilation=[1, 1] padding=[0, 0] out of range"),
+    "negative_padding": (Conv(padding=(0, -1)), "padding=[0, -1] out of range"),
+    "groups_zero": (Conv(groups=0), "groups=0 must be positive"),
+    "groups_not_dividing_c_in": (
+        Conv(weight=vtensor((6, 2, 3, 3)), result=vtensor((1, 6, 4, 4)), groups=3),
+        "groups=3 does not divide C_in=8",
+    ),
+    "groups_not_dividing_c_out": (
+        Conv(weight=vtensor((6, 2, 3, 3)), result=vtensor((1, 6, 4, 4))),
+        "groups=4 does not divide C_out=6",
+    ),
+    "weight_channels": (Conv(weight=vtensor((8, 4, 3, 3))), "weight has 4 input channels per group, expected C_in/groups=2"),
+}
+
+
+@pytest.mark.parametrize(("conv", "reason"), list(REFUSALS.values()), ids=list(REFUSALS))
+def test_refusal_leaves_op_and_says_why(conv: Conv, reason: str) -> None:
+    module = parse(module_text(conv))
+    report = tgc.lower(module)
+    assert report.counts() == {"refused": 1}
+    assert report.lowered == []
+    [decision] = report.refused
+    assert reason in decision.reason, decision.reason
+    assert decision.case is None and not decision.lowered
+    assert decision.strategy == "grouped"
+    [op] = ops_named(module, CONVOLUTION)  # left for torch-mlir's lowering
+    assert pattern.ORDER_ATTR not in op.attributes  # the transient numbering is gone
+    assert module.operation.verify()
+    assert tgc.last_report() is report
+
+
+def test_refused_and_lowered_in_one_module() -> None:
+    """Decisions come in program order; the summary names each refusal."""
+    refused = Conv(groups="arg")
+    lowered = Conv(input=vtensor((1, 8, 4, 4)), weight=vtensor((8, 2, 1, 1)), result=vtensor((1, 8, 4, 4)))
+    module = parse(module_text(refused, lowered))
+    report = tgc.lower(module)
+    assert report.counts() == {"grouped": 1, "refused": 1}
+    assert [d.case for d in report.decisions] == [None, "grouped"]
+    assert len(ops_named(module, CONVOLUTION)) == 1
+    assert len(ops_named(module, "linalg.conv_2d_ngchw_gfchw")) == 1
+    assert module.operation.verify()
+
+    lines = report.summary().splitlines()
+    assert lines[0] == "2 convolution(s), strategy=grouped: grouped=1, refused=1"
+    assert lines[1].startswith("  refused at loc(") and "groups is not a compile-time constant int" in lines[1]
+    assert len(lines) == 2
+
+    as_dict = json.loads(json.dumps(report.to_dict()))
+    assert as_dict["strategy"] == "grouped"
+    assert as_dict["counts"] == {"grouped": 1, "refused": 1}
+    first, second = as_dict["decisions"]
+    assert first["case"] is None and "groups" in first["reason"]
+    assert second == {
+        "location": second["location"], "input_shape": [1, 8, 4, 4], "weight_shape": [8, 2, 1, 1],
+        "groups": 4, "case": "grouped", "reason": None, "strategy": "grouped",
+    }
+    assert second["location"].startswith("loc(")
+
+
+def test_report_without_convolutions() -> None:
+    report = RewriteReport("grouped")
+    assert report.counts() == {}
+    assert report.summary() == "0 convolution(s), strategy=grouped: none"
+    assert report.to_dict() == {"strategy": "grouped", "counts": {}, "decisions": []}
+
+
+def test_report_counts_are_sorted() -> None:
+    decision = ConvDecision("loc(unknown)", [1, 8, 4, 4], [8, 1, 3, 3], 8, "depthwise", None, "grouped")
+    refusal = ConvDecision("loc(unknown)", None, None, None, None, "groups is not a compile-time constant int")
+    report = RewriteReport("grouped", [refusal, decision, decision])
+    assert list(report.counts().items()) == [("depthwise", 2), ("refused", 1)]
+    assert report.refused == [refusal]
+
+
+def test_plugin_off_report() -> None:
+    report = RewriteReport(None)
+    assert report.summary().startswith("plugin off (grouped_conv=None)")
+    assert report.to_dict()["strategy"] is None
+
+
+# --- input errors -----------------------------------------------------------------------
+
+def tiny_model() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return torch.nn.Conv2d(4, 4, 3, groups=2).eval(), torch.randn(1, 4, 6, 6)
+
+
+def test_lower_unknown_strategy() -> None:
+    module = parse(module_text(Conv()))
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='im2col'"):
+        tgc.lower(module, grouped_conv="im2col")
+    assert len(ops_named(module, CONVOLUTION)) == 1
+
+
+def test_compile_unknown_strategy() -> None:
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='im2col'"):
+        tgc.compile(*tiny_model(), grouped_conv="im2col")
+
+
+def test_compile_unknown_output_type() -> None:
+    with pytest.raises(tgc.InputError, match="unknown output_type='tosa'"):
+        tgc.compile(*tiny_model(), output_type="tosa")
+
+
+def test_lower_without_convolution() -> None:
+    module = parse(
+        "func.func @main(%x: !torch.vtensor<[1,8],f32>) -> !torch.vtensor<[1,8],f32> {\n"
+        "  %y = torch.aten.relu %x : !torch.vtensor<[1,8],f32> -> !torch.vtensor<[1,8],f32>\n"
+        "  return %y : !torch.vtensor<[1,8],f32>\n}"
+    )
+    with pytest.raises(tgc.InputError, match="no torch.aten.convolution"):
+        tgc.lower(module)
+
+
+def test_lower_raw_import_form() -> None:
+    """aten.conv2d exists only before the torch-backend pipeline."""
+    x, w, y = vtensor((1, 8, 6, 6)), vtensor((8, 2, 3, 3)), vtensor((1, 8, 4, 4))
+    module = parse(
+        f"func.func @main(%x: {x}, %w: {w}) -> {y} {{\n"
+        "  %none = torch.constant.none\n  %int0 = torch.constant.int 0\n  %int1 = torch.constant.int 1\n"
+        "  %int4 = torch.constant.int 4\n"
+        "  %ones = torch.prim.ListConstruct %int1, %int1 : (!torch.int, !torch.int) -> !torch.list<int>\n"
+        "  %zeros = torch.prim.ListConstruct %int0, %int0 : (!torch.int, !torch.int) -> !torch.list<int>\n"
+        f"  %y = torch.aten.conv2d %x, %w, %none, %ones, %zeros, %ones, %int4 : {x}, {w}, !torch.none, "
+        f"!torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> {y}\n"
+        f"  return %y : {y}\n}}"
+    )
+    with pytest.raises(tgc.InputError, match="not in torch-backend form .*torch.aten.conv2d"):
+        tgc.lower(module)
+
+
+def test_input_error_is_a_package_error() -> None:
+    assert issubclass(tgc.InputError, tgc.GroupedConvError)
+    assert issubclass(tgc.CompileError, tgc.GroupedConvError)
+
+
+# --- exceptions inside pattern callbacks ---------------------------------------------------
+
+class PatternBoom(Exception):
+    pass
+
+
+def test_exception_in_pattern_propagates_unchanged() -> None:
+    """Pin (torch-mlir 20261001): a Python exception raised in a pattern callback
+    comes out of apply_patterns_and_fold_greedily as the same object, and the
+    module still verifies. The plugin relies on this for internal errors."""
+    module = parse(module_text(Conv()))
+    raised: list[PatternBoom] = []
+
+    def explode(op: ir.OpView, rewriter: rewrite.PatternRewriter) -> bool:
+        raised.append(PatternBoom(f"boom at {op.operation.name}"))
+        raise raised[-1]
+
+    patterns = rewrite.RewritePatternSet(module.context)
+    patterns.add(torch_d.AtenConvolutionOp, explode)
+    with pytest.raises(PatternBoom) as caught:
+        rewrite.apply_patterns_and_fold_greedily(module, patterns.freeze())
+    assert caught.value is raised[0]
+    assert str(caught.value) == f"boom at {CONVOLUTION}"
+    assert module.operation.verify()
+    assert len(ops_named(module, CONVOLUTION)) == 1
+
+
+def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = parse(module_text(Conv()))
+    error = PatternBoom("emitter failed")
+
+    def broken_emit(plan: object, op: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pattern, "emit_plan", broken_emit)
+    with pytest.raises(PatternBoom) as caught:
+        tgc.lower(module)
+    assert caught.value is error
+    assert module.operation.verify()
+    assert len(ops_named(module, CONVOLUTION)) == 1
