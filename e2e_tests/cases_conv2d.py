@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .marks import XfailOn
 from .registry import CaseInputs, E2ECase, register
 
 Pair = tuple[int, int]
@@ -167,13 +166,7 @@ MIXED = {
     "mixed_multiplier": Conv2dConfig(c_in=8, groups=8, c_out=16, stride=(2, 2), bias=False),
 }
 
-# f64 cases: tolerances tight enough to catch any index error. They fail on
-# IREE through a runner bug, marked on the cases.
-IREE_DEMOTES_F64 = XfailOn("iree", reason=(
-    "runner bug: iree-compile demotes f64 to f32 by default (--iree-input-demote-f64-to-f32) and then "
-    "fails verifying the f64 dense_resource weight constant; IREE_TARGET_FLAGS lacks "
-    "--iree-input-demote-f64-to-f32=false (with it the module compiles cleanly and matches)"
-))
+# f64 cases: tolerances tight enough to catch any index error.
 F64 = {
     "mixed_grouped_f64": Conv2dConfig(
         groups=4, stride=(2, 1), dilation=(2, 1), padding=(2, 0), dtype=torch.float64,
@@ -192,7 +185,7 @@ def _register_grid() -> None:
     for name, config in {**ODD_CHANNELS, **MIXED}.items():
         register_conv2d(f"conv2d_{name}", config)
     for name, config in F64.items():
-        register_conv2d(f"conv2d_{name}", config, marks=(IREE_DEMOTES_F64,))
+        register_conv2d(f"conv2d_{name}", config)
 
 
 _register_grid()

@@ -1,7 +1,7 @@
 """The e2e case registry: each case is a small torch.nn.Module plus example
 inputs, compiled with the plugin, run on both backends and compared with
-PyTorch eager. Register cases with `@e2e_case(...)` on a factory function or
-with `register(E2ECase(...))` when generating them from a grid.
+PyTorch eager. Register cases with `register(E2ECase(...))`, generated from
+grids rather than written out one by one.
 """
 
 from __future__ import annotations

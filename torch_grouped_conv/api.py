@@ -11,6 +11,7 @@ from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import OutputType, TorchMlirCompilerError, lower_mlir_module
 
 from .errors import CompileError, InputError
+from .importer import FastLiteralHooks
 from .report import RewriteReport
 from .rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops
 
@@ -64,8 +65,12 @@ def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: A
 
 
 def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
-    """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included)."""
-    return fx.export_and_import(program, output_type="torch")
+    """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included).
+
+    Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
+    torch-mlir's per-element Python conversion.
+    """
+    return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks())
 
 
 def lower_to_linalg(module: ir.Module) -> None:

@@ -81,9 +81,12 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     patterns = rewrite.RewritePatternSet(module.context)
     patterns.add(torch_d.AtenConvolutionOp, rewrite_convolution)
     frozen = patterns.freeze()
-    rewrite.apply_patterns_and_fold_greedily(module, frozen)
-    for op in convolution_ops(module):  # the refused ones are still there
-        del op.attributes[ORDER_ATTR]
+    try:
+        rewrite.apply_patterns_and_fold_greedily(module, frozen)
+    finally:
+        for op in convolution_ops(module):  # the refused ones are still there
+            if ORDER_ATTR in op.attributes:
+                del op.attributes[ORDER_ATTR]
     return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
 
 

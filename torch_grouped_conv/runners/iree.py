@@ -24,6 +24,9 @@ IREE_TARGET_FLAGS = [
     "--iree-hal-local-target-device-backends=llvm-cpu",
     # Tune for the CPU we run on (AVX2/AVX-512 where present).
     "--iree-llvmcpu-target-cpu=host",
+    # IREE demotes f64 to f32 by default, which breaks f64 weight constants
+    # (and would change the numbers); f64 models must stay f64.
+    "--iree-input-demote-f64-to-f32=false",
 ]
 
 
