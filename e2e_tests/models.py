@@ -1,0 +1,81 @@
+"""Real networks for the end-to-end model tests and the docs/models.md table.
+
+Each model is built seeded with weights=None, in eval mode. Expected rewrite
+counts are computed from the PyTorch module list itself (what each Conv layer
+is), independently of the plugin's own classifier.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from torch_grouped_conv.models import build_model
+
+
+class PositionalConvBlock(nn.Module):
+    """A wav2vec2-style positional convolution: a grouped Conv1d over time
+    with an even kernel (padding k/2, the extra last frame dropped), GELU and
+    a residual. Input [N, C, T]."""
+
+    def __init__(self, channels: int = 64, kernel: int = 16, groups: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)[:, :, :-1]
+        return x + nn.functional.gelu(y)
+
+
+def positional_conv_block() -> nn.Module:
+    torch.manual_seed(0)
+    return PositionalConvBlock().eval()
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    spec: str  # a CLI MODEL spec
+    input_shape: tuple[int, ...]
+    in_ci: bool = True  # False: marked slow, deselected in `make test`
+
+    @property
+    def name(self) -> str:
+        return self.spec.split(":")[-1]
+
+    def build(self) -> nn.Module:
+        if self.spec == "e2e:positional_conv_block":
+            return positional_conv_block()
+        return build_model(self.spec)
+
+    def example_input(self) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(1)
+        return torch.randn(self.input_shape, generator=generator)
+
+
+# Small resolutions keep `make test` within budget; docs/models.md also lists 224x224.
+MODEL_CASES = [
+    ModelCase("torchvision:resnext50_32x4d", (1, 3, 64, 64)),
+    ModelCase("torchvision:mobilenet_v2", (1, 3, 64, 64)),
+    ModelCase("torchvision:mobilenet_v3_small", (1, 3, 64, 64)),
+    ModelCase("torchvision:shufflenet_v2_x1_0", (1, 3, 64, 64)),
+    ModelCase("torchvision:efficientnet_b0", (1, 3, 64, 64)),
+    ModelCase("torchvision:regnet_y_400mf", (1, 3, 64, 64)),
+    ModelCase("torchvision:convnext_tiny", (1, 3, 64, 64)),
+]
+
+
+def conv_case(layer: nn.modules.conv._ConvNd) -> str:
+    """What the plugin should report for this layer, from PyTorch's own fields."""
+    if layer.groups == 1:
+        return "conv"
+    if layer.groups == layer.in_channels == layer.out_channels:
+        return "depthwise"
+    return "grouped"
+
+
+def expected_counts(model: nn.Module) -> dict[str, int]:
+    counts = Counter(conv_case(m) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    return dict(sorted(counts.items()))
