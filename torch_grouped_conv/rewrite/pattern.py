@@ -13,7 +13,7 @@ from ..report import ConvDecision, RewriteReport
 from . import builders
 from .emit import EMITTERS
 from .plan import ConvPlan, plan_convolution
-from .spec import ConvSpec, Refusal, TensorInfo, read_conv_spec
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
 
 STRATEGIES = ("grouped",)
 CONVOLUTION_OP = "torch.aten.convolution"
@@ -88,36 +88,47 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 
 def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
-    """Cross into builtin tensors, pad, build the accumulator, run the case's emitter."""
-    spec = plan.spec
+    """Cross into builtin tensors, prepare input and weight, build the
+    accumulator, run the case's emitter, round to the result type."""
+    spec, window = plan.spec, plan.window
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    x = builders.pad_spatial(builders.to_builtin(x_in, spec.input), spec.padding)
+    x = builders.dilate_spatial(builders.to_builtin(x_in, spec.input), window.input_dilation)
+    x = builders.pad_or_crop_spatial(x, window.pad_low, window.pad_high)
     w = builders.to_builtin(w_in, spec.weight)
-    bias = builders.to_builtin(b_in, _bias_info(spec)) if spec.has_bias else None
-    acc = builders.init_accumulator(
-        _result_sizes(spec, x), builders.element_type(spec.result.dtype), bias
-    )
+    if spec.transposed:
+        w = builders.collapse(builders.transposed_weight(w, spec.groups, plan.kernel), 0)
+    acc_elem = builders.element_type(plan.accumulator_dtype)
+    bias = None
+    if spec.has_bias:
+        bias = builders.convert_elements(builders.to_builtin(b_in, _bias_info(b_in)), acc_elem)
+    acc = builders.init_accumulator(_result_sizes(plan, x, w), acc_elem, bias)
     result = EMITTERS[plan.case](plan, x, w, acc)
+    result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
     return builders.from_builtin(result, op.results[0].type)
 
 
-def _result_sizes(spec: ConvSpec, padded_input: ir.Value) -> list[builders.SizeValue]:
-    """[N, F, *spatial_out]: static dims from the result type, dynamic ones computed."""
-    sizes: list[builders.SizeValue] = [builders.size_of(padded_input, 0), spec.weight.shape[0] or 0]
+def _result_sizes(plan: ConvPlan, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
+    """[N, F, *spatial_out] of the forward conv over the prepared input `x`
+    with forward weight `w`: static dims from the result type, dynamic ones computed."""
+    spec, window = plan.spec, plan.window
+    channels = spec.result.shape[1]
+    sizes: list[builders.SizeValue] = [
+        builders.size_of(x, 0), channels if channels is not None else builders.size_of(w, 0)
+    ]
     for i, known in enumerate(spec.result.shape[2:]):
         if known is not None:
             sizes.append(known)
             continue
-        kernel = spec.kernel[i]
-        assert kernel is not None, "planner guarantees a static weight"
         sizes.append(builders.conv_output_size(
-            builders.size_of(padded_input, i + 2), kernel, spec.stride[i], spec.dilation[i]
+            builders.size_of(x, i + 2), plan.kernel[i], window.stride[i], window.dilation[i]
         ))
     return sizes
 
 
-def _bias_info(spec: ConvSpec) -> TensorInfo:
-    return TensorInfo((spec.weight.shape[0],), spec.result.dtype)
+def _bias_info(bias: ir.Value) -> TensorInfo:
+    info = parse_vtensor_type(str(bias.type))
+    assert info is not None, "aten.convolution's bias is a ranked vtensor or none"
+    return info
 
 
 def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
@@ -129,7 +140,7 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
         input_shape=list(spec.input.shape),
         weight_shape=list(spec.weight.shape),
         groups=spec.groups,
-        case=None if plan is None else plan.case.value,
+        case=None if plan is None else plan.label,
         reason=reason,
         strategy=strategy,
     )
