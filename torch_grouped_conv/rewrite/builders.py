@@ -148,21 +148,22 @@ def _mixed(sizes: Sequence[SizeValue]) -> tuple[list[ir.Value], list[int]]:
 # Input preparation: zero insertion, padding and cropping of [N, C, *spatial].
 
 
-def dilate_spatial(x: ir.Value, factors: Sequence[int]) -> ir.Value:
-    """Insert factor-1 zeros between the elements of each spatial dim.
+def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """Insert factor-1 zeros between the elements of each spatial dim, and
+    zero-pad by low/high (all >= 0), in one step:
 
-    zeros[N, C, (H-1)*s+1, ...] with x inserted at offset 0, stride s
-    (tensor.insert_slice with strides).
+        zeros[N, C, low + (H-1)*s+1 + high, ...] with x inserted at offset
+        `low`, stride `s` (tensor.insert_slice with strides).
+
+    One insert rather than insert + tensor.pad: with dynamic spatial sizes
+    IREE 3.13 miscompiles a tensor.pad of the strided insert (wrong values).
     """
-    if all(f == 1 for f in factors):
-        return x
     elem = ir.RankedTensorType(x.type).element_type
     sizes = sizes_of(x)
-    out_sizes = sizes[:2] + [dilated_size(s, f) for s, f in zip(sizes[2:], factors)]
+    out_sizes = sizes[:2] + [add(dilated_size(s, f), lo + hi) for s, f, lo, hi in zip(sizes[2:], factors, low, high)]
     zeros = linalg.fill(zero(elem), outs=[tensor.empty(out_sizes, elem)])
     dyn_sizes, static_sizes = _mixed(sizes)
-    strides = [1, 1, *factors]
-    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0] * len(sizes), static_sizes, strides)
+    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0, 0, *low], static_sizes, [1, 1, *factors])
 
 
 def crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
@@ -193,10 +194,15 @@ def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Valu
     return pad.result
 
 
-def pad_or_crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
-    """Pad by the positive amounts, crop by the negative ones (crop first)."""
-    x = crop_spatial(x, [max(-v, 0) for v in low], [max(-v, 0) for v in high])
-    return pad_spatial(x, [max(v, 0) for v in low], [max(v, 0) for v in high])
+def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """The forward conv's input: x dilated by `factors`, padded by the positive
+    low/high amounts, then cropped by the negative ones."""
+    pad_low, pad_high = [max(v, 0) for v in low], [max(v, 0) for v in high]
+    if any(f > 1 for f in factors):
+        x = dilate_and_pad_spatial(x, factors, pad_low, pad_high)
+    else:
+        x = pad_spatial(x, pad_low, pad_high)
+    return crop_spatial(x, [max(-v, 0) for v in low], [max(-v, 0) for v in high])
 
 
 # ----------------------------------------------------------------------------

@@ -92,8 +92,8 @@ def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
     accumulator, run the case's emitter, round to the result type."""
     spec, window = plan.spec, plan.window
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    x = builders.dilate_spatial(builders.to_builtin(x_in, spec.input), window.input_dilation)
-    x = builders.pad_or_crop_spatial(x, window.pad_low, window.pad_high)
+    x = builders.window_input(builders.to_builtin(x_in, spec.input),
+                              window.input_dilation, window.pad_low, window.pad_high)
     w = builders.to_builtin(w_in, spec.weight)
     if spec.transposed:
         w = builders.collapse(builders.transposed_weight(w, spec.groups, plan.kernel), 0)

@@ -91,6 +91,7 @@ class RefBackendProgram:
 
     def __init__(self, module: ir.Module, entry: str = "main", opt_level: int = 2):
         llvm_module = clone_module(module)
+        self._arg_shapes = entry_arg_shapes(llvm_module, entry)
         self._bf16_results = bf16_boundary_as_i16(llvm_module, entry)
         run_pipeline(llvm_module, LOWERING_PIPELINE, "refbackend: linalg-on-tensors -> LLVM")
         self.entry = entry
@@ -127,6 +128,7 @@ class RefBackendProgram:
         for i, a in enumerate(arrays):
             if a.dtype not in ACCEPTED_INPUT_DTYPES:
                 raise TypeError(f"refbackend: input {i} has dtype {a.dtype}; accepted: {[str(d) for d in ACCEPTED_INPUT_DTYPES]}")
+        check_input_shapes(arrays, self._arg_shapes)
         arrays = [a.view(np.int16) if a.dtype == BF16 else a for a in arrays]
         descriptors = [ctypes.pointer(ctypes.pointer(get_unranked_memref_descriptor(a))) for a in arrays]
         self._results = None
@@ -151,8 +153,7 @@ def _return_callback_names(module: ir.Module) -> list[str]:
 def bf16_boundary_as_i16(module: ir.Module, entry: str) -> list[int]:
     """Retype `entry`'s bf16 tensor arguments and results to i16 (bitcast
     inside, elementwise linalg.generic); return the result positions retyped."""
-    main = next(op for op in module.body.operations
-                if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == entry)
+    main = _entry(module, entry)
     with module.context, main.location:
         i16, bf16 = ir.IntegerType.get_signless(16), ir.BF16Type.get()
         block = main.body.blocks[0]
@@ -198,3 +199,25 @@ def _bitcast(value: ir.Value, elem: ir.Type) -> ir.Value:
     with ir.InsertionPoint(body):
         linalg.YieldOp([arith.bitcast(elem, body.arguments[0])])
     return op.result
+
+
+def entry_arg_shapes(module: ir.Module, entry: str) -> list[list[int | None]]:
+    """Static dims of `entry`'s tensor arguments (None where dynamic)."""
+    main = _entry(module, entry)
+    return [[None if ir.ShapedType(a.type).is_dynamic_dim(i) else ir.ShapedType(a.type).get_dim_size(i)
+             for i in range(ir.ShapedType(a.type).rank)] for a in main.body.blocks[0].arguments]
+
+
+def check_input_shapes(arrays: list[np.ndarray], expected: list[list[int | None]]) -> None:
+    """Unranked memrefs carry no static shape: the JIT would read out of bounds. Check here."""
+    if len(arrays) != len(expected):
+        raise TypeError(f"refbackend: {len(arrays)} inputs given, @main takes {len(expected)}")
+    for i, (a, dims) in enumerate(zip(arrays, expected)):
+        if a.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, a.shape)):
+            shown = "x".join("?" if d is None else str(d) for d in dims)
+            raise TypeError(f"refbackend: input {i} has shape {list(a.shape)}, @main expects {shown}")
+
+
+def _entry(module: ir.Module, entry: str) -> func.FuncOp:
+    return next(op for op in module.body.operations
+                if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == entry)
