@@ -51,10 +51,27 @@ def static_dims(value: ir.Value) -> list[Dim]:
     return [None if shaped.is_dynamic_dim(i) else shaped.get_dim_size(i) for i in range(shaped.rank)]
 
 
+def after_definition(value: ir.Value) -> ir.InsertionPoint:
+    """Just after `value` is defined (block start for a block argument).
+
+    Size computations (tensor.dim, divui) are placed there rather than where
+    they are needed: upstream linalg-fuse-elementwise-ops moves an
+    expand_shape above its source's producer and would otherwise leave the
+    expand's dynamic output_shape operands defined after their use.
+    """
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return ir.InsertionPoint.at_block_begin(owner)
+    return ir.InsertionPoint.after(owner)
+
+
 def size_of(value: ir.Value, axis: int) -> SizeValue:
-    """The size of `axis`: an int when static, else a `tensor.dim`."""
+    """The size of `axis`: an int when static, else a `tensor.dim` right after `value`'s definition."""
     dim = static_dims(value)[axis]
-    return dim if dim is not None else tensor.dim(value, index(axis))
+    if dim is not None:
+        return dim
+    with after_definition(value):
+        return tensor.dim(value, index(axis))
 
 
 def as_dims(sizes: Sequence[SizeValue]) -> list[Dim]:
@@ -79,25 +96,37 @@ def conv_output_size(padded: SizeValue, kernel: int, stride: int, dilation: int)
 
 
 def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value | None) -> ir.Value:
-    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros."""
+    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros.
+
+    Grouped layout: [N, G, F/G, *spatial] with bias [G, F/G].
+    """
     empty = tensor.empty(list(sizes), elem)
     if bias is None:
         return linalg.fill(zero(elem), outs=[empty])
-    broadcast_dims = [i for i in range(len(sizes)) if i != 1]
+    bias_rank = ir.RankedTensorType(bias.type).rank
+    broadcast_dims = [i for i in range(len(sizes)) if not 1 <= i <= bias_rank]
     return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
 
 
-def expand(value: ir.Value, axis: int, groups: int) -> ir.Value:
+def expand(value: ir.Value, axis: int, groups: int, split: SizeValue | None = None) -> ir.Value:
     """Split `axis` of `value` into [groups, size/groups] with tensor.expand_shape.
 
     A dynamic size becomes [groups, ?]; its runtime size is size/groups, which
     is exact because the planner checked (or assumed, for dynamic channels)
-    that groups divides it.
+    that groups divides it. `split`, when given, is the size of `axis` taken
+    from a value defined earlier than `value` (see `after_definition`).
     """
     rank = ir.RankedTensorType(value.type).rank
     sizes = [size_of(value, i) for i in range(rank)]
+    if split is not None and not isinstance(sizes[axis], int):
+        sizes[axis] = split
     split = sizes[axis]
-    inner: SizeValue = split // groups if isinstance(split, int) else arith.divui(split, index(groups))
+    inner: SizeValue
+    if isinstance(split, int):
+        inner = split // groups
+    else:
+        with after_definition(split):
+            inner = arith.divui(split, index(groups))
     out_sizes = sizes[:axis] + [groups, inner] + sizes[axis + 1:]
     reassociation = [[i] for i in range(axis)] + [[axis, axis + 1]] + [[i + 1] for i in range(axis + 1, rank)]
     elem = ir.RankedTensorType(value.type).element_type
@@ -160,10 +189,13 @@ def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[in
     """
     elem = ir.RankedTensorType(x.type).element_type
     sizes = sizes_of(x)
-    out_sizes = sizes[:2] + [add(dilated_size(s, f), lo + hi) for s, f, lo, hi in zip(sizes[2:], factors, low, high)]
+    lead = len(sizes) - len(factors)  # [N, C] or grouped [N, G, C/G]
+    out_sizes = sizes[:lead] + [add(dilated_size(s, f), lo + hi)
+                                for s, f, lo, hi in zip(sizes[lead:], factors, low, high)]
     zeros = linalg.fill(zero(elem), outs=[tensor.empty(out_sizes, elem)])
     dyn_sizes, static_sizes = _mixed(sizes)
-    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0, 0, *low], static_sizes, [1, 1, *factors])
+    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0] * lead + list(low), static_sizes,
+                               [1] * lead + list(factors))
 
 
 def crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
@@ -171,11 +203,12 @@ def crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Val
     if not any(low) and not any(high):
         return x
     sizes = sizes_of(x)
-    out_sizes = sizes[:2] + [add(s, -(lo + hi)) for s, lo, hi in zip(sizes[2:], low, high)]
+    lead = len(sizes) - len(low)
+    out_sizes = sizes[:lead] + [add(s, -(lo + hi)) for s, lo, hi in zip(sizes[lead:], low, high)]
     dyn_sizes, static_sizes = _mixed(out_sizes)
     elem = ir.RankedTensorType(x.type).element_type
     result_type = tensor_type(as_dims(out_sizes), elem)
-    offsets = [0, 0, *low]
+    offsets = [0] * lead + list(low)
     return tensor.extract_slice(result_type, x, [], dyn_sizes, [], offsets, static_sizes, [1] * len(sizes))
 
 
@@ -185,7 +218,8 @@ def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Valu
         return x
     elem = ir.RankedTensorType(x.type).element_type
     pad_value = zero(elem)
-    lows, highs = [0, 0, *low], [0, 0, *high]
+    lead = ir.RankedTensorType(x.type).rank - len(low)
+    lows, highs = [0] * lead + list(low), [0] * lead + list(high)
     shape = [None if d is None else d + lo + hi for d, lo, hi in zip(static_dims(x), lows, highs)]
     pad = tensor.PadOp(tensor_type(shape, elem), x, [], [], lows, highs)
     block = pad.region.blocks.append(*[ir.IndexType.get()] * len(lows))

@@ -2,7 +2,8 @@
 
 Each emitter receives the prepared input (dilated, padded or cropped), the
 forward weight [F, C/G, *k] and the accumulator [N, F, *out] (bias already
-broadcast into it), all builtin tensors in PyTorch's NC* layout. The
+broadcast into it), all builtin tensors in PyTorch's NC* layout. Grouped cases
+get them split by group instead (see `ConvPlan.grouped_layout`). The
 accumulator may be wider than input and weight (f32 for f16/bf16): linalg's
 named convolutions extend their operands to the output element type.
 
@@ -61,16 +62,9 @@ def emit_depthwise(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> i
 
 @emits(Case.GROUPED)
 def emit_grouped(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    """Any other constant group count G.
-
-    Layout: input [N,C,*s] -> [N,G,C/G,*s], kernel [F,C/G,*k] -> [G,F/G,C/G,*k],
-    accumulator [N,F,*o] -> [N,G,F/G,*o]; the result is collapsed back to [N,F,*o].
-    """
-    groups = plan.spec.groups
-    grouped = GROUPED_BY_RANK[plan.spec.spatial_rank](
-        plan, builders.expand(x, 1, groups), builders.expand(w, 0, groups), builders.expand(acc, 1, groups)
-    )
-    return builders.collapse(grouped, 1)
+    """Any other constant group count G, in grouped layout (`plan.grouped_layout`):
+    input [N,G,C/G,*s], kernel [G,F/G,C/G,*k], accumulator [N,G,F/G,*o]."""
+    return GROUPED_BY_RANK[plan.spec.spatial_rank](plan, x, w, acc)
 
 
 @emits(Case.DEPTHWISE_MULTIPLIER)
@@ -83,6 +77,7 @@ def emit_depthwise_multiplier(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.
     return emit_grouped(plan, x, w, acc)
 
 
+# Layout: input [N,G,C/G,*s], kernel [G,F/G,C/G,*k], accumulator [N,G,F/G,*o].
 GroupedEmitter = Callable[[ConvPlan, ir.Value, ir.Value, ir.Value], ir.Value]
 
 

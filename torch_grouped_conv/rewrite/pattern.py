@@ -89,38 +89,60 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
     """Cross into builtin tensors, prepare input and weight, build the
-    accumulator, run the case's emitter, round to the result type."""
+    accumulator, run the case's emitter, round to the result type.
+
+    Cases with `plan.grouped_layout` get every operand split by group right
+    where it enters (input [N,G,C/G,*s], weight [G,F/G,C/G,*k], bias [G,F/G],
+    accumulator [N,G,F/G,*o]) and the result is merged back at the end: padding
+    and bias broadcasting then happen on grouped tensors, so no expand_shape
+    of a padded or broadcast tensor is left for fusion to move (with dynamic
+    channels that trips upstream elementwise fusion and IREE 3.13).
+    """
     spec, window = plan.spec, plan.window
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    x = builders.window_input(builders.to_builtin(x_in, spec.input),
-                              window.input_dilation, window.pad_low, window.pad_high)
+    grouped, groups = plan.grouped_layout, spec.groups
+    x = builders.to_builtin(x_in, spec.input)
+    if grouped:
+        x = builders.expand(x, 1, groups)
+    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high)
     w = builders.to_builtin(w_in, spec.weight)
     if spec.transposed:
-        w = builders.collapse(builders.transposed_weight(w, spec.groups, plan.kernel), 0)
+        w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
+        if not grouped:
+            w = builders.collapse(w, 0)
+    elif grouped:
+        w = builders.expand(w, 0, groups)
     acc_elem = builders.element_type(plan.accumulator_dtype)
     bias = None
     if spec.has_bias:
-        bias = builders.convert_elements(builders.to_builtin(b_in, _bias_info(b_in)), acc_elem)
+        bias = builders.to_builtin(b_in, _bias_info(b_in))
+        bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
     acc = builders.init_accumulator(_result_sizes(plan, x, w), acc_elem, bias)
     result = EMITTERS[plan.case](plan, x, w, acc)
+    if grouped:
+        result = builders.collapse(result, 1)
     result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
     return builders.from_builtin(result, op.results[0].type)
 
 
 def _result_sizes(plan: ConvPlan, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
-    """[N, F, *spatial_out] of the forward conv over the prepared input `x`
-    with forward weight `w`: static dims from the result type, dynamic ones computed."""
+    """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
+    prepared input `x` and forward weight `w` in the same layout: static dims
+    from the result type, dynamic ones computed."""
     spec, window = plan.spec, plan.window
-    channels = spec.result.shape[1]
-    sizes: list[builders.SizeValue] = [
-        builders.size_of(x, 0), channels if channels is not None else builders.size_of(w, 0)
-    ]
+    if plan.grouped_layout:
+        channels = [spec.groups, builders.size_of(w, 1)]
+    else:
+        known = spec.result.shape[1]
+        channels = [known if known is not None else builders.size_of(w, 0)]
+    sizes: list[builders.SizeValue] = [builders.size_of(x, 0), *channels]
+    lead = len(sizes)
     for i, known in enumerate(spec.result.shape[2:]):
         if known is not None:
             sizes.append(known)
             continue
         sizes.append(builders.conv_output_size(
-            builders.size_of(x, i + 2), plan.kernel[i], window.stride[i], window.dilation[i]
+            builders.size_of(x, lead + i), plan.kernel[i], window.stride[i], window.dilation[i]
         ))
     return sizes
 

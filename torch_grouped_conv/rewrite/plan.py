@@ -71,6 +71,11 @@ class ConvPlan:
         return f"transposed_{self.case}" if self.spec.transposed else str(self.case)
 
     @property
+    def grouped_layout(self) -> bool:
+        """Whether operands are split by group ([N, G, C/G, ...]) before the emitter sees them."""
+        return self.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
+
+    @property
     def needs_padding(self) -> bool:
         return any(self.window.pad_low) or any(self.window.pad_high)
 
