@@ -144,7 +144,10 @@ def _check_supported(spec: ConvSpec) -> Refusal | None:
 
 def _check_consistent(spec: ConvSpec) -> Refusal | None:
     rank = spec.spatial_rank
-    for name in ("stride", "padding", "dilation", "output_padding"):
+    # A forward conv ignores output_padding; torch-mlir's decomposition of
+    # conv2d(padding="valid"/"same") passes a 1-entry [0] for it.
+    names = ("stride", "padding", "dilation") + (("output_padding",) if spec.transposed else ())
+    for name in names:
         values = getattr(spec, name)
         if len(values) != rank:
             return Refusal(f"{name}={list(values)} has {len(values)} entries for a {rank}D convolution")

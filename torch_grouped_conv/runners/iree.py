@@ -24,6 +24,9 @@ IREE_TARGET_FLAGS = [
     "--iree-hal-local-target-device-backends=llvm-cpu",
     # Tune for the CPU we run on (AVX2/AVX-512 where present).
     "--iree-llvmcpu-target-cpu=host",
+    # Keep f64 as f64: the default demotion to f32 retypes dense_resource
+    # weight constants without converting their data, and fails to verify.
+    "--iree-input-demote-f64-to-f32=false",
 ]
 
 
