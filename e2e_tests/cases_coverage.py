@@ -96,7 +96,8 @@ WINDOWS = (
 
 
 def conv_case(name: str, rank: int, case: str, transposed: bool, window: Window, *, bias: bool = True,
-              dtype: torch.dtype = torch.float32, batch: int = 2, marks: tuple[Any, ...] = ()) -> E2ECase:
+              dtype: torch.dtype = torch.float32, batch: int = 2, marks: tuple[Any, ...] = (),
+              backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
     c_in, c_out, groups = CHANNELS[case]
     modules = TRANSPOSED_MODULES if transposed else CONV_MODULES
     module_cls = modules[rank]
@@ -113,6 +114,7 @@ def conv_case(name: str, rank: int, case: str, transposed: bool, window: Window,
         expected_counts={label: 1},
         expected_ops=(CASE_OPS[(rank, case)],),
         marks=marks,
+        backend_marks=backend_marks or {},
     ))
 
 
@@ -140,11 +142,17 @@ conv_case("cov_3d_grouped_asymmetric", 3, "grouped", False, Window((1, 2, 3), st
                                                                    dilation=(2, 1, 1)))
 
 # -------------------------------------------------------------------- DTYPES
+IREE_BF16_CONSTANT = pytest.mark.xfail(
+    reason="IREE 3.13 retypes the bf16 bias constant inside the 3D conv dispatch to f32 without converting it "
+           "('arith.constant op failed to verify that all of {value, result} have same type'); refbackend runs it",
+    strict=True)
+
 for _dtype, _tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16"), (torch.float64, "f64")):
     conv_case(f"cov_2d_grouped_{_tag}", 2, "grouped", False, WINDOWS[1], dtype=_dtype)
     conv_case(f"cov_1d_transposed_depthwise_multiplier_{_tag}", 1, "depthwise_multiplier", True, WINDOWS[2],
               dtype=_dtype)
-    conv_case(f"cov_3d_conv_{_tag}", 3, "conv", False, WINDOWS[0], dtype=_dtype)
+    conv_case(f"cov_3d_conv_{_tag}", 3, "conv", False, WINDOWS[0], dtype=_dtype,
+              backend_marks={"iree": (IREE_BF16_CONSTANT,)} if _tag == "bf16" else None)
 
 
 # ------------------------------------------------------------------- DYNAMIC
@@ -189,6 +197,10 @@ class FunctionalConv(torch.nn.Module):
 
 
 _CG, _FG = Dim("Cg", min=1, max=16), Dim("Fg", min=1, max=16)
+IREE_DYNAMIC_GROUP = pytest.mark.xfail(
+    reason="IREE 3.13 fails workgroup distribution on a dispatch with a dynamic per-group channel dim "
+           "('write affecting operations on global resources are restricted to workgroup distributed "
+           "contexts'); refbackend runs it", strict=True)
 _F = torch.nn.functional
 
 # Dynamic channel dims with a constant group count (2): export expresses
@@ -204,6 +216,7 @@ register(E2ECase(
 ))
 register(E2ECase(
     name="cov_dynch_3d_grouped",
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
     make_module=lambda: FunctionalConv(_F.conv3d, groups=2, stride=2),
     make_inputs=_randn((1, 4, 3, 4, 5), (6, 2, 2, 2, 2), (6,)),
     expected_counts={"grouped": 1},
@@ -213,6 +226,7 @@ register(E2ECase(
 ))
 register(E2ECase(
     name="cov_dynch_1d_transposed_grouped_stride1",
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
     make_module=lambda: FunctionalConv(_F.conv_transpose1d, groups=2, padding=1),
     make_inputs=_randn((1, 4, 5), (4, 3, 3), (6,)),
     expected_counts={"transposed_grouped": 1},
@@ -228,10 +242,7 @@ register(E2ECase(
     expected_ops=("linalg.conv_2d_ngchw_gfchw",),
     dynamic_shapes=({1: 2 * _CG}, {0: 2 * _CG, 1: _FG}, {0: 2 * _FG}),
     more_inputs=lambda: [_randn((1, 6, 5), (6, 2, 3), (4,))()],
-    backend_marks={"iree": (pytest.mark.xfail(
-        reason="IREE 3.13 cannot compile the strided tensor.insert_slice (zero insertion) into a tensor with a "
-               "dynamic group dim ('write affecting operations on global resources are restricted to workgroup "
-               "distributed contexts'); refbackend runs it", strict=True),)},
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
 ))
 
 
