@@ -161,8 +161,8 @@ def bf16_boundary_as_i16(module: ir.Module, entry: str) -> list[int]:
             if _element_type(arg.type) == bf16:
                 arg.set_type(_with_element(arg.type, i16))
                 with ir.InsertionPoint.at_block_begin(block):
-                    cast = _bitcast(arg, bf16)
-                arg.replace_all_uses_except(cast, cast.owner.operation)
+                    cast, created = _bitcast(arg, bf16)
+                arg.replace_all_uses_except(cast, created)
         retyped = []
         for op in block.operations:
             if op.name != "func.return":
@@ -170,7 +170,7 @@ def bf16_boundary_as_i16(module: ir.Module, entry: str) -> list[int]:
             with ir.InsertionPoint(op):
                 for i, value in enumerate(op.operands):
                     if _element_type(value.type) == bf16:
-                        op.operands[i] = _bitcast(value, i16)
+                        op.operands[i] = _bitcast(value, i16)[0]
                         retyped.append(i)
             results = [v.type for v in op.operands]
         main.attributes["function_type"] = ir.TypeAttr.get(
@@ -186,8 +186,9 @@ def _with_element(t: ir.Type, elem: ir.Type) -> ir.Type:
     return ir.RankedTensorType.get(ir.RankedTensorType(t).shape, elem)
 
 
-def _bitcast(value: ir.Value, elem: ir.Type) -> ir.Value:
-    """Elementwise arith.bitcast of a ranked tensor (linalg.generic, dynamic dims kept)."""
+def _bitcast(value: ir.Value, elem: ir.Type) -> tuple[ir.Value, list[ir.Operation]]:
+    """Elementwise arith.bitcast of a ranked tensor (linalg.generic, dynamic
+    dims kept); also return the ops using `value` that were created here."""
     shaped = ir.RankedTensorType(value.type)
     sizes = [tensor.dim(value, arith.constant(ir.IndexType.get(), i)) if shaped.is_dynamic_dim(i)
              else shaped.get_dim_size(i) for i in range(shaped.rank)]
@@ -198,7 +199,8 @@ def _bitcast(value: ir.Value, elem: ir.Type) -> ir.Value:
     body = op.regions[0].blocks[0]
     with ir.InsertionPoint(body):
         linalg.YieldOp([arith.bitcast(elem, body.arguments[0])])
-    return op.result
+    users = [d.owner.operation for d in sizes if isinstance(d, ir.Value)] + [op.operation]
+    return op.result, users
 
 
 def entry_arg_shapes(module: ir.Module, entry: str) -> list[list[int | None]]:
