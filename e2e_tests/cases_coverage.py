@@ -319,6 +319,35 @@ padding_mode_case("cov_pad_same_reflect_2d_multiplier", 2, "reflect", "same", "d
 
 
 # ----------------------------------------------------------- FUZZ_REGRESSIONS
-# Configs found failing by `python -m e2e_tests.fuzz`, replayed as cases
-# (see e2e_tests/fuzz.py: case_from_config).
-FUZZ_REGRESSIONS: list[dict[str, Any]] = []
+# Configs found failing by `python -m e2e_tests.fuzz` (seed 7, 150 examples),
+# replayed as regular cases. Both fail on IREE only, in 3D with f16/bf16.
+IREE_3D_LOW_PRECISION = pytest.mark.xfail(
+    reason="IREE 3.13 fails to compile some 3D f16/bf16 convolutions (bf16: constant retyped to f32 without "
+           "conversion; f16 grouped generic: 'inferred input/output operand #1 has shape's dimension #4 ...'); "
+           "refbackend matches PyTorch", strict=True)
+FUZZ_REGRESSIONS: list[dict[str, Any]] = [
+    {"rank": 3, "batch": 2, "groups": 2, "in_per_group": 3, "out_per_group": 2, "kernel": [3, 3, 1],
+     "stride": [3, 3, 3], "padding": [2, 1, 2], "dilation": [2, 1, 1], "transposed": False,
+     "output_padding": [0, 0, 0], "spatial": [6, 3, 4], "bias": False, "dtype": "f16", "dynamic_batch": False},
+    {"rank": 3, "batch": 1, "groups": 2, "in_per_group": 3, "out_per_group": 1, "kernel": [3, 1, 1],
+     "stride": [1, 1, 1], "padding": [0, 0, 2], "dilation": [1, 1, 2], "transposed": True,
+     "output_padding": [0, 0, 1], "spatial": [3, 3, 4], "bias": True, "dtype": "bf16", "dynamic_batch": False},
+]
+
+
+def fuzz_case(index: int, config: dict[str, Any], backend_marks: dict[str, tuple[Any, ...]]) -> E2ECase:
+    from .fuzz import build, expected_case
+
+    case = expected_case(config)
+    return register(E2ECase(
+        name=f"cov_fuzz_{index}",
+        make_module=lambda: build(config)[0],
+        make_inputs=lambda: (build(config)[1],),
+        expected_counts={case: 1},
+        dynamic_shapes=({0: Dim("N", min=1, max=8)},) if config["dynamic_batch"] else None,
+        backend_marks=backend_marks,
+    ))
+
+
+for _i, _config in enumerate(FUZZ_REGRESSIONS):
+    fuzz_case(_i, _config, {"iree": (IREE_3D_LOW_PRECISION,)})
