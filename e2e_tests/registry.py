@@ -27,6 +27,8 @@ class E2ECase:
     - `dynamic_shapes`: passed to `compile`; `more_inputs` are further input
       tuples of other concrete shapes, run on the same compiled module.
     - `marks`: pytest marks for the case (e.g. xfail with a reason, slow).
+    - `backend_marks`: marks for one backend only, e.g.
+      {"iree": (pytest.mark.xfail(reason=..., strict=True),)}.
     """
 
     name: str
@@ -37,6 +39,7 @@ class E2ECase:
     dynamic_shapes: Any = None
     more_inputs: Callable[[], list[CaseInputs]] | None = None
     marks: tuple[Any, ...] = field(default_factory=tuple)
+    backend_marks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 CASES: dict[str, E2ECase] = {}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
+from torch_mlir.dialects.linalg import IteratorType
 
 from .spec import Dim, TensorInfo
 
@@ -50,10 +51,27 @@ def static_dims(value: ir.Value) -> list[Dim]:
     return [None if shaped.is_dynamic_dim(i) else shaped.get_dim_size(i) for i in range(shaped.rank)]
 
 
+def after_definition(value: ir.Value) -> ir.InsertionPoint:
+    """Just after `value` is defined (block start for a block argument).
+
+    Size computations (tensor.dim, divui) are placed there rather than where
+    they are needed: upstream linalg-fuse-elementwise-ops moves an
+    expand_shape above its source's producer and would otherwise leave the
+    expand's dynamic output_shape operands defined after their use.
+    """
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return ir.InsertionPoint.at_block_begin(owner)
+    return ir.InsertionPoint.after(owner)
+
+
 def size_of(value: ir.Value, axis: int) -> SizeValue:
-    """The size of `axis`: an int when static, else a `tensor.dim`."""
+    """The size of `axis`: an int when static, else a `tensor.dim` right after `value`'s definition."""
     dim = static_dims(value)[axis]
-    return dim if dim is not None else tensor.dim(value, index(axis))
+    if dim is not None:
+        return dim
+    with after_definition(value):
+        return tensor.dim(value, index(axis))
 
 
 def as_dims(sizes: Sequence[SizeValue]) -> list[Dim]:
@@ -68,21 +86,6 @@ def zero(elem: ir.Type) -> ir.Value:
     return arith.constant(elem, 0.0)
 
 
-def pad_spatial(x: ir.Value, padding: Sequence[int]) -> ir.Value:
-    """Zero-pad the trailing spatial dims of [N, C, *spatial] by `padding` on both sides."""
-    if not any(padding):
-        return x
-    elem = ir.RankedTensorType(x.type).element_type
-    pad_value = zero(elem)
-    low = [0, 0, *padding]
-    shape = [None if d is None else d + 2 * p for d, p in zip(static_dims(x), low)]
-    pad = tensor.PadOp(tensor_type(shape, elem), x, [], [], low, low)
-    block = pad.region.blocks.append(*[ir.IndexType.get()] * len(low))
-    with ir.InsertionPoint(block):
-        tensor.YieldOp(pad_value)
-    return pad.result
-
-
 def conv_output_size(padded: SizeValue, kernel: int, stride: int, dilation: int) -> SizeValue:
     """(Hp - d*(k-1) - 1) floordiv s + 1, on ints or on index values."""
     reach = dilation * (kernel - 1) + 1
@@ -93,25 +96,37 @@ def conv_output_size(padded: SizeValue, kernel: int, stride: int, dilation: int)
 
 
 def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value | None) -> ir.Value:
-    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros."""
+    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros.
+
+    Grouped layout: [N, G, F/G, *spatial] with bias [G, F/G].
+    """
     empty = tensor.empty(list(sizes), elem)
     if bias is None:
         return linalg.fill(zero(elem), outs=[empty])
-    broadcast_dims = [i for i in range(len(sizes)) if i != 1]
+    bias_rank = ir.RankedTensorType(bias.type).rank
+    broadcast_dims = [i for i in range(len(sizes)) if not 1 <= i <= bias_rank]
     return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
 
 
-def expand(value: ir.Value, axis: int, groups: int) -> ir.Value:
+def expand(value: ir.Value, axis: int, groups: int, split: SizeValue | None = None) -> ir.Value:
     """Split `axis` of `value` into [groups, size/groups] with tensor.expand_shape.
 
     A dynamic size becomes [groups, ?]; its runtime size is size/groups, which
     is exact because the planner checked (or assumed, for dynamic channels)
-    that groups divides it.
+    that groups divides it. `split`, when given, is the size of `axis` taken
+    from a value defined earlier than `value` (see `after_definition`).
     """
     rank = ir.RankedTensorType(value.type).rank
     sizes = [size_of(value, i) for i in range(rank)]
+    if split is not None and not isinstance(sizes[axis], int):
+        sizes[axis] = split
     split = sizes[axis]
-    inner: SizeValue = split // groups if isinstance(split, int) else arith.divui(split, index(groups))
+    inner: SizeValue
+    if isinstance(split, int):
+        inner = split // groups
+    else:
+        with after_definition(split):
+            inner = arith.divui(split, index(groups))
     out_sizes = sizes[:axis] + [groups, inner] + sizes[axis + 1:]
     reassociation = [[i] for i in range(axis)] + [[axis, axis + 1]] + [[i + 1] for i in range(axis + 1, rank)]
     elem = ir.RankedTensorType(value.type).element_type
@@ -128,3 +143,160 @@ def collapse(value: ir.Value, axis: int) -> ir.Value:
     reassociation = [[i] for i in range(axis)] + [[axis, axis + 1]] + [[i + 1] for i in range(axis + 1, len(dims) - 1)]
     elem = ir.RankedTensorType(value.type).element_type
     return tensor.collapse_shape(tensor_type(out_dims, elem), value, reassociation)
+
+
+# ----------------------------------------------------------------------------
+# Index arithmetic on sizes that may be static ints or index values.
+
+
+def add(size: SizeValue, n: int) -> SizeValue:
+    if isinstance(size, int):
+        return size + n
+    return size if n == 0 else arith.addi(size, index(n)) if n > 0 else arith.subi(size, index(-n))
+
+
+def dilated_size(size: SizeValue, factor: int) -> SizeValue:
+    """(H - 1) * factor + 1: the length after inserting factor-1 zeros between elements."""
+    if isinstance(size, int):
+        return (size - 1) * factor + 1
+    if factor == 1:
+        return size
+    return arith.addi(arith.muli(arith.subi(size, index(1)), index(factor)), index(1))
+
+
+def sizes_of(value: ir.Value) -> list[SizeValue]:
+    return [size_of(value, i) for i in range(ir.RankedTensorType(value.type).rank)]
+
+
+def _mixed(sizes: Sequence[SizeValue]) -> tuple[list[ir.Value], list[int]]:
+    """Split sizes into (dynamic values, static list with DYNAMIC markers) for slice ops."""
+    return dynamic_values(sizes), [DYNAMIC() if d is None else d for d in as_dims(sizes)]
+
+
+# ----------------------------------------------------------------------------
+# Input preparation: zero insertion, padding and cropping of [N, C, *spatial].
+
+
+def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """Insert factor-1 zeros between the elements of each spatial dim, and
+    zero-pad by low/high (all >= 0), in one step:
+
+        zeros[N, C, low + (H-1)*s+1 + high, ...] with x inserted at offset
+        `low`, stride `s` (tensor.insert_slice with strides).
+
+    One insert rather than insert + tensor.pad: with dynamic spatial sizes
+    IREE 3.13 miscompiles a tensor.pad of the strided insert (wrong values).
+    """
+    elem = ir.RankedTensorType(x.type).element_type
+    sizes = sizes_of(x)
+    lead = len(sizes) - len(factors)  # [N, C] or grouped [N, G, C/G]
+    out_sizes = sizes[:lead] + [add(dilated_size(s, f), lo + hi)
+                                for s, f, lo, hi in zip(sizes[lead:], factors, low, high)]
+    zeros = linalg.fill(zero(elem), outs=[tensor.empty(out_sizes, elem)])
+    dyn_sizes, static_sizes = _mixed(sizes)
+    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0] * lead + list(low), static_sizes,
+                               [1] * lead + list(factors))
+
+
+def crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """Drop `low[i]` leading and `high[i]` trailing elements of spatial dim i (all >= 0)."""
+    if not any(low) and not any(high):
+        return x
+    sizes = sizes_of(x)
+    lead = len(sizes) - len(low)
+    out_sizes = sizes[:lead] + [add(s, -(lo + hi)) for s, lo, hi in zip(sizes[lead:], low, high)]
+    dyn_sizes, static_sizes = _mixed(out_sizes)
+    elem = ir.RankedTensorType(x.type).element_type
+    result_type = tensor_type(as_dims(out_sizes), elem)
+    offsets = [0] * lead + list(low)
+    return tensor.extract_slice(result_type, x, [], dyn_sizes, [], offsets, static_sizes, [1] * len(sizes))
+
+
+def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """Zero-pad spatial dim i by `low[i]` before and `high[i]` after (all >= 0)."""
+    if not any(low) and not any(high):
+        return x
+    elem = ir.RankedTensorType(x.type).element_type
+    pad_value = zero(elem)
+    lead = ir.RankedTensorType(x.type).rank - len(low)
+    lows, highs = [0] * lead + list(low), [0] * lead + list(high)
+    shape = [None if d is None else d + lo + hi for d, lo, hi in zip(static_dims(x), lows, highs)]
+    pad = tensor.PadOp(tensor_type(shape, elem), x, [], [], lows, highs)
+    block = pad.region.blocks.append(*[ir.IndexType.get()] * len(lows))
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(pad_value)
+    return pad.result
+
+
+def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+    """The forward conv's input: x dilated by `factors`, padded by the positive
+    low/high amounts, then cropped by the negative ones."""
+    pad_low, pad_high = [max(v, 0) for v in low], [max(v, 0) for v in high]
+    if any(f > 1 for f in factors):
+        x = dilate_and_pad_spatial(x, factors, pad_low, pad_high)
+    else:
+        x = pad_spatial(x, pad_low, pad_high)
+    return crop_spatial(x, [max(-v, 0) for v in low], [max(-v, 0) for v in high])
+
+
+# ----------------------------------------------------------------------------
+# Generic ops built with the linalg Python bindings.
+
+
+def affine_map(n_dims: int, exprs: Sequence[ir.AffineExpr]) -> ir.AffineMap:
+    return ir.AffineMap.get(n_dims, 0, list(exprs))
+
+
+def dim_exprs(n_dims: int) -> list[ir.AffineExpr]:
+    return [ir.AffineDimExpr.get(i) for i in range(n_dims)]
+
+
+def generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[ir.AffineMap],
+            iterators: Sequence[IteratorType], body) -> ir.Value:
+    """linalg.generic with one output; `body(*block_args)` returns the value to yield."""
+    op = linalg.GenericOp_(
+        list(inputs), [init],
+        ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+        ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t.name.lower()}>") for t in iterators]),
+    )
+    with ir.InsertionPoint(op.regions[0].blocks[0]):
+        linalg.YieldOp([body(*op.regions[0].blocks[0].arguments)])
+    return op.result
+
+
+def convert_elements(value: ir.Value, elem: ir.Type) -> ir.Value:
+    """Elementwise arith.extf / arith.truncf of a float tensor to `elem` (a linalg.generic)."""
+    source = ir.RankedTensorType(value.type)
+    if source.element_type == elem:
+        return value
+    wider = ir.FloatType(elem).width > ir.FloatType(source.element_type).width
+    init = tensor.empty(sizes_of(value), elem)
+    identity = ir.AffineMap.get_identity(source.rank)
+    convert = arith.extf if wider else arith.truncf
+    return generic([value], init, [identity, identity], [IteratorType.parallel] * source.rank,
+                   lambda x, _out: convert(elem, x))
+
+
+def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[int]) -> ir.Value:
+    """A transposed conv's weight as the equivalent forward conv's, grouped.
+
+    Layout: in [C, F/G, *k] -> expand [G, C/G, F/G, *k] -> out [G, F/G, C/G, *k]
+    with every spatial index reversed: out[g, f, c, *i] = in[g, c, f, *(K-1-i)].
+
+    One linalg.generic gathering with linalg.index + tensor.extract (as
+    torch-mlir lowers aten.flip): an indexing map with a negative coefficient
+    (K-1-i) verifies, but IREE's tiling mis-sizes its slices.
+    """
+    grouped = expand(w, 0, groups)
+    sizes = sizes_of(grouped)
+    out_sizes = [sizes[0], sizes[2], sizes[1], *sizes[3:]]
+    elem = ir.RankedTensorType(w.type).element_type
+    rank = len(out_sizes)
+    identity = ir.AffineMap.get_identity(rank)
+
+    def gather(_out: ir.Value) -> ir.Value:
+        g, f, c, *spatial = [linalg.IndexOp(i).result for i in range(rank)]
+        flipped = [arith.subi(index(k - 1), i) for k, i in zip(kernel, spatial)]
+        return tensor.extract(grouped, [g, c, f, *flipped])
+
+    return generic([], tensor.empty(out_sizes, elem), [identity], [IteratorType.parallel] * rank, gather)

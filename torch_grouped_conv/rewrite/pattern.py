@@ -13,7 +13,7 @@ from ..report import ConvDecision, RewriteReport
 from . import builders
 from .emit import EMITTERS
 from .plan import ConvPlan, plan_convolution
-from .spec import ConvSpec, Refusal, TensorInfo, read_conv_spec
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
 
 STRATEGIES = ("grouped",)
 CONVOLUTION_OP = "torch.aten.convolution"
@@ -91,36 +91,69 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 
 def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
-    """Cross into builtin tensors, pad, build the accumulator, run the case's emitter."""
-    spec = plan.spec
+    """Cross into builtin tensors, prepare input and weight, build the
+    accumulator, run the case's emitter, round to the result type.
+
+    Cases with `plan.grouped_layout` get every operand split by group right
+    where it enters (input [N,G,C/G,*s], weight [G,F/G,C/G,*k], bias [G,F/G],
+    accumulator [N,G,F/G,*o]) and the result is merged back at the end: padding
+    and bias broadcasting then happen on grouped tensors, so no expand_shape
+    of a padded or broadcast tensor is left for fusion to move (with dynamic
+    channels that trips upstream elementwise fusion and IREE 3.13).
+    """
+    spec, window = plan.spec, plan.window
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    x = builders.pad_spatial(builders.to_builtin(x_in, spec.input), spec.padding)
+    grouped, groups = plan.grouped_layout, spec.groups
+    x = builders.to_builtin(x_in, spec.input)
+    if grouped:
+        x = builders.expand(x, 1, groups)
+    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high)
     w = builders.to_builtin(w_in, spec.weight)
-    bias = builders.to_builtin(b_in, _bias_info(spec)) if spec.has_bias else None
-    acc = builders.init_accumulator(
-        _result_sizes(spec, x), builders.element_type(spec.result.dtype), bias
-    )
+    if spec.transposed:
+        w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
+        if not grouped:
+            w = builders.collapse(w, 0)
+    elif grouped:
+        w = builders.expand(w, 0, groups)
+    acc_elem = builders.element_type(plan.accumulator_dtype)
+    bias = None
+    if spec.has_bias:
+        bias = builders.to_builtin(b_in, _bias_info(b_in))
+        bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
+    acc = builders.init_accumulator(_result_sizes(plan, x, w), acc_elem, bias)
     result = EMITTERS[plan.case](plan, x, w, acc)
+    if grouped:
+        result = builders.collapse(result, 1)
+    result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
     return builders.from_builtin(result, op.results[0].type)
 
 
-def _result_sizes(spec: ConvSpec, padded_input: ir.Value) -> list[builders.SizeValue]:
-    """[N, F, *spatial_out]: static dims from the result type, dynamic ones computed."""
-    sizes: list[builders.SizeValue] = [builders.size_of(padded_input, 0), spec.weight.shape[0] or 0]
+def _result_sizes(plan: ConvPlan, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
+    """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
+    prepared input `x` and forward weight `w` in the same layout: static dims
+    from the result type, dynamic ones computed."""
+    spec, window = plan.spec, plan.window
+    if plan.grouped_layout:
+        channels = [spec.groups, builders.size_of(w, 1)]
+    else:
+        known = spec.result.shape[1]
+        channels = [known if known is not None else builders.size_of(w, 0)]
+    sizes: list[builders.SizeValue] = [builders.size_of(x, 0), *channels]
+    lead = len(sizes)
     for i, known in enumerate(spec.result.shape[2:]):
         if known is not None:
             sizes.append(known)
             continue
-        kernel = spec.kernel[i]
-        assert kernel is not None, "planner guarantees a static weight"
         sizes.append(builders.conv_output_size(
-            builders.size_of(padded_input, i + 2), kernel, spec.stride[i], spec.dilation[i]
+            builders.size_of(x, lead + i), plan.kernel[i], window.stride[i], window.dilation[i]
         ))
     return sizes
 
 
-def _bias_info(spec: ConvSpec) -> TensorInfo:
-    return TensorInfo((spec.weight.shape[0],), spec.result.dtype)
+def _bias_info(bias: ir.Value) -> TensorInfo:
+    info = parse_vtensor_type(str(bias.type))
+    assert info is not None, "aten.convolution's bias is a ranked vtensor or none"
+    return info
 
 
 def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
@@ -132,7 +165,7 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
         input_shape=list(spec.input.shape),
         weight_shape=list(spec.weight.shape),
         groups=spec.groups,
-        case=None if plan is None else plan.case.value,
+        case=None if plan is None else plan.label,
         reason=reason,
         strategy=strategy,
     )

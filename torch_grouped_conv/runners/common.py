@@ -6,6 +6,7 @@ import io
 import tempfile
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 from torch_mlir import ir, passmanager
 
@@ -59,7 +60,16 @@ def _write_reproducer(bytecode: bytes) -> str:
 
 
 def as_numpy(value: object) -> np.ndarray:
-    """Accept torch tensors and numpy arrays (and anything numpy can read)."""
+    """Accept torch tensors and numpy arrays (and anything numpy can read).
+
+    numpy has no bfloat16: a torch.bfloat16 tensor becomes an array of
+    ml_dtypes.bfloat16 (same bits, viewed through uint16).
+    """
     if hasattr(value, "detach") and hasattr(value, "numpy"):
-        return value.detach().cpu().contiguous().numpy()  # type: ignore[union-attr]
+        tensor = value.detach().cpu().contiguous()  # type: ignore[union-attr]
+        if str(tensor.dtype) == "torch.bfloat16":
+            import torch
+
+            return tensor.view(torch.uint16).numpy().view(ml_dtypes.bfloat16)
+        return tensor.numpy()
     return np.asarray(value)

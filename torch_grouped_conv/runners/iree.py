@@ -24,8 +24,8 @@ IREE_TARGET_FLAGS = [
     "--iree-hal-local-target-device-backends=llvm-cpu",
     # Tune for the CPU we run on (AVX2/AVX-512 where present).
     "--iree-llvmcpu-target-cpu=host",
-    # IREE demotes f64 to f32 by default, which breaks f64 weight constants
-    # (and would change the numbers); f64 models must stay f64.
+    # Keep f64 as f64: the default demotion to f32 retypes dense_resource
+    # weight constants without converting their data, and fails to verify.
     "--iree-input-demote-f64-to-f32=false",
 ]
 

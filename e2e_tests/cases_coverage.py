@@ -1,0 +1,353 @@
+"""E2E cases for issue "Every aten.convolution a PyTorch program can produce".
+
+Every case name starts with `cov_` (COVERAGE_PREFIX); e2e_tests/test_coverage_e2e.py
+runs exactly those. Cases are generated from grids, as torch-mlir's
+test_suite/conv.py does:
+
+- SHAPE_GRID: spatial rank 1/2/3 x case (conv, depthwise, depthwise multiplier,
+  grouped) x forward/transposed, with stride, padding, dilation and
+  output_padding varied per row.
+- TRANSPOSED_EDGES: negative effective padding (crop), output_padding with
+  dilation, stride > kernel.
+- DTYPES: f16, bf16, f64.
+- DYNAMIC: dynamic batch/spatial dims (torch.export.Dim), dynamic channel dims
+  (weights as inputs, derived dims), several concrete shapes per compile.
+- ENTRY_POINTS: torch.nn.functional and torch.ops.aten spellings (conv1d,
+  conv_transpose2d, _convolution, conv_tbc, ...) and padding modes, which
+  torch-mlir decomposes into aten.convolution (plus pad ops).
+- FUZZ_REGRESSIONS: failures found by e2e_tests/fuzz.py, replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch.export import Dim
+
+from .registry import E2ECase, register
+
+COVERAGE_PREFIX = "cov_"
+
+CONV_MODULES = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
+TRANSPOSED_MODULES = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
+SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
+
+# linalg op each (rank, case) lowers to; transposed cases emit the same op
+# over the prepared input (docs/design-coverage.md).
+CASE_OPS = {
+    (1, "conv"): "linalg.conv_1d_ncw_fcw",
+    (2, "conv"): "linalg.conv_2d_nchw_fchw",
+    (3, "conv"): "linalg.conv_3d_ncdhw_fcdhw",
+    (1, "depthwise"): "linalg.depthwise_conv_1d_ncw_cw",
+    (2, "depthwise"): "linalg.depthwise_conv_2d_nchw_chw",
+    (3, "depthwise"): "linalg.depthwise_conv_3d_ncdhw_cdhw",
+    (1, "grouped"): "linalg.conv_2d_ngchw_gfchw",
+    (2, "grouped"): "linalg.conv_2d_ngchw_gfchw",
+    (3, "grouped"): "linalg.generic",
+}
+CASE_OPS.update({(r, "depthwise_multiplier"): CASE_OPS[(r, "grouped")] for r in (1, 2, 3)})
+
+# (C_in, C_out, groups) per case.
+CHANNELS = {"conv": (3, 4, 1), "depthwise": (4, 4, 4), "depthwise_multiplier": (3, 6, 3), "grouped": (6, 4, 2)}
+
+
+def _seeded(factory: Callable[[], torch.nn.Module]) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return factory()
+    return make
+
+
+def _randn(*shapes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Callable[[], tuple[torch.Tensor, ...]]:
+    def make() -> tuple[torch.Tensor, ...]:
+        torch.manual_seed(1)
+        return tuple(torch.randn(s, dtype=dtype) for s in shapes)
+    return make
+
+
+@dataclass(frozen=True)
+class Window:
+    kernel: int | tuple[int, ...]
+    stride: int | tuple[int, ...] = 1
+    padding: int | tuple[int, ...] = 0
+    dilation: int | tuple[int, ...] = 1
+    output_padding: int | tuple[int, ...] = 0  # transposed only
+
+    def kwargs(self, transposed: bool) -> dict[str, Any]:
+        kw: dict[str, Any] = dict(kernel_size=self.kernel, stride=self.stride, padding=self.padding,
+                                  dilation=self.dilation)
+        if transposed:
+            kw["output_padding"] = self.output_padding
+        return kw
+
+
+# One window per grid row, cycled through the cases so every parameter is
+# exercised at every rank without a full cross product.
+WINDOWS = (
+    Window(3),
+    Window(3, stride=2, padding=1),
+    Window(2, stride=2, dilation=2, padding=1, output_padding=1),
+    Window(3, stride=3, padding=2, dilation=1, output_padding=2),
+)
+
+
+def conv_case(name: str, rank: int, case: str, transposed: bool, window: Window, *, bias: bool = True,
+              dtype: torch.dtype = torch.float32, batch: int = 2, marks: tuple[Any, ...] = (),
+              backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
+    c_in, c_out, groups = CHANNELS[case]
+    modules = TRANSPOSED_MODULES if transposed else CONV_MODULES
+    module_cls = modules[rank]
+    kwargs = window.kwargs(transposed)
+
+    def make() -> torch.nn.Module:
+        return module_cls(c_in, c_out, groups=groups, bias=bias, **kwargs).to(dtype)
+
+    label = f"transposed_{case}" if transposed else case
+    return register(E2ECase(
+        name=name,
+        make_module=_seeded(make),
+        make_inputs=_randn((batch, c_in, *SPATIAL[rank]), dtype=dtype),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, case)],),
+        marks=marks,
+        backend_marks=backend_marks or {},
+    ))
+
+
+# ---------------------------------------------------------------- SHAPE_GRID
+for _rank in (1, 2, 3):
+    for _i, _case in enumerate(CHANNELS):
+        for _transposed in (False, True):
+            _window = WINDOWS[(_i + _rank + _transposed) % len(WINDOWS)]
+            conv_case(
+                f"cov_{_rank}d_{'transposed_' if _transposed else ''}{_case}", _rank, _case, _transposed, _window,
+                bias=(_i + _rank) % 2 == 0,
+            )
+
+# ---------------------------------------------------------- TRANSPOSED_EDGES
+# padding > dilation*(k-1): the effective padding is negative and crops.
+conv_case("cov_2d_transposed_conv_crop", 2, "conv", True, Window(3, stride=1, padding=3))
+conv_case("cov_1d_transposed_grouped_crop_stride", 1, "grouped", True, Window(2, stride=3, padding=2, output_padding=1))
+# output_padding < dilation (stride 1): allowed because max(stride, dilation) = 3.
+conv_case("cov_3d_transposed_depthwise_outpad_dilation", 3, "depthwise", True,
+          Window(2, stride=1, dilation=3, output_padding=(2, 0, 1)))
+# asymmetric per-dim parameters
+conv_case("cov_2d_transposed_grouped_asymmetric", 2, "grouped", True,
+          Window((2, 3), stride=(2, 1), padding=(0, 2), dilation=(1, 2), output_padding=(1, 0)))
+conv_case("cov_3d_grouped_asymmetric", 3, "grouped", False, Window((1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 2),
+                                                                   dilation=(2, 1, 1)))
+
+# -------------------------------------------------------------------- DTYPES
+IREE_BF16_CONSTANT = pytest.mark.xfail(
+    reason="IREE 3.13 retypes the bf16 bias constant inside the 3D conv dispatch to f32 without converting it "
+           "('arith.constant op failed to verify that all of {value, result} have same type'); refbackend runs it",
+    strict=True)
+
+for _dtype, _tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16"), (torch.float64, "f64")):
+    conv_case(f"cov_2d_grouped_{_tag}", 2, "grouped", False, WINDOWS[1], dtype=_dtype)
+    conv_case(f"cov_1d_transposed_depthwise_multiplier_{_tag}", 1, "depthwise_multiplier", True, WINDOWS[2],
+              dtype=_dtype)
+    conv_case(f"cov_3d_conv_{_tag}", 3, "conv", False, WINDOWS[0], dtype=_dtype,
+              backend_marks={"iree": (IREE_BF16_CONSTANT,)} if _tag == "bf16" else None)
+
+
+# ------------------------------------------------------------------- DYNAMIC
+def dynamic_case(name: str, rank: int, case: str, transposed: bool, window: Window, dims: dict[int, Dim],
+                 more_shapes: list[tuple[int, ...]]) -> E2ECase:
+    c_in, c_out, groups = CHANNELS[case]
+    module_cls = (TRANSPOSED_MODULES if transposed else CONV_MODULES)[rank]
+    kwargs = window.kwargs(transposed)
+    label = f"transposed_{case}" if transposed else case
+    return register(E2ECase(
+        name=name,
+        make_module=_seeded(lambda: module_cls(c_in, c_out, groups=groups, **kwargs)),
+        make_inputs=_randn((2, c_in, *SPATIAL[rank])),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, case)],),
+        dynamic_shapes=(dims,),
+        more_inputs=lambda: [_randn(s)() for s in more_shapes],
+    ))
+
+
+_N = Dim("N", min=1, max=16)
+_L = Dim("L", min=4, max=64)
+dynamic_case("cov_dyn_1d_transposed_grouped", 1, "grouped", True, WINDOWS[1], {0: _N, 2: _L},
+             [(1, 6, 5), (3, 6, 16)])
+dynamic_case("cov_dyn_2d_depthwise_multiplier", 2, "depthwise_multiplier", False, WINDOWS[1], {0: _N, 3: _L},
+             [(1, 3, 7, 5), (4, 3, 7, 13)])
+dynamic_case("cov_dyn_2d_transposed_depthwise", 2, "depthwise", True, WINDOWS[3], {2: _L, 3: Dim("W", min=4, max=64)},
+             [(2, 4, 4, 9), (2, 4, 11, 5)])
+dynamic_case("cov_dyn_3d_grouped", 3, "grouped", False, WINDOWS[2], {0: _N, 2: _L}, [(1, 6, 8, 6, 4)])
+dynamic_case("cov_dyn_3d_transposed_conv", 3, "conv", True, WINDOWS[1], {4: _L}, [(2, 3, 5, 6, 9)])
+
+
+class FunctionalConv(torch.nn.Module):
+    """`fn(x, w, b, **kwargs)` with weight and bias as inputs (so their dims can be dynamic)."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], **kwargs: Any):
+        super().__init__()
+        self.fn, self.kwargs = fn, kwargs
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, w, b, **self.kwargs)
+
+
+_CG, _FG = Dim("Cg", min=1, max=16), Dim("Fg", min=1, max=16)
+IREE_DYNAMIC_GROUP = pytest.mark.xfail(
+    reason="IREE 3.13 fails workgroup distribution on a dispatch with a dynamic per-group channel dim "
+           "('write affecting operations on global resources are restricted to workgroup distributed "
+           "contexts'); refbackend runs it", strict=True)
+_F = torch.nn.functional
+
+# Dynamic channel dims with a constant group count (2): export expresses
+# C = 2*Cg with derived dims; expand_shape splits ? -> [2, ?].
+register(E2ECase(
+    name="cov_dynch_2d_grouped",
+    make_module=lambda: FunctionalConv(_F.conv2d, groups=2, padding=1),
+    make_inputs=_randn((1, 4, 5, 5), (6, 2, 3, 3), (6,)),
+    expected_counts={"grouped": 1},
+    expected_ops=("linalg.conv_2d_ngchw_gfchw",),
+    dynamic_shapes=({1: 2 * _CG}, {0: 2 * _FG, 1: _CG}, {0: 2 * _FG}),
+    more_inputs=lambda: [_randn((1, 6, 5, 5), (10, 3, 3, 3), (10,))()],
+))
+register(E2ECase(
+    name="cov_dynch_3d_grouped",
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
+    make_module=lambda: FunctionalConv(_F.conv3d, groups=2, stride=2),
+    make_inputs=_randn((1, 4, 3, 4, 5), (6, 2, 2, 2, 2), (6,)),
+    expected_counts={"grouped": 1},
+    expected_ops=("linalg.generic",),
+    dynamic_shapes=({1: 2 * _CG}, {0: 2 * _FG, 1: _CG}, {0: 2 * _FG}),
+    more_inputs=lambda: [_randn((1, 2, 3, 4, 5), (4, 1, 2, 2, 2), (4,))()],
+))
+register(E2ECase(
+    name="cov_dynch_1d_transposed_grouped_stride1",
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
+    make_module=lambda: FunctionalConv(_F.conv_transpose1d, groups=2, padding=1),
+    make_inputs=_randn((1, 4, 5), (4, 3, 3), (6,)),
+    expected_counts={"transposed_grouped": 1},
+    expected_ops=("linalg.conv_2d_ngchw_gfchw",),
+    dynamic_shapes=({1: 2 * _CG}, {0: 2 * _CG, 1: _FG}, {0: 2 * _FG}),
+    more_inputs=lambda: [_randn((1, 6, 5), (6, 2, 3), (4,))()],
+))
+register(E2ECase(
+    name="cov_dynch_1d_transposed_grouped_stride2",
+    make_module=lambda: FunctionalConv(_F.conv_transpose1d, groups=2, stride=2, padding=1),
+    make_inputs=_randn((1, 4, 5), (4, 3, 3), (6,)),
+    expected_counts={"transposed_grouped": 1},
+    expected_ops=("linalg.conv_2d_ngchw_gfchw",),
+    dynamic_shapes=({1: 2 * _CG}, {0: 2 * _CG, 1: _FG}, {0: 2 * _FG}),
+    more_inputs=lambda: [_randn((1, 6, 5), (6, 2, 3), (4,))()],
+    backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
+))
+
+
+# -------------------------------------------------------------- ENTRY_POINTS
+class Call(torch.nn.Module):
+    """A module whose forward is `fn(x, *params)` with constant parameters."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], *shapes: tuple[int, ...]):
+        super().__init__()
+        self.fn = fn
+        self.params = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(s)) for s in shapes])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, *self.params)
+
+
+def entry_case(name: str, make: Callable[[], torch.nn.Module], input_shape: tuple[int, ...], label: str,
+               op: str, marks: tuple[Any, ...] = ()) -> E2ECase:
+    return register(E2ECase(name=name, make_module=_seeded(make), make_inputs=_randn(input_shape),
+                            expected_counts={label: 1}, expected_ops=(op,), marks=marks))
+
+
+_aten = torch.ops.aten
+entry_case("cov_fn_conv1d", lambda: Call(lambda x, w, b: _F.conv1d(x, w, b, stride=2, groups=2), (4, 3, 3), (4,)),
+           (2, 6, 9), "grouped", "linalg.conv_2d_ngchw_gfchw")
+entry_case("cov_fn_conv2d", lambda: Call(lambda x, w: _F.conv2d(x, w, padding=1, groups=3), (3, 1, 3, 3)),
+           (1, 3, 6, 6), "depthwise", "linalg.depthwise_conv_2d_nchw_chw")
+entry_case("cov_fn_conv3d", lambda: Call(lambda x, w, b: _F.conv3d(x, w, b, dilation=2), (2, 3, 2, 2, 2), (2,)),
+           (1, 3, 5, 5, 5), "conv", "linalg.conv_3d_ncdhw_fcdhw")
+entry_case("cov_fn_conv_transpose1d",
+           lambda: Call(lambda x, w: _F.conv_transpose1d(x, w, stride=2, output_padding=1), (3, 2, 3)),
+           (1, 3, 7), "transposed_conv", "linalg.conv_1d_ncw_fcw")
+entry_case("cov_fn_conv_transpose2d",
+           lambda: Call(lambda x, w, b: _F.conv_transpose2d(x, w, b, stride=2, padding=1, groups=2),
+                        (4, 3, 3, 3), (6,)),
+           (1, 4, 5, 5), "transposed_grouped", "linalg.conv_2d_ngchw_gfchw")
+entry_case("cov_fn_conv_transpose3d",
+           lambda: Call(lambda x, w: _F.conv_transpose3d(x, w, groups=2, stride=(1, 2, 1)), (2, 2, 2, 2, 2)),
+           (1, 2, 3, 3, 3), "transposed_depthwise_multiplier", "linalg.generic")
+entry_case("cov_aten_convolution",
+           lambda: Call(lambda x, w, b: _aten.convolution(x, w, b, [1, 2], [1, 0], [1, 1], False, [0, 0], 2),
+                        (4, 2, 3, 3), (4,)),
+           (1, 4, 6, 7), "grouped", "linalg.conv_2d_ngchw_gfchw")
+entry_case("cov_aten__convolution",
+           lambda: Call(lambda x, w: _aten._convolution(x, w, None, [2], [1], [1], True, [1], 1,
+                                                        False, False, True, True), (3, 4, 3)),
+           (1, 3, 6), "transposed_conv", "linalg.conv_1d_ncw_fcw")
+# conv_tbc: input [T, B, C], weight [k, C, F], bias [F], pad on T.
+# torch-mlir 20261001's decomposition of conv_tbc returns the convolution's
+# [B, F, T] result unpermuted: its own torch-backend pipeline rejects the
+# module ("type of return operand 0 ('[5,7,2]') doesn't match function result
+# type ('[7,2,5]')") before the plugin runs. Pinned so a fix is noticed.
+entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 1), (3, 4, 5), (5,)),
+           (7, 2, 4), "conv", "linalg.conv_1d_ncw_fcw",
+           marks=(pytest.mark.xfail(reason="torch-mlir's conv_tbc decomposition returns [B, F, T] instead of "
+                                           "[T, B, F]; export_and_import fails before the plugin", strict=True),))
+
+
+def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:
+    c_in, c_out, groups = CHANNELS[case]
+    return entry_case(
+        name,
+        lambda: CONV_MODULES[rank](c_in, c_out, 3, groups=groups, padding=padding, padding_mode=mode),
+        (1, c_in, *SPATIAL[rank]), case, CASE_OPS[(rank, case)],
+    )
+
+
+padding_mode_case("cov_pad_same_1d_grouped", 1, "zeros", "same", "grouped")
+padding_mode_case("cov_pad_valid_2d_conv", 2, "zeros", "valid", "conv")
+padding_mode_case("cov_pad_reflect_2d_depthwise", 2, "reflect", 1, "depthwise")
+padding_mode_case("cov_pad_replicate_3d_grouped", 3, "replicate", 1, "grouped")
+padding_mode_case("cov_pad_circular_1d_conv", 1, "circular", 2, "conv")
+padding_mode_case("cov_pad_same_reflect_2d_multiplier", 2, "reflect", "same", "depthwise_multiplier")
+
+
+# ----------------------------------------------------------- FUZZ_REGRESSIONS
+# Configs found failing by `python -m e2e_tests.fuzz` (seed 7, 150 examples),
+# replayed as regular cases. Both fail on IREE only, in 3D with f16/bf16.
+IREE_3D_LOW_PRECISION = pytest.mark.xfail(
+    reason="IREE 3.13 fails to compile some 3D f16/bf16 convolutions (bf16: constant retyped to f32 without "
+           "conversion; f16 grouped generic: 'inferred input/output operand #1 has shape's dimension #4 ...'); "
+           "refbackend matches PyTorch", strict=True)
+FUZZ_REGRESSIONS: list[dict[str, Any]] = [
+    {"rank": 3, "batch": 2, "groups": 2, "in_per_group": 3, "out_per_group": 2, "kernel": [3, 3, 1],
+     "stride": [3, 3, 3], "padding": [2, 1, 2], "dilation": [2, 1, 1], "transposed": False,
+     "output_padding": [0, 0, 0], "spatial": [6, 3, 4], "bias": False, "dtype": "f16", "dynamic_batch": False},
+    {"rank": 3, "batch": 1, "groups": 2, "in_per_group": 3, "out_per_group": 1, "kernel": [3, 1, 1],
+     "stride": [1, 1, 1], "padding": [0, 0, 2], "dilation": [1, 1, 2], "transposed": True,
+     "output_padding": [0, 0, 1], "spatial": [3, 3, 4], "bias": True, "dtype": "bf16", "dynamic_batch": False},
+]
+
+
+def fuzz_case(index: int, config: dict[str, Any], backend_marks: dict[str, tuple[Any, ...]]) -> E2ECase:
+    from .fuzz import build, expected_case
+
+    case = expected_case(config)
+    return register(E2ECase(
+        name=f"cov_fuzz_{index}",
+        make_module=lambda: build(config)[0],
+        make_inputs=lambda: (build(config)[1],),
+        expected_counts={case: 1},
+        dynamic_shapes=({0: Dim("N", min=1, max=8)},) if config["dynamic_batch"] else None,
+        backend_marks=backend_marks,
+    ))
+
+
+for _i, _config in enumerate(FUZZ_REGRESSIONS):
+    fuzz_case(_i, _config, {"iree": (IREE_3D_LOW_PRECISION,)})
