@@ -11,11 +11,10 @@ from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
 from . import builders
-from .emit import EMITTERS
+from .emit import Emitter
 from .plan import ConvPlan, plan_convolution
 from .spec import ConvSpec, Refusal, TensorInfo, read_conv_spec
-
-STRATEGIES = ("grouped",)
+from .strategies import STRATEGIES, choose
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
 
@@ -72,9 +71,10 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
         if isinstance(plan, Refusal):
             decisions[number] = _decision(source, spec, None, plan.reason, strategy)
             return NOT_MATCHED
+        choice = choose(strategy, plan)
         with rewriter.ip, source.location:
-            result = emit_plan(plan, source)
-        decisions[number] = _decision(source, plan.spec, plan, None, strategy)
+            result = emit_plan(plan, source, choice.emitter)
+        decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
         rewriter.replace_op(source, [result])
         return MATCHED
 
@@ -87,8 +87,8 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
 
 
-def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
-    """Cross into builtin tensors, pad, build the accumulator, run the case's emitter."""
+def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter) -> ir.Value:
+    """Cross into builtin tensors, pad, build the accumulator, run `emitter`."""
     spec = plan.spec
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
     x = builders.pad_spatial(builders.to_builtin(x_in, spec.input), spec.padding)
@@ -97,7 +97,7 @@ def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
     acc = builders.init_accumulator(
         _result_sizes(spec, x), builders.element_type(spec.result.dtype), bias
     )
-    result = EMITTERS[plan.case](plan, x, w, acc)
+    result = emitter(plan, x, w, acc)
     return builders.from_builtin(result, op.results[0].type)
 
 
@@ -121,7 +121,7 @@ def _bias_info(spec: ConvSpec) -> TensorInfo:
 
 
 def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
-              reason: str | None, strategy: str) -> ConvDecision:
+              reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
     if isinstance(spec, Refusal):
         return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
     return ConvDecision(
@@ -132,4 +132,5 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
         case=None if plan is None else plan.case.value,
         reason=reason,
         strategy=strategy,
+        note=note,
     )
