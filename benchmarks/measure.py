@@ -39,9 +39,9 @@ class Variant:
 class IreeBenchProgram:
     """One compiled module with its input uploaded once."""
 
-    def __init__(self, module: ir.Module, flags: list[str], inputs: list[np.ndarray]):
+    def __init__(self, module: ir.Module, flags: list[str], inputs: list[np.ndarray], driver: str):
         self.vmfb, _ = compile_to_vmfb(module, flags)
-        config = iree_rt.Config("local-task")
+        config = iree_rt.Config(driver)
         context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(context.instance, self.vmfb)
         context.add_vm_module(vm_module)
@@ -67,12 +67,12 @@ def pytorch_variant(model: torch.nn.Module, x: torch.Tensor) -> Variant:
 
 
 def iree_variant(name: str, model: torch.nn.Module, x: torch.Tensor, strategy: str | None,
-                 flags: list[str]) -> Variant:
+                 flags: list[str], driver: str) -> Variant:
     """Compile `model` with `grouped_conv=strategy` (None = upstream) and IREE `flags`."""
     start = time.perf_counter()
     module = tgc.compile(model, x, grouped_conv=strategy)
     report = tgc.last_report()
-    program = IreeBenchProgram(module, flags, [x.numpy()])
+    program = IreeBenchProgram(module, flags, [x.numpy()], driver)
     used: dict[str, int] = {}
     for decision in (report.lowered if report is not None else []):
         key = f"{decision.strategy}/{decision.case}"

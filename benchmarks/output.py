@@ -57,7 +57,7 @@ def markdown(results: dict) -> str:
         f"peak {peak} GFLOP/s ({results['machine']['peak_assumption']}).",
         f"Command: `{results['config']['command']}`",
         f"Median of {results['config']['repeats']} interleaved repeats after {results['config']['warmup']} warm-up calls; "
-        f"IREE flags: {results['config']['iree_flags']}.",
+        f"IREE driver {results['config']['iree_driver']}, flags: {results['config']['iree_flags']}.",
         "",
         "Times in ms; ×PT = time / PyTorch eager time (lower is better); ×up = upstream time / this time (speedup).",
         "",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, set_runtime_threads
+from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 
 from . import machine, output
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             "shapes_file": str(args.shapes), "set": args.shape_set, "repeats": args.repeats,
             "warmup": args.warmup, "variants": variants, "flag_set": args.flags,
             "iree_flags": " ".join(IREE_TARGET_FLAGS + flags), "threads": args.threads,
+            "iree_driver": runtime_driver(args.threads),
         },
         "shapes": rows,
         "models": models,
@@ -131,7 +132,7 @@ def build_variants(model: torch.nn.Module, x: torch.Tensor, specs: list[tuple[st
     built = [pytorch_variant(model, x)]
     for name, strategy in specs:
         try:
-            built.append(iree_variant(name, model, x, strategy, flags))
+            built.append(iree_variant(name, model, x, strategy, flags, runtime_driver(torch.get_num_threads())))
         except Exception as e:  # a variant that fails to build is reported, not fatal
             row["variants"][name] = {"error": f"{type(e).__name__}: {str(e)[:400]}"}
     return built

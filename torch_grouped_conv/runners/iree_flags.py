@@ -24,13 +24,25 @@ FLAG_SETS: dict[str, list[str]] = {
     ],
 }
 
-TUNED = "default"  # updated from the benchmark, see docs/performance.md
+TUNED = "data-tiling"  # see docs/performance.md, "Compiler flags"
 
 
 def flag_set(name: str) -> list[str]:
     if name not in FLAG_SETS:
         raise ValueError(f"unknown IREE flag set {name!r}; choose one of {', '.join(FLAG_SETS)}")
     return list(FLAG_SETS[name])
+
+
+def runtime_driver(threads: int) -> str:
+    """The IREE HAL driver matching PyTorch at `threads` threads.
+
+    One thread: `local-sync` runs dispatches inline on the calling thread, as
+    PyTorch does with torch.set_num_threads(1). `local-task` would hand every
+    dispatch to a worker thread and wait for it; on a loaded machine each such
+    hand-off can cost a scheduler tick (we measured call times quantized to
+    4 ms steps). More threads: `local-task` with `threads` workers.
+    """
+    return "local-sync" if threads == 1 else "local-task"
 
 
 def runtime_thread_flags(threads: int) -> list[str]:
