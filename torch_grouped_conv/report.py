@@ -12,7 +12,9 @@ class ConvDecision:
 
     `case` is the lowering taken (`conv`, `depthwise`, `grouped`), or None when
     the op was refused; then `reason` says why and torch-mlir's own lowering
-    handles the op.
+    handles the op. `strategy` is the strategy actually used for this op (it
+    differs from the requested one when a strategy declined or `auto` picked);
+    `note` says why.
     """
 
     location: str
@@ -22,6 +24,7 @@ class ConvDecision:
     case: str | None
     reason: str | None = None
     strategy: str | None = None
+    note: str | None = None
 
     @property
     def lowered(self) -> bool:
@@ -53,6 +56,7 @@ class RewriteReport:
         counts = ", ".join(f"{case}={n}" for case, n in self.counts().items()) or "none"
         lines = [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
         lines += [f"  refused at {d.location}: {d.reason}" for d in self.refused]
+        lines += [f"  {d.strategy} at {d.location}: {d.note}" for d in self.lowered if d.note]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

@@ -11,11 +11,10 @@ from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
 from . import builders
-from .emit import EMITTERS
+from .emit import EMITTERS, Emitter
 from .plan import ConvPlan, plan_convolution
 from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
-
-STRATEGIES = ("grouped",)
+from .strategies import STRATEGIES, choose
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
 
@@ -72,9 +71,10 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
         if isinstance(plan, Refusal):
             decisions[number] = _decision(source, spec, None, plan.reason, strategy)
             return NOT_MATCHED
+        choice = choose(strategy, plan)
         with rewriter.ip, source.location:
-            result = emit_plan(plan, source)
-        decisions[number] = _decision(source, plan.spec, plan, None, strategy)
+            result = emit_plan(plan, source, choice.emitter)
+        decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
         rewriter.replace_op(source, [result])
         return MATCHED
 
@@ -90,9 +90,12 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
 
 
-def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
+def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
     """Cross into builtin tensors, prepare input and weight, build the
-    accumulator, run the case's emitter, round to the result type.
+    accumulator, run `emitter` (default: the case's own), round to the result type.
+
+    Strategy emitters (strategies/) take the flat layout: input [N,C,*s],
+    weight [F,C/G,*k], accumulator [N,F,*o].
 
     Cases with `plan.grouped_layout` get every operand split by group right
     where it enters (input [N,G,C/G,*s], weight [G,F/G,C/G,*k], bias [G,F/G],
@@ -103,7 +106,8 @@ def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
     """
     spec, window = plan.spec, plan.window
     x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    grouped, groups = plan.grouped_layout, spec.groups
+    emitter = emitter or EMITTERS[plan.case]
+    grouped, groups = plan.grouped_layout and emitter is EMITTERS[plan.case], spec.groups
     x = builders.to_builtin(x_in, spec.input)
     if grouped:
         x = builders.expand(x, 1, groups)
@@ -120,20 +124,20 @@ def emit_plan(plan: ConvPlan, op: ir.Operation) -> ir.Value:
     if spec.has_bias:
         bias = builders.to_builtin(b_in, _bias_info(b_in))
         bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
-    acc = builders.init_accumulator(_result_sizes(plan, x, w), acc_elem, bias)
-    result = EMITTERS[plan.case](plan, x, w, acc)
+    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w), acc_elem, bias)
+    result = emitter(plan, x, w, acc)
     if grouped:
         result = builders.collapse(result, 1)
     result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
     return builders.from_builtin(result, op.results[0].type)
 
 
-def _result_sizes(plan: ConvPlan, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
+def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
     """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
     prepared input `x` and forward weight `w` in the same layout: static dims
     from the result type, dynamic ones computed."""
     spec, window = plan.spec, plan.window
-    if plan.grouped_layout:
+    if grouped:
         channels = [spec.groups, builders.size_of(w, 1)]
     else:
         known = spec.result.shape[1]
@@ -157,7 +161,7 @@ def _bias_info(bias: ir.Value) -> TensorInfo:
 
 
 def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
-              reason: str | None, strategy: str) -> ConvDecision:
+              reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
     if isinstance(spec, Refusal):
         return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
     return ConvDecision(
@@ -168,4 +172,5 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
         case=None if plan is None else plan.label,
         reason=reason,
         strategy=strategy,
+        note=note,
     )

@@ -1,0 +1,47 @@
+"""What machine this is, and its assumed f32 peak (stated, not measured)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+# Flops per cycle per core, f32: 2 FMA pipes x 8 lanes (AVX2, 256-bit) x 2 (mul + add).
+AVX2_FMA_FLOPS_PER_CYCLE = 2 * 8 * 2
+AVX512_FMA_FLOPS_PER_CYCLE = 2 * 16 * 2
+
+
+def cpuinfo() -> dict[str, str]:
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    return {
+        "model": model.group(1).strip() if model else platform.processor(),
+        "mhz": mhz.group(1) if mhz else "0",
+        "flags": flags.group(1) if flags else "",
+    }
+
+
+def describe(threads: int) -> dict[str, object]:
+    """Machine facts and the peak estimate: cores x flops/cycle x GHz (from /proc/cpuinfo)."""
+    info = cpuinfo()
+    flags = set(info["flags"].split())
+    per_cycle = AVX512_FMA_FLOPS_PER_CYCLE if "avx512f" in flags else (
+        AVX2_FMA_FLOPS_PER_CYCLE if {"avx2", "fma"} <= flags else 8)
+    ghz = float(info["mhz"]) / 1000.0
+    peak = threads * per_cycle * ghz
+    return {
+        "cpu": info["model"],
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "ghz": round(ghz, 3),
+        "simd": "avx512f+fma" if "avx512f" in flags else ("avx2+fma" if {"avx2", "fma"} <= flags else "unknown"),
+        "flops_per_cycle_per_core": per_cycle,
+        "peak_gflops": round(peak, 1),
+        "peak_assumption": (
+            f"{threads} cores x {per_cycle} f32 flops/cycle (2 FMA pipes x SIMD lanes x 2) x {ghz:.2f} GHz "
+            "(nominal cpu MHz from /proc/cpuinfo; no turbo, no SMT sharing assumed)"
+        ),
+    }

@@ -1,0 +1,11 @@
+"""Lowering strategies beyond the default `grouped` emitters (see registry.py).
+
+Importing this package registers every strategy's emitters.
+"""
+
+from . import auto, channels_last, im2col, split  # noqa: F401  (register emitters)
+from .registry import Choice, choose
+
+STRATEGIES = ("grouped", "split", "channels-last", "im2col", "auto")
+
+__all__ = ["STRATEGIES", "Choice", "choose"]

@@ -1,0 +1,50 @@
+"""`split`: one regular conv_2d_nchw_fchw per group on channel slices.
+
+Layout: input [N,C,Hp,Wp] sliced to [N,C/G,Hp,Wp] at channel g*C/G, weight
+[F,C/G,KH,KW] sliced to [F/G,C/G,KH,KW] at g*F/G, accumulator
+[N,F,Ho,Wo] added after the join. Each group convolves into its own
+zero-filled [N,F/G,Ho,Wo]; the group results are joined with tensor.concat
+along F, then a linalg.generic adds the accumulator (bias). Slicing the bias
+accumulator per group instead (or a chain of tensor.insert_slice) fails in
+IREE 3.13 llvm-cpu codegen: "write affecting operations on global resources
+are restricted to workgroup distributed contexts". IR size grows with G, so
+many groups are declined.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+from torch_mlir.dialects import linalg, tensor
+
+from ..plan import Case, ConvPlan
+from .. import builders
+from .layout import add, elem_type, shape, slice_axis
+from .registry import declines, emits
+
+MAX_SPLIT_GROUPS = 16
+
+
+@declines("split")
+def decline_split(plan: ConvPlan) -> str | None:
+    groups = plan.spec.groups
+    if groups > MAX_SPLIT_GROUPS:
+        return f"groups={groups} > {MAX_SPLIT_GROUPS} would emit {groups} convolutions"
+    return None
+
+
+@emits("split", Case.GROUPED, Case.DEPTHWISE)
+def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
+    groups = plan.spec.groups
+    c_group, f_group = shape(x)[1] // groups, shape(w)[0] // groups
+    n, _, ho, wo = shape(acc)
+    parts = [
+        linalg.conv_2d_nchw_fchw(
+            slice_axis(x, 1, g * c_group, c_group),
+            slice_axis(w, 0, g * f_group, f_group),
+            outs=[builders.init_accumulator([n, f_group, ho, wo], elem_type(acc), None)],
+            strides=list(plan.spec.stride), dilations=list(plan.spec.dilation),
+        )
+        for g in range(groups)
+    ]
+    joined = tensor.concat(acc.type, 1, parts)
+    return add(joined, acc)

@@ -1,0 +1,59 @@
+"""Named iree-compile flag sets for llvm-cpu, and the runtime thread count.
+
+`IREE_TARGET_FLAGS` (runners/iree.py) selects the device and `target-cpu=host`;
+a flag set adds tuning on top. The measured effect of each set is in
+docs/performance.md ("Compiler flags"); `TUNED` is the set the benchmark uses
+by default for the plugin's strategies and for the upstream baseline alike.
+"""
+
+from __future__ import annotations
+
+FLAG_SETS: dict[str, list[str]] = {
+    # IREE's defaults for llvm-cpu (direct convolution codegen).
+    "default": [],
+    # Convolutions -> im2col + matmul in global optimization; matmul codegen
+    # then does the heavy lifting.
+    "im2col": ["--iree-global-opt-use-im2col-for-convs"],
+    # Data tiling: operands of matmul-like ops are packed into
+    # cache/register-friendly tiles (the suggested path of --iree-opt-data-tiling).
+    "data-tiling": ["--iree-opt-data-tiling"],
+    "im2col+data-tiling": ["--iree-global-opt-use-im2col-for-convs", "--iree-opt-data-tiling"],
+    # Hand-written microkernels (mmt4d, pack, unpack) for data-tiled matmuls.
+    "im2col+data-tiling+ukernels": [
+        "--iree-global-opt-use-im2col-for-convs", "--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all",
+    ],
+}
+
+TUNED = "data-tiling"  # see docs/performance.md, "Compiler flags"
+
+
+def flag_set(name: str) -> list[str]:
+    if name not in FLAG_SETS:
+        raise ValueError(f"unknown IREE flag set {name!r}; choose one of {', '.join(FLAG_SETS)}")
+    return list(FLAG_SETS[name])
+
+
+def runtime_driver(threads: int) -> str:
+    """The IREE HAL driver matching PyTorch at `threads` threads.
+
+    One thread: `local-sync` runs dispatches inline on the calling thread, as
+    PyTorch does with torch.set_num_threads(1). `local-task` would hand every
+    dispatch to a worker thread and wait for it; on a loaded machine each such
+    hand-off can cost a scheduler tick (we measured call times quantized to
+    4 ms steps). More threads: `local-task` with `threads` workers.
+    """
+    return "local-sync" if threads == 1 else "local-task"
+
+
+def runtime_thread_flags(threads: int) -> list[str]:
+    """IREE runtime flags that cap the local-task executor at `threads` workers
+    (one topology group per worker), to match torch.set_num_threads(threads)."""
+    return [f"--task_topology_max_group_count={threads}"]
+
+
+def set_runtime_threads(threads: int) -> None:
+    """Apply `runtime_thread_flags` process-wide. Must run before the first
+    local-task device is created in this process (devices are cached)."""
+    from iree import runtime as iree_rt
+
+    iree_rt.flags.parse_flags(*runtime_thread_flags(threads))
