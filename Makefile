@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean fuzz bench
 
 setup: $(STAMP)
 
@@ -22,3 +22,13 @@ test: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# A long property-based campaign (issue: coverage): prints "N passed, M failed"
+# and writes failing configurations to fuzz_failures.json for replay.
+N ?= 2000
+fuzz: setup
+	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --out fuzz_failures.json
+
+# The full benchmark (slow; see docs/performance.md).
+bench: setup
+	$(BIN)/torch-grouped-conv bench --set core --repeats 20 --out-dir docs

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from benchmarks import run
 from benchmarks.output import JSON_NAME, MD_NAME, PNG_NAME
+from torch_grouped_conv.cli import main as cli_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
-    assert run.main(["--smoke", "--out-dir", str(tmp_path)]) == 0
+    # Through the CLI, as the README shows it: `torch-grouped-conv bench ...`.
+    assert cli_main(["bench", "--smoke", "--out-dir", str(tmp_path)]) == 0
     results = json.loads((tmp_path / JSON_NAME).read_text())
     assert results["config"]["repeats"] == 2
     assert results["machine"]["peak_gflops"] > 0

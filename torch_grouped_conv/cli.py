@@ -166,6 +166,19 @@ def _print_result(result: VerifyResult) -> None:
     out.print("[bold green]PASS[/bold green]" if result.passed else "[bold red]FAIL[/bold red]")
 
 
+def bench_command(bench_args: list[str]) -> int:
+    """Run the benchmark harness (benchmarks/run.py) of a source checkout."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "benchmarks" / "run.py").is_file():
+        raise InputError("`bench` runs from a source checkout of torch-grouped-conv (it needs benchmarks/); "
+                         "clone the repository and install it with `pip install -e .`")
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    from benchmarks.run import main as bench_main
+
+    return bench_main(bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="torch-grouped-conv", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -197,11 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = commands.add_parser("demo", help="the main job: a built-in mixed network, compiled, run, verified")
     d.add_argument("--backend", default="refbackend", help="|".join(BACKENDS))
     d.set_defaults(run=lambda a: demo_command(a.backend))
+
+    # Listed for --help only: main() hands `bench ...` to the harness's own parser.
+    commands.add_parser("bench", help="benchmark strategies vs PyTorch and upstream (see: bench --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["bench"]:  # the harness parses its own options
+            return bench_command(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run(args)
     except InputError as e:
