@@ -37,7 +37,7 @@ TRANSPOSED_MODULES = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
 
 # linalg op each (rank, case) lowers to; transposed cases emit the same op
-# over the prepared input (docs/design-coverage.md).
+# over the prepared input (docs/design.md).
 CASE_OPS = {
     (1, "conv"): "linalg.conv_1d_ncw_fcw",
     (2, "conv"): "linalg.conv_2d_nchw_fchw",

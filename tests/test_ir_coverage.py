@@ -1,5 +1,5 @@
 """IR tests for the coverage cases: the op chosen per case (counted by name,
-no SSA names), matching the table in docs/design-coverage.md, and refusals."""
+no SSA names), matching the table in docs/design.md, and refusals."""
 
 from __future__ import annotations
 
