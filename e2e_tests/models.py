@@ -38,7 +38,8 @@ def positional_conv_block() -> nn.Module:
 @dataclass(frozen=True)
 class ModelCase:
     spec: str  # a CLI MODEL spec
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # small, for the tests
+    full_shape: tuple[int, ...]  # the model's usual size, for docs/models.md
     in_ci: bool = True  # False: marked slow, deselected in `make test`
 
     @property
@@ -50,20 +51,27 @@ class ModelCase:
             return positional_conv_block()
         return build_model(self.spec)
 
-    def example_input(self) -> torch.Tensor:
+    def example_input(self, full: bool = False) -> torch.Tensor:
         generator = torch.Generator().manual_seed(1)
-        return torch.randn(self.input_shape, generator=generator)
+        return torch.randn(self.full_shape if full else self.input_shape, generator=generator)
 
 
-# Small resolutions keep `make test` within budget; docs/models.md also lists 224x224.
+IMAGE_224 = (1, 3, 224, 224)
+
+# Small inputs keep `make test` within budget; docs/models.md uses full_shape.
+# r3d_18: every stage halves the depth; IREE 3.13 miscompiles a 3D conv whose
+# output depth is 1 (upstream's lowering too, see docs/models.md), so the
+# test input keeps depth 16.
 MODEL_CASES = [
-    ModelCase("torchvision:resnext50_32x4d", (1, 3, 64, 64)),
-    ModelCase("torchvision:mobilenet_v2", (1, 3, 64, 64)),
-    ModelCase("torchvision:mobilenet_v3_small", (1, 3, 64, 64)),
-    ModelCase("torchvision:shufflenet_v2_x1_0", (1, 3, 64, 64)),
-    ModelCase("torchvision:efficientnet_b0", (1, 3, 64, 64)),
-    ModelCase("torchvision:regnet_y_400mf", (1, 3, 64, 64)),
-    ModelCase("torchvision:convnext_tiny", (1, 3, 64, 64)),
+    ModelCase("torchvision:resnext50_32x4d", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:mobilenet_v2", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:mobilenet_v3_small", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:shufflenet_v2_x1_0", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:efficientnet_b0", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:regnet_y_400mf", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:convnext_tiny", (1, 3, 64, 64), IMAGE_224),
+    ModelCase("torchvision:r3d_18", (1, 3, 16, 32, 32), (1, 3, 16, 112, 112)),
+    ModelCase("e2e:positional_conv_block", (2, 64, 50), (1, 64, 400)),
 ]
 
 

@@ -13,7 +13,7 @@ from .models import MODEL_CASES, ModelCase, expected_counts
 
 # The embedded runner lowers linalg to plain loops: fine for the small nets,
 # too slow to JIT and run for the big ones inside the test budget.
-REFBACKEND_MODELS = {"mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0"}
+REFBACKEND_MODELS = {"mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "positional_conv_block"}
 
 
 def model_params(backend: str) -> list:
