@@ -16,6 +16,7 @@ flipped, per-group-transposed weight (the adjoint of the strided conv).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 
@@ -87,12 +88,33 @@ def plan_convolution(spec: ConvSpec) -> ConvPlan | Refusal:
         return refusal
     kernel = tuple(k for k in spec.kernel if k is not None)
     window = transposed_window(spec, kernel) if spec.transposed else forward_window(spec)
+    window = trim_unread_input(window, spec.input.shape[2:], kernel)
     return ConvPlan(spec, classify(spec), window, kernel, ACCUMULATOR_DTYPE[spec.input.dtype])
 
 
 def forward_window(spec: ConvSpec) -> Window:
     ones = (1,) * spec.spatial_rank
     return Window(ones, spec.padding, spec.padding, spec.stride, spec.dilation)
+
+
+def trim_unread_input(window: Window, in_sizes: tuple[Dim, ...], kernel: tuple[int, ...]) -> Window:
+    """Crop the trailing input no output reads, along dims whose output size is 1.
+
+    Same numbers, and IREE 3.13 needs it: a conv with a unit output dim and an
+    input longer than its window fails to compile there (after unit-dim
+    folding, "inferred input/output operand #1 has shape's dimension ... to
+    be 4, but found 3"; torch-mlir's own lowering fails alike). Dynamic
+    sizes are left alone.
+    """
+    high = list(window.pad_high)
+    for i, size in enumerate(in_sizes):
+        if size is None:
+            continue
+        extent = (size - 1) * window.input_dilation[i] + 1 + window.pad_low[i] + window.pad_high[i]
+        reach = window.dilation[i] * (kernel[i] - 1) + 1
+        if extent >= reach and (extent - reach) // window.stride[i] == 0 and extent > reach:
+            high[i] -= extent - reach  # output size 1: only the first `reach` elements are read
+    return dataclasses.replace(window, pad_high=tuple(high))
 
 
 def transposed_window(spec: ConvSpec, kernel: tuple[int, ...]) -> Window:
