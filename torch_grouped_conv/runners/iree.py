@@ -29,10 +29,24 @@ IREE_TARGET_FLAGS = [
     "--iree-input-demote-f64-to-f32=false",
 ]
 
+# IREE 3.13 inlines small constants (<= 256 bytes) into dispatches, where its
+# bf16 emulation retypes a bf16 constant to f32 without converting the data
+# ("'arith.constant' op failed to verify that all of {value, result} have same
+# type"). Modules with bf16 at the boundary keep constants out of dispatches.
+BF16_FLAGS = ["--iree-flow-inline-constants-max-byte-length=0"]
+
+
+def has_bf16_boundary(module: ir.Module) -> bool:
+    """Whether a top-level function takes or returns bf16 tensors."""
+    for op in module.body.operations:
+        if "function_type" in op.attributes and "bf16" in str(op.attributes["function_type"]):
+            return True
+    return False
+
 
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
     """Compile a linalg-on-tensors module; return (vmfb, warnings text)."""
-    flags = IREE_TARGET_FLAGS + list(extra_flags or [])
+    flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + list(extra_flags or [])
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
         source.write_bytes(module_bytecode(module))
