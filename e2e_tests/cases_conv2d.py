@@ -9,7 +9,7 @@ not a cartesian product:
 - one-axis variations (stride, padding, dilation, bias, kernel, input size,
   batch) applied to the bases (all of them to depthwise and grouped);
 - odd channel counts and a handful of mixed combinations (per-dim stride /
-  padding / dilation, a channel multiplier, f64);
+  padding / dilation, a channel multiplier (case `depthwise_multiplier`), f64);
 - a dynamic-batch case run on several batch sizes;
 - one network mixing the three cases.
 
@@ -58,8 +58,8 @@ class Conv2dConfig:
         """The lowering the plugin must pick (mirrors plan.classify)."""
         if self.groups == 1:
             return "conv"
-        if self.groups == self.c_in and self.out_channels == self.c_in:
-            return "depthwise"
+        if self.groups == self.c_in:
+            return "depthwise" if self.out_channels == self.c_in else "depthwise_multiplier"
         return "grouped"
 
     def make_module(self) -> torch.nn.Module:
@@ -82,6 +82,7 @@ CASE_OPS = {
     "depthwise": ("tensor.collapse_shape", "linalg.depthwise_conv_2d_nchw_chw"),
     "grouped": ("tensor.expand_shape", "linalg.conv_2d_ngchw_gfchw", "tensor.collapse_shape"),
 }
+CASE_OPS["depthwise_multiplier"] = CASE_OPS["grouped"]  # the grouped lowering with C/G = 1
 
 
 def expected_ops(config: Conv2dConfig) -> tuple[str, ...]:
@@ -162,7 +163,7 @@ MIXED = {
         groups=1, c_in=6, c_out=10, kernel=(1, 3), stride=(2, 2), padding=(2, 2),
         dilation=(2, 2), batch=3, spatial=(9, 13),
     ),
-    # groups == C_in but F = 2*C_in: a channel multiplier, lowered as grouped.
+    # groups == C_in but F = 2*C_in: a channel multiplier, lowered like grouped.
     "mixed_multiplier": Conv2dConfig(c_in=8, groups=8, c_out=16, stride=(2, 2), bias=False),
 }
 

@@ -1,8 +1,8 @@
 """E2E cases for issue "Every aten.convolution a PyTorch program can produce".
 
-Every case name starts with `cov_` (COVERAGE_PREFIX); e2e_tests/test_coverage_e2e.py
-runs exactly those. Cases are generated from grids, as torch-mlir's
-test_suite/conv.py does:
+Every case name starts with `cov_` (COVERAGE_PREFIX); e2e_tests/test_e2e.py
+runs them with every other registered case. Cases are generated from grids, as
+torch-mlir's test_suite/conv.py does:
 
 - SHAPE_GRID: spatial rank 1/2/3 x case (conv, depthwise, depthwise multiplier,
   grouped) x forward/transposed, with stride, padding, dilation and
@@ -27,6 +27,9 @@ from typing import Any
 import pytest
 import torch
 from torch.export import Dim
+from torch_mlir.compiler_utils import TorchMlirCompilerError
+
+from torch_grouped_conv.errors import CompileError
 
 from .registry import E2ECase, register
 
@@ -142,17 +145,12 @@ conv_case("cov_3d_grouped_asymmetric", 3, "grouped", False, Window((1, 2, 3), st
                                                                    dilation=(2, 1, 1)))
 
 # -------------------------------------------------------------------- DTYPES
-IREE_BF16_CONSTANT = pytest.mark.xfail(
-    reason="IREE 3.13 retypes the bf16 bias constant inside the 3D conv dispatch to f32 without converting it "
-           "('arith.constant op failed to verify that all of {value, result} have same type'); refbackend runs it",
-    strict=True)
-
 for _dtype, _tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16"), (torch.float64, "f64")):
     conv_case(f"cov_2d_grouped_{_tag}", 2, "grouped", False, WINDOWS[1], dtype=_dtype)
     conv_case(f"cov_1d_transposed_depthwise_multiplier_{_tag}", 1, "depthwise_multiplier", True, WINDOWS[2],
               dtype=_dtype)
-    conv_case(f"cov_3d_conv_{_tag}", 3, "conv", False, WINDOWS[0], dtype=_dtype,
-              backend_marks={"iree": (IREE_BF16_CONSTANT,)} if _tag == "bf16" else None)
+    # bf16 with bias: IREE 3.13 failed on it until runners/iree.py kept bf16 constants out of dispatches.
+    conv_case(f"cov_3d_conv_{_tag}", 3, "conv", False, WINDOWS[0], dtype=_dtype)
 
 
 # ------------------------------------------------------------------- DYNAMIC
@@ -200,7 +198,7 @@ _CG, _FG = Dim("Cg", min=1, max=16), Dim("Fg", min=1, max=16)
 IREE_DYNAMIC_GROUP = pytest.mark.xfail(
     reason="IREE 3.13 fails workgroup distribution on a dispatch with a dynamic per-group channel dim "
            "('write affecting operations on global resources are restricted to workgroup distributed "
-           "contexts'); refbackend runs it", strict=True)
+           "contexts'); refbackend runs it", raises=CompileError, strict=True)
 _F = torch.nn.functional
 
 # Dynamic channel dims with a constant group count (2): export expresses
@@ -298,7 +296,8 @@ entry_case("cov_aten__convolution",
 entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 1), (3, 4, 5), (5,)),
            (7, 2, 4), "conv", "linalg.conv_1d_ncw_fcw",
            marks=(pytest.mark.xfail(reason="torch-mlir's conv_tbc decomposition returns [B, F, T] instead of "
-                                           "[T, B, F]; export_and_import fails before the plugin", strict=True),))
+                                           "[T, B, F]; export_and_import fails before the plugin",
+                                    raises=TorchMlirCompilerError, strict=True),))
 
 
 def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:
@@ -320,18 +319,22 @@ padding_mode_case("cov_pad_same_reflect_2d_multiplier", 2, "reflect", "same", "d
 
 # ----------------------------------------------------------- FUZZ_REGRESSIONS
 # Configs found failing by `python -m e2e_tests.fuzz` (seed 7, 150 examples),
-# replayed as regular cases. Both fail on IREE only, in 3D with f16/bf16.
-IREE_3D_LOW_PRECISION = pytest.mark.xfail(
-    reason="IREE 3.13 fails to compile some 3D f16/bf16 convolutions (bf16: constant retyped to f32 without "
-           "conversion; f16 grouped generic: 'inferred input/output operand #1 has shape's dimension #4 ...'); "
-           "refbackend matches PyTorch", strict=True)
-FUZZ_REGRESSIONS: list[dict[str, Any]] = [
-    {"rank": 3, "batch": 2, "groups": 2, "in_per_group": 3, "out_per_group": 2, "kernel": [3, 3, 1],
-     "stride": [3, 3, 3], "padding": [2, 1, 2], "dilation": [2, 1, 1], "transposed": False,
-     "output_padding": [0, 0, 0], "spatial": [6, 3, 4], "bias": False, "dtype": "f16", "dynamic_batch": False},
-    {"rank": 3, "batch": 1, "groups": 2, "in_per_group": 3, "out_per_group": 1, "kernel": [3, 1, 1],
-     "stride": [1, 1, 1], "padding": [0, 0, 2], "dilation": [1, 1, 2], "transposed": True,
-     "output_padding": [0, 0, 1], "spatial": [3, 3, 4], "bias": True, "dtype": "bf16", "dynamic_batch": False},
+# replayed as regular cases, each with the marks it still needs.
+FUZZ_REGRESSIONS: list[tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = [
+    # f16 3D grouped with output depth 1: IREE 3.13 failed to compile it ("inferred
+    # input/output operand #1 has shape's dimension #4 to be 4, but found 3") until
+    # plan.trim_unread_input cropped the input no output reads. Runs on both now.
+    ({"rank": 3, "batch": 2, "groups": 2, "in_per_group": 3, "out_per_group": 2, "kernel": [3, 3, 1],
+      "stride": [3, 3, 3], "padding": [2, 1, 2], "dilation": [2, 1, 1], "transposed": False,
+      "output_padding": [0, 0, 0], "spatial": [6, 3, 4], "bias": False, "dtype": "f16", "dynamic_batch": False},
+     {}),
+    # bf16 3D transposed grouped with bias: IREE 3.13 retyped the bf16 bias constant inlined into the
+    # dispatch ("'arith.constant' op failed to verify that all of {value, result} have same type")
+    # until runners/iree.py kept bf16 constants out of dispatches. Runs on both now.
+    ({"rank": 3, "batch": 1, "groups": 2, "in_per_group": 3, "out_per_group": 1, "kernel": [3, 1, 1],
+      "stride": [1, 1, 1], "padding": [0, 0, 2], "dilation": [1, 1, 2], "transposed": True,
+      "output_padding": [0, 0, 1], "spatial": [3, 3, 4], "bias": True, "dtype": "bf16", "dynamic_batch": False},
+     {}),
 ]
 
 
@@ -349,5 +352,5 @@ def fuzz_case(index: int, config: dict[str, Any], backend_marks: dict[str, tuple
     ))
 
 
-for _i, _config in enumerate(FUZZ_REGRESSIONS):
-    fuzz_case(_i, _config, {"iree": (IREE_3D_LOW_PRECISION,)})
+for _i, (_config, _backend_marks) in enumerate(FUZZ_REGRESSIONS):
+    fuzz_case(_i, _config, _backend_marks)

@@ -1,5 +1,6 @@
 """Compile each registered case once per test session, shared by the e2e and
-IR tests. Importing this module registers every case module.
+IR tests. Importing this module registers every case module, so the registry
+is the same whichever test file is collected first.
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import torch
 from torch_mlir import ir
@@ -15,8 +15,7 @@ from torch_mlir import ir
 import torch_grouped_conv as tgc
 from torch_grouped_conv.report import RewriteReport
 
-from . import cases_conv2d  # noqa: F401  (registers its cases)
-from .marks import XfailOn
+from . import cases_conv2d, cases_coverage  # noqa: F401  (register their cases)
 from .registry import CASES, CaseInputs, E2ECase
 
 
@@ -53,12 +52,11 @@ def all_inputs(case: E2ECase) -> list[CaseInputs]:
     return [case.make_inputs(), *(case.more_inputs() if case.more_inputs else [])]
 
 
-def eager(case: E2ECase, inputs: CaseInputs) -> list[np.ndarray]:
+def eager(case: E2ECase, inputs: CaseInputs) -> list[torch.Tensor]:
     """PyTorch's outputs on `inputs`, as a list like the runners return."""
     with torch.no_grad():
         out = eval_module(case)(*inputs)
-    outputs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o.numpy() for o in outputs]
+    return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
 def print_ir(module: ir.Module) -> str:
@@ -81,18 +79,11 @@ def op_names(module: ir.Module) -> list[str]:
 def case_params(names: list[str] | None = None, backend: str | None = None) -> list:
     """`pytest.param(name, marks=..., id=name)` for `names` (default: all cases).
 
-    The case's pytest marks apply as they are; its `XfailOn(backend)` entries
-    become strict xfails for that `backend` and are dropped otherwise.
+    The case's `marks` always apply; its `backend_marks[backend]` apply too
+    when the tests run on `backend` (None: tests that run no backend).
     """
     return [pytest.param(n, marks=case_marks(CASES[n], backend), id=n) for n in (names if names is not None else CASES)]
 
 
 def case_marks(case: E2ECase, backend: str | None) -> list:
-    marks = []
-    for mark in case.marks:
-        if isinstance(mark, XfailOn):
-            if mark.backend == backend:
-                marks.append(pytest.mark.xfail(reason=mark.reason, strict=True))
-        else:
-            marks.append(mark)
-    return marks
+    return [*case.marks, *(case.backend_marks.get(backend, ()) if backend is not None else ())]

@@ -1,19 +1,25 @@
-"""End to end: every registered case compiled once with the plugin, run on
-both backends and compared with PyTorch eager (eval mode, no_grad)."""
+"""End to end: every registered case (e2e_tests/cases_conv2d.py and
+cases_coverage.py) compiled once with the plugin, its report and linalg ops
+checked, then every input tuple (the export example and, for dynamic cases,
+`more_inputs`) run on both backends and compared with PyTorch eager (eval
+mode, no_grad) at the tolerances of e2e_tests/tolerances.py. IREE must compile
+without warnings. Expected failures come from the case (`marks`,
+`backend_marks`, see registry.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import torch_grouped_conv as tgc
+from torch_grouped_conv.runners.common import as_numpy
 
+from . import cases_coverage
 from .compiled import all_inputs, case_params, compiled, eager, op_names, print_ir
-from .registry import CASES
+from .registry import CASES, E2ECase, register
 from .tolerances import tolerance
 
-BACKENDS = ("refbackend", "iree")
+BACKENDS = tgc.BACKENDS
 
 # Cases compiled again with the plugin off (torch-mlir's own lowering), to check
 # that the comparison baseline itself works: one per lowering case, plus the net.
@@ -21,14 +27,18 @@ PLUGIN_OFF_CASES = ["conv2d_conv", "conv2d_depthwise_stride2", "conv2d_grouped_i
 
 
 def assert_matches_eager(name: str, program, case_inputs) -> None:
+    """The runner's outputs have PyTorch's shapes and element types (bf16 as
+    ml_dtypes.bfloat16) and its values within the dtype's tolerance."""
     case = CASES[name]
     actual = program(*case_inputs)
     expected = eager(case, case_inputs)
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        assert a.shape == e.shape and a.dtype == e.dtype
-        rtol, atol = tolerance(torch.from_numpy(e).dtype)
-        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=f"case {name}")
+    for got, torch_out in zip(actual, expected):
+        want = as_numpy(torch_out)
+        assert (got.shape, got.dtype) == (want.shape, want.dtype), f"case {name}"
+        rtol, atol = tolerance(torch_out.dtype)
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
+                                   err_msg=f"case {name}")
 
 
 @pytest.mark.parametrize("name", case_params())
@@ -65,3 +75,23 @@ def test_plugin_off_matches_eager(name: str) -> None:
     program = tgc.load(result.module, backend="refbackend")
     for case_inputs in all_inputs(CASES[name]):
         assert_matches_eager(name, program, case_inputs)
+
+
+def test_coverage_grid_is_complete() -> None:
+    """Every (spatial rank, case, forward/transposed) combination has a case."""
+    for rank in (1, 2, 3):
+        for case in cases_coverage.CHANNELS:
+            for prefix in ("", "transposed_"):
+                assert f"cov_{rank}d_{prefix}{case}" in CASES
+
+
+@pytest.mark.parametrize(("marks", "backend_marks", "error"), [
+    ((pytest.mark.xfail(reason="flaky"),), {}, "strict=True with a reason"),
+    ((), {"iree": (pytest.mark.xfail(strict=True),)}, "strict=True with a reason"),
+    ((), {"cuda": ()}, r"unknown backend\(s\) \['cuda'\]"),
+])
+def test_register_rejects_lax_marks(marks: tuple, backend_marks: dict, error: str) -> None:
+    case = E2ECase("lax", lambda: None, lambda: (), {"conv": 1}, marks=marks, backend_marks=backend_marks)
+    with pytest.raises(ValueError, match=error):
+        register(case)
+    assert "lax" not in CASES

@@ -3,7 +3,7 @@ both backends against PyTorch eager, and the op chain each strategy emits.
 
 The grid covers groups 1/2/4/8/C, stride 1/2, padding 0/1, dilation 1/2,
 bias on/off, batch 1/3, non-square inputs and kernels, F != C and a channel
-multiplier. Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
+multiplier (case `depthwise_multiplier`). Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.spec import Refusal, read_conv_spec
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
+from torch_grouped_conv.rewrite.strategies.registry import DEFAULT_STRATEGY, STRATEGY_EMITTERS
 from torch_grouped_conv.rewrite.strategies.split import MAX_SPLIT_GROUPS
 
 from .cases_conv2d import Conv2dConfig
@@ -82,7 +83,7 @@ def emitted_ops(config_name: str, strategy: str) -> Counter[str]:
 # the rewrite must emit, with their counts. Common to all: one tensor.pad and
 # one linalg.broadcast (bias accumulator).
 OP_CHAINS: dict[str, dict[str, int]] = {
-    # expand input, weight, accumulator; collapse the result.
+    # expand input, weight and bias by group where they enter; collapse the result.
     "grouped": {"linalg.conv_2d_ngchw_gfchw": 1, "tensor.expand_shape": 3, "tensor.collapse_shape": 1},
     # per group: slice input and weight, zero-fill, conv; then concat + bias add.
     "split": {"linalg.conv_2d_nchw_fchw": 4, "tensor.extract_slice": 8, "linalg.fill": 4,
@@ -142,15 +143,42 @@ def test_strategy_with_nothing_special_reuses_default() -> None:
 # The op that marks each strategy's emitter, per case (None: the default emitter's).
 MARKER_OPS: dict[tuple[str, Case], str] = {
     ("grouped", Case.GROUPED): "linalg.conv_2d_ngchw_gfchw",
+    ("grouped", Case.DEPTHWISE_MULTIPLIER): "linalg.conv_2d_ngchw_gfchw",
     ("grouped", Case.DEPTHWISE): "linalg.depthwise_conv_2d_nchw_chw",
     ("grouped", Case.CONV): "linalg.conv_2d_nchw_fchw",
     ("split", Case.GROUPED): "tensor.concat",
+    ("split", Case.DEPTHWISE_MULTIPLIER): "tensor.concat",
+    ("split", Case.DEPTHWISE): "tensor.concat",
     ("channels-last", Case.GROUPED): "linalg.conv_2d_nhwgc_gfhwc",
+    ("channels-last", Case.DEPTHWISE_MULTIPLIER): "linalg.conv_2d_nhwgc_gfhwc",
     ("channels-last", Case.DEPTHWISE): "linalg.depthwise_conv_2d_nhwc_hwc",
     ("channels-last", Case.CONV): "linalg.conv_2d_nhwc_hwcf",
     ("im2col", Case.GROUPED): "linalg.batch_matmul",
+    ("im2col", Case.DEPTHWISE_MULTIPLIER): "linalg.batch_matmul",
     ("im2col", Case.CONV): "linalg.batch_matmul",
 }
+
+
+def test_marker_ops_cover_every_emitter() -> None:
+    registered = set(STRATEGY_EMITTERS) | {(DEFAULT_STRATEGY, case) for case in Case}
+    assert registered == set(MARKER_OPS)
+
+
+@pytest.mark.parametrize("config_name", list(GRID))
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "auto"])
+def test_strategy_uses_its_emitter(strategy: str, config_name: str) -> None:
+    """Each strategy's own emitter for the cases it registers (no note), the
+    default emitter with a note for the others."""
+    module, report = compiled(config_name, strategy, "torch")
+    (decision,) = report.decisions
+    case = plan_first_convolution(config_name).case
+    assert decision.strategy == strategy, decision
+    marker = MARKER_OPS.get((strategy, case), MARKER_OPS[(DEFAULT_STRATEGY, case)])
+    assert Counter(op_names(module))[marker] >= 1, print_ir(module)
+    if (strategy, case) in MARKER_OPS:
+        assert decision.note is None, decision.note
+    else:
+        assert decision.note == f"{strategy} has nothing special for {case}; default emitter"
 
 
 @pytest.mark.parametrize("config_name", list(GRID))

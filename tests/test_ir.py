@@ -15,20 +15,19 @@ from torch_mlir import ir
 
 from e2e_tests.cases_conv2d import CONV2D_CONFIGS, Conv2dConfig
 from e2e_tests.compiled import case_params, compiled, op_names, print_ir
+from e2e_tests.registry import CASES
+from torch_grouped_conv.rewrite.plan import output_spatial_size
 
 CONV_OPS = {
     "conv": "linalg.conv_2d_nchw_fchw",
     "depthwise": "linalg.depthwise_conv_2d_nchw_chw",
+    "depthwise_multiplier": "linalg.conv_2d_ngchw_gfchw",
     "grouped": "linalg.conv_2d_ngchw_gfchw",
 }
 
-# Exact counts per case: grouped splits input, weight and accumulator, and
-# merges the result back; depthwise only merges the weight [C,1,KH,KW] -> [C,KH,KW].
-RESHAPE_COUNTS = {
-    "conv": {"tensor.expand_shape": 0, "tensor.collapse_shape": 0},
-    "depthwise": {"tensor.expand_shape": 0, "tensor.collapse_shape": 1},
-    "grouped": {"tensor.expand_shape": 3, "tensor.collapse_shape": 1},
-}
+# Cases whose operands are split by group where they enter (plan.grouped_layout):
+# input [N,G,C/G,H,W], weight [G,F/G,C/G,KH,KW], bias [G,F/G], accumulator [N,G,F/G,Ho,Wo].
+GROUPED_CASES = ("grouped", "depthwise_multiplier")
 
 WINDOW_ATTR = re.compile(r"^dense<(?P<values>\d+|\[\d+, \d+\])> : tensor<2xi64>$")
 
@@ -90,14 +89,52 @@ def window_values(attr: ir.Attribute) -> list[int]:
     return values * 2 if len(values) == 1 else values
 
 
+def dims(value: ir.Value) -> list[int | None]:
+    """The value's tensor shape, None for a dynamic size."""
+    shaped = ir.RankedTensorType(value.type)
+    return [None if shaped.is_dynamic_dim(i) else shaped.get_dim_size(i) for i in range(shaped.rank)]
+
+
+def is_grouped(config: Conv2dConfig) -> bool:
+    return config.case in GROUPED_CASES
+
+
+def reshape_counts(config: Conv2dConfig) -> dict[str, int]:
+    """Exact reshape counts: grouped cases split input, weight and (if any) bias
+    and merge the result back; depthwise merges the weight [C,1,KH,KW] -> [C,KH,KW]."""
+    if is_grouped(config):
+        return {"tensor.expand_shape": 2 + config.bias, "tensor.collapse_shape": 1}
+    return {"tensor.expand_shape": 0, "tensor.collapse_shape": 1 if config.case == "depthwise" else 0}
+
+
 def input_chain(config: Conv2dConfig) -> list[str]:
-    """What must feed the conv's input, nearest first, in linalg-on-tensors form."""
-    chain = ["tensor.expand_shape"] if config.case == "grouped" else []
-    return chain + (["tensor.pad"] if any(config.padding) else [])
+    """What feeds the conv's input, nearest first: padding (iff any) of the
+    input, which grouped cases split by group first."""
+    padding = ["tensor.pad"] if any(config.padding) else []
+    return padding + (["tensor.expand_shape"] if is_grouped(config) else [])
+
+
+def weight_chain(config: Conv2dConfig) -> list[str]:
+    """The weight constant, split [F,..] -> [G,F/G,..] or collapsed [C,1,..] -> [C,..]."""
+    reshape = {"conv": [], "depthwise": ["tensor.collapse_shape"]}.get(config.case, ["tensor.expand_shape"])
+    return reshape + ["arith.constant"]
+
+
+def accumulator_chain(config: Conv2dConfig) -> list[str]:
+    """The conv's init: the bias broadcast (split [F] -> [G,F/G] first in grouped
+    cases), or zeros (linalg.fill of a constant)."""
+    if not config.bias:
+        return ["linalg.fill", "arith.constant"]
+    return ["linalg.broadcast"] + (["tensor.expand_shape"] if is_grouped(config) else []) + ["arith.constant"]
 
 
 def result_chain(config: Conv2dConfig) -> list[str]:
-    return ["tensor.collapse_shape"] if config.case == "grouped" else []
+    return ["tensor.collapse_shape"] if is_grouped(config) else []
+
+
+def output_hw(config: Conv2dConfig) -> list[int]:
+    return [output_spatial_size(*args) for args in
+            zip(config.spatial, config.kernel, config.stride, config.padding, config.dilation)]
 
 
 # --- linalg-on-tensors -------------------------------------------------------------
@@ -108,13 +145,45 @@ def test_op_chain(name: str) -> None:
     counts = Counter(op_names(module))
     text = print_ir(module)
     assert counts["torch.aten.convolution"] == 0, text
-    for case, op in CONV_OPS.items():
-        assert counts[op] == (1 if case == config.case else 0), text
-    for op, n in RESHAPE_COUNTS[config.case].items():
+    for op in set(CONV_OPS.values()):
+        assert counts[op] == (1 if op == CONV_OPS[config.case] else 0), text
+    for op, n in reshape_counts(config).items():
         assert counts[op] == n, text
     conv = the_conv(module, config)
-    assert producers(conv.operands[0]) == input_chain(config), text
+    x, w, acc = conv.operands
+    assert producers(x) == input_chain(config), text
+    assert producers(w) == weight_chain(config), text
+    assert producers(acc) == accumulator_chain(config), text
     assert consumers(conv.results[0]) == result_chain(config) + ["func.return"], text
+
+
+@pytest.mark.parametrize("name", case_params([n for n in SINGLE_CONV if is_grouped(CONV2D_CONFIGS[n])]))
+def test_grouped_layout_shapes(name: str) -> None:
+    """Grouped cases: every operand is split by group where it enters, so the
+    pad and the bias broadcast act on grouped tensors; one collapse at the end."""
+    config, module = CONV2D_CONFIGS[name], compiled(name).module
+    text = print_ir(module)
+    n = None if CASES[name].dynamic_shapes else config.batch
+    g, f = config.groups, config.out_channels
+    h, w_in = config.spatial
+    (kh, kw), (ph, pw) = config.kernel, config.padding
+    ho, wo = output_hw(config)
+    conv = the_conv(module, config)
+    x, weight, acc = conv.operands
+    split = x.owner.operands[0].owner if any(config.padding) else x.owner
+    assert dims(split.results[0]) == [n, g, config.c_in // g, h, w_in], text
+    assert dims(x) == [n, g, config.c_in // g, h + 2 * ph, w_in + 2 * pw], text
+    assert dims(weight) == [g, f // g, config.c_in // g, kh, kw], text
+    assert dims(acc) == [n, g, f // g, ho, wo], text
+    if config.bias:
+        bias = acc.owner.operands[0]
+        assert dims(bias) == [g, f // g], text
+        assert list(ir.DenseI64ArrayAttr(acc.owner.attributes["dimensions"])) == [0, 3, 4], text
+    (use,) = list(conv.results[0].uses)
+    merge = use.owner
+    assert dims(merge.results[0]) == [n, f, ho, wo], text
+    for reshape in (split, merge):  # [N, C] <-> [N, G, C/G]
+        assert str(reshape.attributes["reassociation"]) == "[[0], [1, 2], [3], [4]]", text
 
 
 @pytest.mark.parametrize("name", case_params(SINGLE_CONV))
@@ -133,20 +202,25 @@ def test_padding_and_init(name: str) -> None:
     if any(config.padding):
         assert len(pads) == 1, print_ir(module)
         low, high = (list(ir.DenseI64ArrayAttr(pads[0].attributes[k])) for k in ("static_low", "static_high"))
-        assert low == high == [0, 0, *config.padding]
+        unpadded = [0, 0, 0] if is_grouped(config) else [0, 0]  # N, (G,) C
+        assert low == high == [*unpadded, *config.padding]
     else:
         assert pads == [], print_ir(module)
-    # The accumulator: the bias broadcast over [N, F, Ho, Wo], or zeros.
+    # The accumulator: the bias broadcast over [N, (G,) F, Ho, Wo], or zeros.
     assert (counts["linalg.broadcast"], counts["linalg.fill"]) == ((1, 0) if config.bias else (0, 1)), print_ir(module)
 
 
 def test_network_op_counts() -> None:
+    """MixedNet: 2 conv, 1 depthwise, 2 grouped (one without bias)."""
     module = compiled("conv2d_network_mixed").module
     counts = Counter(op_names(module))
     assert counts["linalg.conv_2d_nchw_fchw"] == 2
     assert counts["linalg.depthwise_conv_2d_nchw_chw"] == 1
     assert counts["linalg.conv_2d_ngchw_gfchw"] == 2
-    assert counts["tensor.expand_shape"] == 2 * 3
+    # input and weight of both grouped convs, plus the bias of grouped_1x1
+    assert counts["tensor.expand_shape"] == 2 * 2 + 1
+    # both grouped results, the depthwise weight
+    assert counts["tensor.collapse_shape"] == 2 + 1
     assert counts["torch.aten.convolution"] == 0
 
 

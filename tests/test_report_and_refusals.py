@@ -112,39 +112,60 @@ def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
 
 # --- one test per refusal -------------------------------------------------------------
 
+def transposed(**changes: object) -> Conv:
+    """ConvTranspose2d(8, 8, 3, groups=4) on [1, 8, 6, 6]: weight [C, F/G, 3, 3], result [1, 8, 8, 8]."""
+    base = {"weight": vtensor((8, 2, 3, 3)), "result": vtensor((1, 8, 8, 8)), "transposed": True}
+    return Conv(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def spatial(rank: int, **changes: object) -> Conv:
+    """A grouped conv (C=8, F=8, G=4) of spatial rank `rank`: kernel 3, input 6, output 4."""
+    ones = (1,) * rank
+    return Conv(input=vtensor((1, 8, *(6,) * rank)), weight=vtensor((8, 2, *(3,) * rank)),
+                result=vtensor((1, 8, *(4,) * rank)), stride=ones, padding=(0,) * rank, dilation=ones,
+                output_padding=(0,) * rank, **changes)  # type: ignore[arg-type]
+
+
+# Every Refusal that spec.py (reading the op) and plan.py (deciding) can return.
 REFUSALS = {
-    "groups_not_constant": (Conv(groups="arg"), "groups is not a compile-time constant int"),
+    # spec.py: operands that cannot be read
+    "unranked_input": (Conv(input=vtensor(None)), "input has type !torch.vtensor; a ranked !torch.vtensor"),
+    "unranked_weight": (Conv(weight=vtensor(None)), "weight has type !torch.vtensor; a ranked !torch.vtensor"),
+    "unranked_result": (Conv(result=vtensor(None)), "result has type !torch.vtensor; a ranked !torch.vtensor"),
     "stride_not_constant": (Conv(stride=(1, "arg")), "stride is not a list of constant ints"),
+    "padding_not_constant": (Conv(padding=("arg", 0)), "padding is not a list of constant ints"),
+    "dilation_not_constant": (Conv(dilation=(1, "arg")), "dilation is not a list of constant ints"),
+    "output_padding_not_constant": (Conv(output_padding=(0, "arg")), "output_padding is not a list of constant ints"),
     "transposed_not_constant": (Conv(transposed="arg"), "transposed is not a constant bool"),
-    "unranked_input": (Conv(input=vtensor(None)), "input has type !torch.vtensor"),
-    "conv1d": (
-        Conv(input=vtensor((1, 8, 6)), weight=vtensor((8, 2, 3)), result=vtensor((1, 8, 4)),
-             stride=(1,), padding=(0,), dilation=(1,), output_padding=(0,)),
-        "1D convolution is not lowered yet",
-    ),
-    "transposed": (
-        Conv(weight=vtensor((8, 2, 3, 3)), result=vtensor((1, 8, 8, 8)), transposed=True),
-        "transposed convolution is not lowered yet",
-    ),
+    "groups_not_constant": (Conv(groups="arg"), "groups is not a compile-time constant int"),
+    # plan.py: what the lowering supports
+    "spatial_rank_0": (spatial(0), "0D convolution is not lowered (input rank 2; supported spatial ranks: [1, 2, 3])"),
+    "spatial_rank_4": (spatial(4), "4D convolution is not lowered (input rank 6; supported spatial ranks: [1, 2, 3])"),
     "integer_dtype": (
         Conv(input=vtensor((1, 8, 6, 6), "si32"), weight=vtensor((8, 2, 3, 3), "si32"),
              result=vtensor((1, 8, 4, 4), "si32")),
         "input dtype si32 is not a float type",
     ),
+    "integer_weight": (Conv(weight=vtensor((8, 2, 3, 3), "si8")), "weight dtype si8 is not a float type"),
     "mixed_dtypes": (Conv(weight=vtensor((8, 2, 3, 3), "f64")), "mixed dtypes input=f32 weight=f64 result=f32"),
-    "f16": (
-        Conv(input=vtensor((1, 8, 6, 6), "f16"), weight=vtensor((8, 2, 3, 3), "f16"),
-             result=vtensor((1, 8, 4, 4), "f16")),
-        "f16 convolution is not lowered yet",
-    ),
-    "dynamic_channels": (
-        Conv(input=vtensor((1, None, 6, 6)), result=vtensor((1, 8, 4, 4))),
-        "weight and channel dims must be static",
-    ),
+    "mixed_result_dtype": (Conv(result=vtensor((1, 8, 4, 4), "f16")), "mixed dtypes input=f32 weight=f32 result=f16"),
+    "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3))), "kernel size [None, 3] must be static"),
+    # plan.py: a malformed op
     "stride_rank": (Conv(stride=(1,)), "stride=[1] has 1 entries for a 2D convolution"),
+    "padding_rank": (Conv(padding=(0, 0, 0)), "padding=[0, 0, 0] has 3 entries for a 2D convolution"),
+    "dilation_rank": (Conv(dilation=(1,)), "dilation=[1] has 1 entries for a 2D convolution"),
+    "transposed_output_padding_rank": (transposed(output_padding=(0,)),
+                                       "output_padding=[0] has 1 entries for a 2D convolution"),
     "stride_zero": (Conv(stride=(0, 1)), "stride=[0, 1] dilation=[1, 1] padding=[0, 0] out of range"),
+    "dilation_zero": (Conv(dilation=(1, 0)), "stride=[1, 1] dilation=[1, 0] padding=[0, 0] out of range"),
     "negative_padding": (Conv(padding=(0, -1)), "padding=[0, -1] out of range"),
+    "forward_output_padding": (Conv(output_padding=(1, 0)), "output_padding=[1, 0] on a non-transposed convolution"),
+    "transposed_output_padding_too_large": (
+        transposed(output_padding=(0, 1), result=vtensor((1, 8, 8, 9))),
+        "output_padding[1]=1 must be in [0, max(stride=1, dilation=1))",
+    ),
     "groups_zero": (Conv(groups=0), "groups=0 must be positive"),
+    "groups_negative": (Conv(groups=-2), "groups=-2 must be positive"),
     "groups_not_dividing_c_in": (
         Conv(weight=vtensor((6, 2, 3, 3)), result=vtensor((1, 6, 4, 4)), groups=3),
         "groups=3 does not divide C_in=8",
@@ -153,7 +174,14 @@ REFUSALS = {
         Conv(weight=vtensor((6, 2, 3, 3)), result=vtensor((1, 6, 4, 4))),
         "groups=4 does not divide C_out=6",
     ),
-    "weight_channels": (Conv(weight=vtensor((8, 4, 3, 3))), "weight has 4 input channels per group, expected C_in/groups=2"),
+    "weight_channels": (Conv(weight=vtensor((8, 4, 3, 3))), "weight dim 1 is 4, expected 2 for C_in=8, groups=4"),
+    "transposed_weight_channels": (transposed(weight=vtensor((4, 2, 3, 3))),
+                                   "weight dim 0 is 4, expected 8 for C_in=8, groups=4"),
+    # C_in dynamic: only the transposed weight's first dim says how many input channels there are.
+    "transposed_weight_c_in_not_divisible": (
+        transposed(input=vtensor((1, None, 6, 6)), weight=vtensor((6, 2, 3, 3))),
+        "groups=4 does not divide the transposed weight's C_in=6",
+    ),
 }
 
 
@@ -171,6 +199,47 @@ def test_refusal_leaves_op_and_says_why(conv: Conv, reason: str) -> None:
     assert pattern.ORDER_ATTR not in op.attributes  # the transient numbering is gone
     assert module.operation.verify()
     assert tgc.last_report() is report
+
+
+# Ops that earlier versions refused and the plugin now lowers: the report case
+# and the linalg op that replaces the convolution.
+LOWERED = {
+    "conv1d": (spatial(1), "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "conv3d": (spatial(3), "grouped", "linalg.generic"),
+    "transposed": (transposed(), "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "transposed_output_padding": (transposed(stride=(2, 2), output_padding=(1, 0), result=vtensor((1, 8, 14, 13))),
+                                  "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "f16": (
+        Conv(input=vtensor((1, 8, 6, 6), "f16"), weight=vtensor((8, 2, 3, 3), "f16"),
+             result=vtensor((1, 8, 4, 4), "f16")),
+        "grouped", "linalg.conv_2d_ngchw_gfchw",
+    ),
+    "bf16": (
+        Conv(input=vtensor((1, 8, 6, 6), "bf16"), weight=vtensor((8, 2, 3, 3), "bf16"),
+             result=vtensor((1, 8, 4, 4), "bf16")),
+        "grouped", "linalg.conv_2d_ngchw_gfchw",
+    ),
+    "dynamic_channels": (Conv(input=vtensor((1, None, 6, 6)), result=vtensor((1, 8, 4, 4))),
+                         "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "dynamic_batch_and_width": (Conv(input=vtensor((None, 8, 6, None)), result=vtensor((None, 8, 4, None))),
+                                "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    # torch-mlir's form of padding="valid"/"same": a 1-entry [0] output_padding, ignored.
+    "forward_output_padding_single_zero": (Conv(output_padding=(0,)), "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "depthwise_multiplier": (Conv(input=vtensor((1, 4, 6, 6)), weight=vtensor((8, 1, 3, 3))),
+                             "depthwise_multiplier", "linalg.conv_2d_ngchw_gfchw"),
+}
+
+
+@pytest.mark.parametrize(("conv", "case", "op"), list(LOWERED.values()), ids=list(LOWERED))
+def test_lowered_not_refused(conv: Conv, case: str, op: str) -> None:
+    module = parse(module_text(conv))
+    report = tgc.lower(module)
+    assert report.counts() == {case: 1}, report.summary()
+    [decision] = report.decisions
+    assert decision.lowered and decision.reason is None
+    assert ops_named(module, CONVOLUTION) == []
+    assert len(ops_named(module, op)) == 1
+    assert module.operation.verify()
 
 
 def test_refused_and_lowered_in_one_module() -> None:
@@ -197,7 +266,7 @@ def test_refused_and_lowered_in_one_module() -> None:
     assert first["case"] is None and "groups" in first["reason"]
     assert second == {
         "location": second["location"], "input_shape": [1, 8, 4, 4], "weight_shape": [8, 2, 1, 1],
-        "groups": 4, "case": "grouped", "reason": None, "strategy": "grouped",
+        "groups": 4, "case": "grouped", "reason": None, "strategy": "grouped", "note": None,
     }
     assert second["location"].startswith("loc(")
 
@@ -232,14 +301,14 @@ def tiny_model() -> tuple[torch.nn.Module, torch.Tensor]:
 
 def test_lower_unknown_strategy() -> None:
     module = parse(module_text(Conv()))
-    with pytest.raises(tgc.InputError, match="unknown grouped_conv='im2col'"):
-        tgc.lower(module, grouped_conv="im2col")
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='winograd'; choose one of grouped, "):
+        tgc.lower(module, grouped_conv="winograd")
     assert len(ops_named(module, CONVOLUTION)) == 1
 
 
 def test_compile_unknown_strategy() -> None:
-    with pytest.raises(tgc.InputError, match="unknown grouped_conv='im2col'"):
-        tgc.compile(*tiny_model(), grouped_conv="im2col")
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='winograd'"):
+        tgc.compile(*tiny_model(), grouped_conv="winograd")
 
 
 def test_compile_unknown_output_type() -> None:
@@ -310,7 +379,7 @@ def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.Mon
     module = parse(module_text(Conv()))
     error = PatternBoom("emitter failed")
 
-    def broken_emit(plan: object, op: object) -> None:
+    def broken_emit(*args: object) -> None:
         raise error
 
     monkeypatch.setattr(pattern, "emit_plan", broken_emit)

@@ -8,7 +8,8 @@ The rule, in order:
    7x7 depthwise ran ~2x faster than the NCHW form);
 2. other depthwise -> `grouped` (NCHW depthwise_conv_2d_nchw_chw): for 3x3
    and 5x5 the NHWC form was no faster and the transposes cost extra passes;
-3. grouped (1 < groups, not depthwise) -> `im2col`: one batch_matmul over
+3. grouped (1 < groups, not depthwise; a channel multiplier, case
+   `depthwise_multiplier`, included) -> `im2col`: one batch_matmul over
    the groups beat every direct form on every grouped shape measured
    (2-5x over upstream), since IREE's matmul codegen is its best-tuned path;
 4. groups == 1 -> `grouped` (the default conv_2d_nchw_fchw).
@@ -29,8 +30,9 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
         if kernel and min(kernel) >= LARGE_DEPTHWISE_KERNEL:
             return "channels-last", f"depthwise with kernel {kernel} >= {LARGE_DEPTHWISE_KERNEL}: NHWC depthwise"
         return "grouped", f"depthwise with kernel {kernel} < {LARGE_DEPTHWISE_KERNEL}: NCHW depthwise"
-    if plan.case is Case.GROUPED:
-        return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)"
+    if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
+        return "im2col", f"groups={plan.spec.groups} ({plan.case}): grouped GEMM (im2col + batch_matmul)"
+    assert plan.case is Case.CONV, plan.case
     return "grouped", "groups=1: plain conv_2d_nchw_fchw"
 
 

@@ -5,7 +5,7 @@ Input [N,C,Hp,Wp] -> NHWC; accumulator [N,F,Ho,Wo] -> NHWC; result NHWC ->
 NCHW. Per case the kernel becomes:
 - conv: [F,C,KH,KW] -> HWCF, linalg.conv_2d_nhwc_hwcf;
 - depthwise: [C,1,KH,KW] -> [C,KH,KW] -> HWC, linalg.depthwise_conv_2d_nhwc_hwc;
-- grouped: [F,C/G,KH,KW] -> [G,F/G,C/G,KH,KW] -> GFHWC, input NHWC ->
+- grouped, depthwise_multiplier: [F,C/G,KH,KW] -> [G,F/G,C/G,KH,KW] -> GFHWC, input NHWC ->
   [N,H,W,G,C/G], accumulator -> [N,Ho,Wo,G,F/G], linalg.conv_2d_nhwgc_gfhwc.
 """
 
@@ -46,7 +46,7 @@ def emit_depthwise_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
     return transpose(out, NHWC_TO_NCHW)
 
 
-@emits("channels-last", Case.GROUPED)
+@emits("channels-last", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_grouped_nhwgc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
     out = linalg.conv_2d_nhwgc_gfhwc(

@@ -52,7 +52,7 @@ def im2col(plan: ConvPlan, x: ir.Value, out_hw: tuple[int, int]) -> ir.Value:
     return reshape(col, [[0], [1, 2, 3], [4, 5, 6]], [groups, k, p])
 
 
-@emits("im2col", Case.CONV, Case.GROUPED)
+@emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
     n, f, ho, wo = shape(acc)

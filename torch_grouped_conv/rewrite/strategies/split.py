@@ -32,7 +32,7 @@ def decline_split(plan: ConvPlan) -> str | None:
     return None
 
 
-@emits("split", Case.GROUPED, Case.DEPTHWISE)
+@emits("split", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER, Case.DEPTHWISE)
 def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
     c_group, f_group = shape(x)[1] // groups, shape(w)[0] // groups
