@@ -25,7 +25,7 @@ from .shapes import SETS, Shape, load_shapes
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SHAPES = REPO.parent / "shared" / "bench" / "shapes.json"
-PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "auto")
+PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 MODELS = ("resnext50_32x4d", "mobilenet_v2")
 
 
