@@ -10,8 +10,11 @@ Layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW], accumulator
 Tap (kh, kw) reads the strided view
   x[:, :, kh*dh : kh*dh + (Ho-1)*sh + 1 : sh, kw*dw : kw*dw + (Wo-1)*sw + 1 : sw]
 (a tensor.extract_slice of shape [N,C,Ho,Wo]; IREE folds it into the
-dispatch's load, no copy) with the identity map, and the weight through the
-map (n,c,ho,wo) -> (c, 0, kh, kw) (a constant per channel). All loops are
+dispatch's load, no copy) with the identity map, and its weight w[:, 0, kh, kw] ([C], a rank-reducing
+slice of a constant) through (n,c,ho,wo) -> (c). A single weight operand
+read through (c, 0, kh, kw) maps (constant results) verifies too, but IREE
+then does not vectorize the dispatch (scalar vmulss/vaddss in the dumped
+assembly, ~2x slower). All loops are
 parallel, so IREE tiles and vectorizes it like any elementwise op (along
 Wo), with no reduction loop; the multiply-adds are unrolled in the body.
 (Reading x directly through (n, c, ho*sh + kh*dh, ...) maps does not
@@ -44,10 +47,11 @@ def tap_view(x: ir.Value, row: int, col: int, out_shape: Sequence[int], stride: 
                                 list(out_shape), [1, 1, *stride])
 
 
-def weight_map(kh: int, kw: int) -> ir.AffineMap:
-    """(n, c, ho, wo) -> (c, 0, kh, kw)."""
-    const = ir.AffineConstantExpr.get
-    return ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(1), const(0), const(kh), const(kw)])
+def tap_weight(w: ir.Value, kh: int, kw: int) -> ir.Value:
+    """w[:, 0, kh, kw] as a [C] tensor (rank-reducing tensor.extract_slice)."""
+    c = shape(w)[0]
+    return tensor.extract_slice(tensor_type([c], elem_type(w)), w, [], [], [], [0, 0, kh, kw], [c, 1, 1, 1],
+                                [1, 1, 1, 1])
 
 
 @declines("taps")
@@ -63,8 +67,9 @@ def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
     out_shape = shape(acc)
     offsets = tap_offsets(plan.kernel, plan.spec.dilation)
     views = [tap_view(x, row, col, out_shape, plan.spec.stride) for _, _, row, col in offsets]
-    identity = ir.AffineMap.get_identity(4)
-    maps = [identity] * len(views) + [weight_map(kh, kw) for kh, kw, _, _ in offsets] + [identity]
+    weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in offsets]
+    identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(1)])
+    maps = [identity] * len(views) + [channel] * len(weights) + [identity]
     taps = len(views)
 
     def body(args: list[ir.Value]) -> ir.Value:
@@ -73,4 +78,4 @@ def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
             total = arith.addf(total, arith.mulf(args[t], args[taps + t]))
         return total
 
-    return parallel_generic(views + [w] * taps, acc, maps, body)
+    return parallel_generic(views + weights, acc, maps, body)
