@@ -17,6 +17,10 @@ then does not vectorize the dispatch (scalar vmulss/vaddss in the dumped
 assembly, ~2x slower). All loops are
 parallel, so IREE tiles and vectorizes it like any elementwise op (along
 Wo), with no reduction loop; the multiply-adds are unrolled in the body.
+With a column stride s > 1 the taps would read every s-th float (a gather
+per vector); the input's columns are first de-interleaved into s phases
+(`column_phases`, one copy pass) and each tap reads a contiguous run of one
+phase instead.
 (Reading x directly through (n, c, ho*sh + kh*dh, ...) maps does not
 verify: tap (0, 0) at stride 1 is a bare dim, which must match Ho exactly.)
 """
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..builders import tensor_type
+from ..builders import pad_spatial, tensor_type
 from ..plan import Case, ConvPlan
 from .layout import elem_type, parallel_generic, shape
 from .registry import declines, emits
@@ -54,6 +58,34 @@ def tap_weight(w: ir.Value, kh: int, kw: int) -> ir.Value:
                                 [1, 1, 1, 1])
 
 
+def column_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
+    """x [N,C,Hp,Wp] -> [N,C,Hp,stride,width] with
+    out[n,c,h,p,q] = x[n,c,h,q*stride + p] (x zero-padded on the right when
+    width*stride > Wp; those columns are never read by a tap).
+
+    One copy pass that de-interleaves the columns, so that every tap of a
+    convolution with column stride > 1 reads contiguous columns: tap column
+    wo*stride + o lies in phase o % stride at q = wo + o // stride.
+    """
+    n, c, hp, wp = shape(x)
+    if width * stride > wp:
+        x = pad_spatial(x, [0, 0], [0, width * stride - wp])
+    d = [ir.AffineDimExpr.get(i) for i in range(5)]
+    column = ir.AffineAddExpr.get(ir.AffineMulExpr.get(d[4], ir.AffineConstantExpr.get(stride)), d[3])
+    maps = [ir.AffineMap.get(5, 0, [d[0], d[1], d[2], column]), ir.AffineMap.get_identity(5)]
+    init = tensor.empty([n, c, hp, stride, width], elem_type(x))
+    return parallel_generic([x], init, maps, lambda args: args[0])
+
+
+def phase_view(phases: ir.Value, row: int, col: int, out_shape: Sequence[int], row_stride: int) -> ir.Value:
+    """The tap at (row, col) of the padded input, read from `column_phases`:
+    phases[:, :, row::sh, col % s, col // s : col // s + Wo] as [N,C,Ho,Wo]."""
+    s = shape(phases)[3]
+    n, c, ho, wo = out_shape
+    return tensor.extract_slice(tensor_type(list(out_shape), elem_type(phases)), phases, [], [], [],
+                                [0, 0, row, col % s, col // s], [n, c, ho, 1, wo], [1, 1, row_stride, 1, 1])
+
+
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
     taps = plan.kernel[0] * plan.kernel[1]
@@ -66,7 +98,12 @@ def decline_taps(plan: ConvPlan) -> str | None:
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     out_shape = shape(acc)
     offsets = tap_offsets(plan.kernel, plan.spec.dilation)
-    views = [tap_view(x, row, col, out_shape, plan.spec.stride) for _, _, row, col in offsets]
+    sh, sw = plan.spec.stride
+    if sw == 1:
+        views = [tap_view(x, row, col, out_shape, plan.spec.stride) for _, _, row, col in offsets]
+    else:
+        phases = column_phases(x, sw, out_shape[3] + max(col for *_, col in offsets) // sw)
+        views = [phase_view(phases, row, col, out_shape, sh) for _, _, row, col in offsets]
     weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in offsets]
     identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(1)])
     maps = [identity] * len(views) + [channel] * len(weights) + [identity]
