@@ -150,6 +150,8 @@ MARKER_OPS: dict[tuple[str, Case], str] = {
     ("channels-last", Case.CONV): "linalg.conv_2d_nhwc_hwcf",
     ("im2col", Case.GROUPED): "linalg.batch_matmul",
     ("im2col", Case.CONV): "linalg.batch_matmul",
+    ("taps", Case.DEPTHWISE): "tensor.extract_slice",  # one strided view per tap
+    ("matmul", Case.CONV): "linalg.matmul",  # 1x1 (KxK: im2col's batch_matmul)
 }
 
 

@@ -17,6 +17,7 @@ FLAG_SETS: dict[str, list[str]] = {
     # Data tiling: operands of matmul-like ops are packed into
     # cache/register-friendly tiles (the suggested path of --iree-opt-data-tiling).
     "data-tiling": ["--iree-opt-data-tiling"],
+    "data-tiling+ukernels": ["--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all"],
     "im2col+data-tiling": ["--iree-global-opt-use-im2col-for-convs", "--iree-opt-data-tiling"],
     # Hand-written microkernels (mmt4d, pack, unpack) for data-tiled matmuls.
     "im2col+data-tiling+ukernels": [
