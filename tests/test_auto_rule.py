@@ -33,7 +33,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> Co
     (384, 384, 384, 9, 1, "channels-last"),  # 81 taps
     (256, 256, 32, 3, 1, "im2col"),  # ResNeXt grouped
     (48, 48, 6, 3, 2, "im2col"),  # RegNet grouped
-    (32, 64, 32, 3, 1, "im2col"),  # channel multiplier: grouped case
+    (32, 64, 32, 3, 1, "grouped"),  # channel multiplier: default emitter
     (64, 128, 1, 3, 1, "grouped"),  # plain 3x3 conv: direct
     (64, 128, 1, 1, 1, "matmul"),  # 1x1
     (512, 1024, 1, 1, 2, "matmul"),  # 1x1 stride 2 (ResNet downsample)
