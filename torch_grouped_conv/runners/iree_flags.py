@@ -25,7 +25,7 @@ FLAG_SETS: dict[str, list[str]] = {
     ],
 }
 
-TUNED = "data-tiling"  # see docs/performance.md, "Compiler flags"
+TUNED = "default"  # data tiling and ukernels measured no better for auto; see docs/performance.md, "Compiler flags"
 
 
 def flag_set(name: str) -> list[str]:
