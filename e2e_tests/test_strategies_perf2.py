@@ -40,6 +40,10 @@ def _grid() -> dict[str, Conv2dConfig]:
                     bias=batch == 1, batch=batch, spatial=(9, 11))
     grid["conv1_p1"] = Conv2dConfig(c_in=8, c_out=8, groups=1, kernel=(1, 1), padding=(1, 1), spatial=(5, 6))
     grid["grouped_g4_s2"] = Conv2dConfig(groups=4, c_out=8, stride=(2, 2), batch=3)
+    grid["grouped_g2_d2_nobias"] = Conv2dConfig(c_in=8, groups=2, dilation=(2, 2), padding=(2, 2), bias=False,
+                                                spatial=(9, 10))
+    grid["grouped_g4_k5"] = Conv2dConfig(groups=4, c_out=12, kernel=(5, 5), padding=(2, 2), spatial=(7, 9))
+    grid["grouped_cg16_im2col"] = Conv2dConfig(c_in=64, groups=4, spatial=(6, 6))  # auto: im2col
     return grid
 
 
@@ -58,7 +62,7 @@ def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tens
 
 # Each new strategy on the cases it has an emitter for (elsewhere it reuses
 # the default emitter, covered by test_strategies.py); auto on every config.
-STRATEGY_CASES = {"taps": ("depthwise",), "matmul": ("conv",), "auto": ("depthwise", "conv", "grouped")}
+STRATEGY_CASES = {"taps": ("depthwise", "grouped"), "matmul": ("conv",), "auto": ("depthwise", "conv", "grouped")}
 RUNS = [(s, name) for s, cases in STRATEGY_CASES.items() for name, c in GRID.items() if c.case in cases]
 
 
@@ -99,6 +103,27 @@ def test_taps_op_chain(config_name: str, taps: int, generics: int) -> None:
     assert counts["arith.mulf"] == taps and counts["arith.addf"] == taps
     assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
     assert "reduction" not in print_ir(module)
+
+
+def test_grouped_taps_op_chain() -> None:
+    """grouped_g4_k5: C/G = 4, 5x5 -> 100 products; per product an input view
+    x[:, c::C/G, ...] and a weight slice [F] expanded to [G, F/G]."""
+    counts = emitted("grouped_g4_k5", "taps")
+    module, _ = compiled("grouped_g4_k5", "taps", "torch")
+    products = 4 * 25
+    assert counts["tensor.extract_slice"] == 2 * products and counts["linalg.generic"] == 1, print_ir(module)
+    assert counts["arith.mulf"] == products and counts["arith.addf"] == products
+    assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
+    assert "reduction" not in print_ir(module)
+
+
+@pytest.mark.parametrize(("config_name", "picked"), [("grouped_g4_s2", "taps"), ("grouped_cg16_im2col", "im2col"),
+                                                     ("conv1_s2_b3", "matmul"), ("conv3_s1_b1", "grouped"),
+                                                     ("dw7_s2_nobias_b3", "taps")])
+def test_auto_report(config_name: str, picked: str) -> None:
+    _, report = compiled(config_name, "auto", "torch")
+    (decision,) = report.decisions
+    assert decision.strategy == picked, decision.note
 
 
 @pytest.mark.parametrize(("config_name", "expected"), [

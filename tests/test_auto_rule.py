@@ -6,7 +6,7 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import FEW_CHANNELS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.auto import FEW_CHANNELS, GROUPED_TAPS, pick_strategy
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
@@ -31,8 +31,11 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> Co
     (96, 96, 96, 3, 2, "taps"),  # MobileNet depthwise 3x3 stride 2
     (240, 240, 240, 5, 1, "taps"),  # EfficientNet depthwise 5x5
     (384, 384, 384, 9, 1, "channels-last"),  # 81 taps
-    (256, 256, 32, 3, 1, "im2col"),  # ResNeXt grouped
-    (48, 48, 6, 3, 2, "im2col"),  # RegNet grouped
+    (256, 256, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 8
+    (128, 128, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 4
+    (512, 512, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 16
+    (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
+    (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
     (32, 64, 32, 3, 1, "grouped"),  # channel multiplier: default emitter
     (64, 128, 1, 3, 1, "grouped"),  # plain 3x3 conv: direct
     (64, 128, 1, 1, 1, "matmul"),  # 1x1
@@ -49,5 +52,7 @@ def test_thresholds_are_the_boundaries() -> None:
     assert MAX_TAPS == 64  # 8x8 is the largest square window for taps
     assert pick_strategy(plan(64, 64, 64, 7))[0] == "taps"
     assert pick_strategy(plan(64, 64, 64, 9))[0] == "channels-last"
+    assert pick_strategy(plan(8 * GROUPED_TAPS // 9, 64, 8, 3))[0] == "taps"  # C/G * 9 == GROUPED_TAPS
+    assert pick_strategy(plan(8 * (GROUPED_TAPS // 9 + 1), 64, 8, 3))[0] == "im2col"
     assert pick_strategy(plan(FEW_CHANNELS, 64, 1, 3))[0] == "matmul"
     assert pick_strategy(plan(FEW_CHANNELS + 1, 64, 1, 3))[0] == "grouped"

@@ -7,14 +7,18 @@ The rule, in order:
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
    vs 3.4x for the NCHW named op and 3.2x for NHWC);
 2. larger depthwise windows -> `channels-last` (NHWC depthwise);
-3. grouped (1 < groups, not depthwise) -> `im2col`: one batch_matmul over
-   the groups beat every direct form on every grouped shape measured;
-4. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
+3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= `GROUPED_TAPS`
+   (C/G <= 8 at 3x3: ResNeXt layer1/2, every RegNet shape) -> `taps`: the
+   C/G*KH*KW products unrolled in one all-parallel generic (1.1x PyTorch
+   geomean on those vs 2.2x for im2col, side by side);
+4. other grouped -> `im2col`: one batch_matmul over the groups (C/G = 16:
+   tied with taps; C/G = 32: taps would unroll 288 products);
+5. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
    (stride-2 1x1 convs ran ~100x faster than IREE's direct
    conv_2d_nchw_fchw, stride 1 about the same);
-5. groups == 1 with few input channels (C_in <= `FEW_CHANNELS`, a stem)
+6. groups == 1 with few input channels (C_in <= `FEW_CHANNELS`, a stem)
    -> `matmul` (im2col + matmul: ~2x faster than direct for 3->64 7x7/2);
-6. other groups == 1 -> `grouped` (direct conv_2d_nchw_fchw: ~2x faster
+7. other groups == 1 -> `grouped` (direct conv_2d_nchw_fchw: ~2x faster
    than im2col for 64->64 3x3).
 """
 
@@ -25,6 +29,7 @@ from .registry import PICKERS
 from .taps import MAX_TAPS
 
 FEW_CHANNELS = 4
+GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 
 
 def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
@@ -38,6 +43,9 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
             return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps"
         return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
     if plan.case is Case.GROUPED:
+        products = (plan.spec.weight.shape[1] or GROUPED_TAPS + 1) * taps
+        if products <= GROUPED_TAPS:
+            return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
         return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)"
     if plan.case is Case.CONV:
         c_in = plan.spec.input.shape[1]
