@@ -18,6 +18,8 @@ FLAG_SETS: dict[str, list[str]] = {
     # cache/register-friendly tiles (the suggested path of --iree-opt-data-tiling).
     "data-tiling": ["--iree-opt-data-tiling"],
     "data-tiling+ukernels": ["--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all"],
+    # Fuse tensor.pad into its consumer's dispatch (no separate padded copy).
+    "fuse-pad": ["--iree-dispatch-creation-enable-fuse-padding-into-linalg-consumer-ops"],
     "im2col+data-tiling": ["--iree-global-opt-use-im2col-for-convs", "--iree-opt-data-tiling"],
     # Hand-written microkernels (mmt4d, pack, unpack) for data-tiled matmuls.
     "im2col+data-tiling+ukernels": [

@@ -65,7 +65,7 @@ def tap_weight(w: ir.Value, kh: int, kw: int, c: int = 0) -> ir.Value:
 def column_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
     """x [N,C,Hp,Wp] -> [N,C,Hp,stride,width] with
     out[n,c,h,p,q] = x[n,c,h,q*stride + p] (x zero-padded on the right when
-    width*stride > Wp; those columns are never read by a tap).
+    width*stride > Wp, cropped when less; those columns are never read by a tap).
 
     One copy pass that de-interleaves the columns, so that every tap of a
     convolution with column stride > 1 reads contiguous columns: tap column
