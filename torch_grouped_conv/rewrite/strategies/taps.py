@@ -1,8 +1,8 @@
-"""`taps`: a depthwise convolution as one elementwise linalg.generic over
-the output, the window unrolled into its KH*KW taps.
+"""`taps`: a depthwise or grouped convolution as one all-parallel
+linalg.generic over the output, the window unrolled into its taps.
 
-Layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW], accumulator
-[N,C,Ho,Wo] (bias included). With stride s and dilation d,
+Depthwise layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW],
+accumulator [N,C,Ho,Wo] (bias included). With stride s and dilation d,
 
   out[n,c,ho,wo] = acc[n,c,ho,wo]
                    + sum_{kh,kw} w[c,0,kh,kw] * x[n, c, ho*sh + kh*dh, wo*sw + kw*dw]
@@ -10,24 +10,28 @@ Layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW], accumulator
 Tap (kh, kw) reads the strided view
   x[:, :, kh*dh : kh*dh + (Ho-1)*sh + 1 : sh, kw*dw : kw*dw + (Wo-1)*sw + 1 : sw]
 (a tensor.extract_slice of shape [N,C,Ho,Wo]; IREE folds it into the
-dispatch's load, no copy) with the identity map, and its weight w[:, 0, kh, kw] ([C], a rank-reducing
-slice of a constant) through (n,c,ho,wo) -> (c). A single weight operand
-read through (c, 0, kh, kw) maps (constant results) verifies too, but IREE
-then does not vectorize the dispatch (scalar vmulss/vaddss in the dumped
-assembly, ~2x slower). All loops are
-parallel, so IREE tiles and vectorizes it like any elementwise op (along
-Wo), with no reduction loop; the multiply-adds are unrolled in the body.
-With a column stride s > 1 the taps would read every s-th float (a gather
-per vector); the input's columns are first de-interleaved into s phases
-(`column_phases`, one copy pass) and each tap reads a contiguous run of one
-phase instead.
-(Reading x directly through (n, c, ho*sh + kh*dh, ...) maps does not
-verify: tap (0, 0) at stride 1 is a bare dim, which must match Ho exactly.)
+dispatch's load, no copy) through the identity map, and its weight
+w[:, 0, kh, kw] ([C], a rank-reducing slice of a constant) through
+(n,c,ho,wo) -> (c). All loops are parallel, so IREE tiles and vectorizes
+it like an elementwise op (along Wo), with no reduction loop.
+
+Grouped (`emit_grouped_taps`): the same over (n, g, f, ho, wo) with the
+C/G*KH*KW products unrolled.
+
+Why this form (checked in IREE 3.13's dumped executables):
+- one weight operand read through (c, 0, kh, kw) maps (constant results)
+  verifies, but IREE then does not vectorize (scalar vmulss/vaddss, ~2x
+  slower); per-tap [C] slices give packed FMAs;
+- reading x through (n, c, ho*sh + kh*dh, ...) maps does not verify: tap
+  (0, 0) at stride 1 is a bare dim, whose size must equal Ho;
+- with a column stride s > 1 the taps would read every s-th float; the
+  input's columns are first de-interleaved into s phases (`column_phases`,
+  one copy pass) and each tap reads a contiguous run of one phase.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
@@ -104,7 +108,7 @@ def input_taps(plan: ConvPlan, x: ir.Value, out_hw: Sequence[int], channel_sets:
     return [phase_view(phases, ch, row, col, out_hw, sh) for ch in channel_sets for *_, row, col in offsets]
 
 
-def multiply_add(count: int):
+def multiply_add(count: int) -> Callable[[list[ir.Value]], ir.Value]:
     """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i."""
     def body(args: list[ir.Value]) -> ir.Value:
         total = args[-1]
