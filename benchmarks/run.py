@@ -25,7 +25,7 @@ from .shapes import SETS, Shape, load_shapes
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SHAPES = REPO.parent / "shared" / "bench" / "shapes.json"
-PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "auto")
+PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 MODELS = ("resnext50_32x4d", "mobilenet_v2")
 
 
@@ -37,11 +37,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--strategies", default=",".join(PLUGIN_STRATEGIES),
-                   help="comma-separated plugin strategies (default: all)")
+                   help="comma-separated plugin strategies (default: all); `STRATEGY@FLAGSET` (STRATEGY may be "
+                        "`upstream`) times that variant with another IREE flag set, interleaved with the others")
     p.add_argument("--flags", default=TUNED, choices=sorted(FLAG_SETS), help="IREE flag set for every IREE variant")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--models", action=argparse.BooleanOptionalAction, default=True,
                    help="also time whole models (resnext50_32x4d, mobilenet_v2)")
+    p.add_argument("--model-variants", default="",
+                   help="extra comma-separated variants for the model rows (same syntax as --strategies)")
     p.add_argument("--out-dir", type=Path, default=REPO / "docs")
     p.add_argument("--smoke", action="store_true", help="1 shape, 2 repeats, 1 warm-up, no models")
     args = p.parse_args(argv)
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: cannot read shapes: {e}", file=sys.stderr)
         return 2
     strategies = [s for s in args.strategies.split(",") if s]
-    unknown = [s for s in strategies if s not in PLUGIN_STRATEGIES]
+    unknown = [s for s in strategies if not known_variant(s)]
     if unknown:
-        print(f"bench: unknown strategies {unknown}; choose from {', '.join(PLUGIN_STRATEGIES)}", file=sys.stderr)
+        print(f"bench: unknown strategies {unknown}; choose from {', '.join(PLUGIN_STRATEGIES)}"
+              f" (optionally @ one of {', '.join(FLAG_SETS)})", file=sys.stderr)
         return 2
     flags = flag_set(args.flags)
     variants = [PYTORCH, UPSTREAM, *strategies]
@@ -94,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def known_variant(name: str) -> bool:
+    strategy, _, flags = name.partition("@")
+    if flags:
+        return strategy in (*PLUGIN_STRATEGIES, UPSTREAM) and flags in FLAG_SETS
+    return strategy in PLUGIN_STRATEGIES
+
+
+def variant_spec(name: str, flags: list[str]) -> tuple[str, str | None, list[str]]:
+    """(label, grouped_conv strategy or None for upstream, IREE flags) of a `--strategies` entry."""
+    strategy, _, flag_name = name.partition("@")
+    return name, None if strategy == UPSTREAM else strategy, flag_set(flag_name) if flag_name else flags
+
+
 def select_shapes(args: argparse.Namespace) -> list[Shape]:
     shapes = load_shapes(args.shapes, args.shape_set)
     if args.only:
@@ -109,7 +126,8 @@ def bench_shape(shape: Shape, strategies: list[str], flags: list[str], args: arg
     with torch.inference_mode():
         expected = model(x)
     row["flops"] = shape.flops(tuple(expected.shape))
-    built = build_variants(model, x, [(UPSTREAM, None)] + [(s, s) for s in strategies], flags, row)
+    specs = [(UPSTREAM, None, flags)] + [variant_spec(s, flags) for s in strategies]
+    built = build_variants(model, x, specs, row)
     measure(built, expected.numpy(), args, row)
     return row
 
@@ -122,15 +140,17 @@ def bench_model(name: str, flags: list[str], args: argparse.Namespace) -> dict:
     row: dict = {"name": name, "variants": {}}
     with torch.inference_mode():
         expected = model(x)
-    built = build_variants(model, x, [(UPSTREAM, None), ("auto", "auto")], flags, row)
+    specs = [(UPSTREAM, None, flags), ("auto", "auto", flags)]
+    specs += [variant_spec(s, flags) for s in args.model_variants.split(",") if s]
+    built = build_variants(model, x, specs, row)
     measure(built, expected.numpy(), args, row, rtol=1e-3, atol=1e-3)
     return row
 
 
-def build_variants(model: torch.nn.Module, x: torch.Tensor, specs: list[tuple[str, str | None]],
-                   flags: list[str], row: dict) -> list[Variant]:
+def build_variants(model: torch.nn.Module, x: torch.Tensor, specs: list[tuple[str, str | None, list[str]]],
+                   row: dict) -> list[Variant]:
     built = [pytorch_variant(model, x)]
-    for name, strategy in specs:
+    for name, strategy, flags in specs:
         try:
             built.append(iree_variant(name, model, x, strategy, flags, runtime_driver(torch.get_num_threads())))
         except Exception as e:  # a variant that fails to build is reported, not fatal

@@ -156,6 +156,9 @@ MARKER_OPS: dict[tuple[str, Case], str] = {
     ("im2col", Case.GROUPED): "linalg.batch_matmul",
     ("im2col", Case.DEPTHWISE_MULTIPLIER): "linalg.batch_matmul",
     ("im2col", Case.CONV): "linalg.batch_matmul",
+    ("taps", Case.DEPTHWISE): "tensor.extract_slice",  # one strided view per tap
+    ("taps", Case.GROUPED): "tensor.extract_slice",
+    ("matmul", Case.CONV): "linalg.matmul",  # 1x1 (KxK: im2col's batch_matmul)
 }
 
 

@@ -6,16 +6,18 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import LARGE_DEPTHWISE_KERNEL, pick_strategy
+from torch_grouped_conv.rewrite.strategies.auto import FEW_CHANNELS, GROUPED_TAPS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
-def plan(c_in: int, c_out: int, groups: int, kernel: int) -> ConvPlan:
+def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> ConvPlan:
+    out = (14 + 2 * (kernel // 2) - kernel) // stride + 1
     spec = ConvSpec(
         location="loc(unknown)",
         input=TensorInfo((1, c_in, 14, 14), "f32"),
         weight=TensorInfo((c_out, c_in // groups, kernel, kernel), "f32"),
-        result=TensorInfo((1, c_out, 14, 14), "f32"),
-        has_bias=True, stride=(1, 1), padding=(kernel // 2,) * 2, dilation=(1, 1),
+        result=TensorInfo((1, c_out, out, out), "f32"),
+        has_bias=True, stride=(stride, stride), padding=(kernel // 2,) * 2, dilation=(1, 1),
         output_padding=(0, 0), transposed=False, groups=groups,
     )
     planned = plan_convolution(spec)
@@ -23,27 +25,37 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int) -> ConvPlan:
     return planned
 
 
-@pytest.mark.parametrize(("c_in", "c_out", "groups", "kernel", "expected"), [
-    (384, 384, 384, 7, "channels-last"),  # ConvNeXt depthwise 7x7
-    (384, 384, 384, 9, "channels-last"),
-    (384, 384, 384, 3, "grouped"),  # MobileNet depthwise 3x3
-    (240, 240, 240, 5, "grouped"),  # EfficientNet depthwise 5x5
-    (256, 256, 32, 3, "im2col"),  # ResNeXt grouped
-    (48, 48, 6, 3, "im2col"),  # RegNet grouped
-    (32, 64, 32, 3, "im2col"),  # channel multiplier (depthwise_multiplier): grouped GEMM
-    (64, 128, 1, 3, "grouped"),  # plain conv
-    (64, 128, 1, 1, "grouped"),
+@pytest.mark.parametrize(("c_in", "c_out", "groups", "kernel", "stride", "expected"), [
+    (384, 384, 384, 7, 1, "taps"),  # ConvNeXt depthwise 7x7
+    (384, 384, 384, 3, 1, "taps"),  # MobileNet depthwise 3x3
+    (96, 96, 96, 3, 2, "taps"),  # MobileNet depthwise 3x3 stride 2
+    (240, 240, 240, 5, 1, "taps"),  # EfficientNet depthwise 5x5
+    (384, 384, 384, 9, 1, "channels-last"),  # 81 taps
+    (256, 256, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 8
+    (128, 128, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 4
+    (512, 512, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 16
+    (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
+    (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
+    (32, 64, 32, 3, 1, "im2col"),  # channel multiplier (depthwise_multiplier): grouped GEMM
+    (64, 128, 1, 3, 1, "grouped"),  # plain 3x3 conv: direct
+    (64, 128, 1, 1, 1, "matmul"),  # 1x1
+    (512, 1024, 1, 1, 2, "matmul"),  # 1x1 stride 2 (ResNet downsample)
+    (3, 64, 1, 7, 2, "matmul"),  # stem: im2col + matmul
 ])
-def test_pick_strategy(c_in: int, c_out: int, groups: int, kernel: int, expected: str) -> None:
-    strategy, why = pick_strategy(plan(c_in, c_out, groups, kernel))
+def test_pick_strategy(c_in: int, c_out: int, groups: int, kernel: int, stride: int, expected: str) -> None:
+    strategy, why = pick_strategy(plan(c_in, c_out, groups, kernel, stride))
     assert strategy == expected
     assert why  # the reason goes into the report's note
 
 
-def test_threshold_is_the_boundary() -> None:
-    k = LARGE_DEPTHWISE_KERNEL
-    assert pick_strategy(plan(64, 64, 64, k))[0] == "channels-last"
-    assert pick_strategy(plan(64, 64, 64, k - 2))[0] == "grouped"
+def test_thresholds_are_the_boundaries() -> None:
+    assert MAX_TAPS == 64  # 8x8 is the largest square window for taps
+    assert pick_strategy(plan(64, 64, 64, 7))[0] == "taps"
+    assert pick_strategy(plan(64, 64, 64, 9))[0] == "channels-last"
+    assert pick_strategy(plan(8 * GROUPED_TAPS // 9, 64, 8, 3))[0] == "taps"  # C/G * 9 == GROUPED_TAPS
+    assert pick_strategy(plan(8 * (GROUPED_TAPS // 9 + 1), 64, 8, 3))[0] == "im2col"
+    assert pick_strategy(plan(FEW_CHANNELS, 64, 1, 3))[0] == "matmul"
+    assert pick_strategy(plan(FEW_CHANNELS + 1, 64, 1, 3))[0] == "grouped"
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "groups", "case"), [

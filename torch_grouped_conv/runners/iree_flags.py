@@ -17,6 +17,9 @@ FLAG_SETS: dict[str, list[str]] = {
     # Data tiling: operands of matmul-like ops are packed into
     # cache/register-friendly tiles (the suggested path of --iree-opt-data-tiling).
     "data-tiling": ["--iree-opt-data-tiling"],
+    "data-tiling+ukernels": ["--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=all"],
+    # Fuse tensor.pad into its consumer's dispatch (no separate padded copy).
+    "fuse-pad": ["--iree-dispatch-creation-enable-fuse-padding-into-linalg-consumer-ops"],
     "im2col+data-tiling": ["--iree-global-opt-use-im2col-for-convs", "--iree-opt-data-tiling"],
     # Hand-written microkernels (mmt4d, pack, unpack) for data-tiled matmuls.
     "im2col+data-tiling+ukernels": [
@@ -24,7 +27,7 @@ FLAG_SETS: dict[str, list[str]] = {
     ],
 }
 
-TUNED = "data-tiling"  # see docs/performance.md, "Compiler flags"
+TUNED = "default"  # data tiling and ukernels measured no better for auto; see docs/performance.md, "Compiler flags"
 
 
 def flag_set(name: str) -> list[str]:

@@ -3,9 +3,9 @@
 Importing this package registers every strategy's emitters.
 """
 
-from . import auto, channels_last, im2col, split  # noqa: F401  (register emitters)
+from . import auto, channels_last, im2col, matmul, split, taps  # noqa: F401  (register emitters)
 from .registry import Choice, choose
 
-STRATEGIES = ("grouped", "split", "channels-last", "im2col", "auto")
+STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 
 __all__ = ["STRATEGIES", "Choice", "choose"]

@@ -2,38 +2,61 @@
 (docs/performance.md, "The auto rule"; numbers from benchmarks/run.py).
 
 The rule, in order:
-1. depthwise (groups == C_in == C_out) with a kernel of 7 or more per side
-   -> `channels-last`: linalg.depthwise_conv_2d_nhwc_hwc vectorizes along C,
-   and with a large window the boundary transposes are paid back (ConvNeXt
-   7x7 depthwise ran ~2x faster than the NCHW form);
-2. other depthwise -> `grouped` (NCHW depthwise_conv_2d_nchw_chw): for 3x3
-   and 5x5 the NHWC form was no faster and the transposes cost extra passes;
-3. grouped (1 < groups, not depthwise; a channel multiplier, case
-   `depthwise_multiplier`, included) -> `im2col`: one batch_matmul over
-   the groups beat every direct form on every grouped shape measured
-   (2-5x over upstream), since IREE's matmul codegen is its best-tuned path;
-4. groups == 1 -> `grouped` (the default conv_2d_nchw_fchw).
+1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
+   -> `taps`: one all-parallel elementwise generic over the output, the
+   window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
+   vs 3.4x for the NCHW named op and 3.2x for NHWC);
+2. larger depthwise windows -> `channels-last` (NHWC depthwise);
+3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= `GROUPED_TAPS`
+   (C/G <= 8 at 3x3: ResNeXt layer1/2, every RegNet shape) -> `taps`: the
+   C/G*KH*KW products unrolled in one all-parallel generic (1.1x PyTorch
+   geomean on those vs 2.2x for im2col, side by side);
+4. other grouped, and the channel multiplier (`depthwise_multiplier`, not
+   measured on its own: it takes the grouped GEMM as before) -> `im2col`:
+   one batch_matmul over the groups (C/G = 16: tied with taps; C/G = 32:
+   taps would unroll 288 products);
+5. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
+   (stride-2 1x1 convs ran ~100x faster than IREE's direct
+   conv_2d_nchw_fchw, stride 1 about the same);
+6. groups == 1 with few input channels (C_in <= `FEW_CHANNELS`, a stem)
+   -> `matmul` (im2col + matmul: ~2x faster than direct for 3->64 7x7/2);
+7. other groups == 1 -> `grouped` (direct conv_2d_nchw_fchw: ~2x faster
+   than im2col for 64->64 3x3).
 """
 
 from __future__ import annotations
 
 from ..plan import Case, ConvPlan
 from .registry import PICKERS
+from .taps import MAX_TAPS
 
-LARGE_DEPTHWISE_KERNEL = 7
+FEW_CHANNELS = 4
+GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 
 
 def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
     """(strategy, why) for one convolution; see the module docstring."""
     kernel = [k for k in plan.spec.kernel if k is not None]
+    taps = 1
+    for k in kernel:
+        taps *= k
     if plan.case is Case.DEPTHWISE:
-        if kernel and min(kernel) >= LARGE_DEPTHWISE_KERNEL:
-            return "channels-last", f"depthwise with kernel {kernel} >= {LARGE_DEPTHWISE_KERNEL}: NHWC depthwise"
-        return "grouped", f"depthwise with kernel {kernel} < {LARGE_DEPTHWISE_KERNEL}: NCHW depthwise"
-    if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
-        return "im2col", f"groups={plan.spec.groups} ({plan.case}): grouped GEMM (im2col + batch_matmul)"
-    assert plan.case is Case.CONV, plan.case
-    return "grouped", "groups=1: plain conv_2d_nchw_fchw"
-
-
+        if taps <= MAX_TAPS:
+            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps"
+        return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
+    if plan.case is Case.GROUPED:
+        products = (plan.spec.weight.shape[1] or GROUPED_TAPS + 1) * taps
+        if products <= GROUPED_TAPS:
+            return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
+        return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)"
+    if plan.case is Case.DEPTHWISE_MULTIPLIER:
+        return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
+    if plan.case is Case.CONV:
+        c_in = plan.spec.input.shape[1]
+        if all(k == 1 for k in kernel):
+            return "matmul", "groups=1, 1x1 kernel: matmul"
+        if c_in is not None and c_in <= FEW_CHANNELS:
+            return "matmul", f"groups=1, C_in={c_in} <= {FEW_CHANNELS}: im2col + matmul"
+        return "grouped", f"groups=1, C_in={c_in}, kernel {kernel}: direct conv_2d_nchw_fchw"
+    return "grouped", f"{plan.case}: default emitter"
 PICKERS["auto"] = pick_strategy

@@ -1,0 +1,159 @@
+"""The `taps` (depthwise) and `matmul` (groups == 1) strategies, and `auto`
+with them: numbers on both backends against PyTorch eager, and the op chain
+each emits. Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from torch_mlir import ir
+
+import torch_grouped_conv as tgc
+from torch_grouped_conv.report import RewriteReport
+
+from .cases_conv2d import Conv2dConfig
+from .compiled import op_names, print_ir
+from .tolerances import tolerance
+
+BACKENDS = ("refbackend", "iree")
+
+
+def _grid() -> dict[str, Conv2dConfig]:
+    grid: dict[str, Conv2dConfig] = {}
+    for k in (3, 5, 7):  # depthwise: kernel x stride, bias and batch alternating
+        for s in (1, 2):
+            bias, batch = (k + s) % 2 == 0, 3 if s == 2 else 1
+            grid[f"dw{k}_s{s}_{'bias' if bias else 'nobias'}_b{batch}"] = Conv2dConfig(
+                c_in=8, groups=8, kernel=(k, k), stride=(s, s), padding=(k // 2, k // 2), bias=bias,
+                batch=batch, spatial=(11, 9))
+    grid["dw3_d2_p0"] = Conv2dConfig(c_in=8, groups=8, dilation=(2, 2), padding=(0, 0), spatial=(10, 12))
+    for k, p in ((1, 0), (3, 1)):  # groups == 1
+        for s in (1, 2):
+            for batch in (1, 3):
+                grid[f"conv{k}_s{s}_b{batch}"] = Conv2dConfig(
+                    c_in=16, c_out=24, groups=1, kernel=(k, k), stride=(s, s), padding=(p, p),
+                    bias=batch == 1, batch=batch, spatial=(9, 11))
+    grid["conv1_p1"] = Conv2dConfig(c_in=8, c_out=8, groups=1, kernel=(1, 1), padding=(1, 1), spatial=(5, 6))
+    grid["grouped_g4_s2"] = Conv2dConfig(groups=4, c_out=8, stride=(2, 2), batch=3)
+    grid["grouped_g2_d2_nobias"] = Conv2dConfig(c_in=8, groups=2, dilation=(2, 2), padding=(2, 2), bias=False,
+                                                spatial=(9, 10))
+    grid["grouped_g4_k5"] = Conv2dConfig(groups=4, c_out=12, kernel=(5, 5), padding=(2, 2), spatial=(7, 9))
+    grid["grouped_cg16_im2col"] = Conv2dConfig(c_in=64, groups=4, spatial=(6, 6))  # auto: im2col
+    return grid
+
+
+GRID = _grid()
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
+    config = GRID[config_name]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
+                         output_type=output_type)
+    report = tgc.last_report()
+    assert report is not None
+    return module, report
+
+
+# Each new strategy on the cases it has an emitter for (elsewhere it reuses
+# the default emitter, covered by test_strategies.py); auto on every config.
+STRATEGY_CASES = {"taps": ("depthwise", "grouped"), "matmul": ("conv",), "auto": ("depthwise", "conv", "grouped")}
+RUNS = [(s, name) for s, cases in STRATEGY_CASES.items() for name, c in GRID.items() if c.case in cases]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("strategy", "config_name"), RUNS)
+def test_matches_eager(strategy: str, config_name: str, backend: str) -> None:
+    config = GRID[config_name]
+    module, report = compiled(config_name, strategy)
+    assert [d.case for d in report.decisions] == [config.case], report.summary()
+    program = tgc.load(module, backend=backend)
+    x = config.make_input()
+    with torch.no_grad():
+        expected = config.make_module().eval()(x).numpy()
+    (actual,) = program(x)
+    rtol, atol = tolerance(config.dtype)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {config_name}")
+
+
+def emitted(config_name: str, strategy: str) -> Counter[str]:
+    module, _ = compiled(config_name, strategy, "torch")
+    return Counter(op_names(module))
+
+
+NAMED_CONVS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw", "linalg.batch_matmul",
+               "linalg.depthwise_conv_2d_nhwc_hwc", "linalg.conv_2d_nhwc_hwcf", "linalg.transpose")
+
+
+@pytest.mark.parametrize(("config_name", "taps", "generics"), [
+    ("dw3_s1_bias_b1", 9, 1), ("dw7_s1_bias_b1", 49, 1),
+    ("dw5_s2_nobias_b3", 25, 2),  # stride 2: the column de-interleave generic first
+])
+def test_taps_op_chain(config_name: str, taps: int, generics: int) -> None:
+    """Per tap a strided input view and a [C] weight slice, into one
+    all-parallel generic with 2 * taps multiply-adds; no named conv."""
+    counts = emitted(config_name, "taps")
+    module, _ = compiled(config_name, "taps", "torch")
+    assert counts["tensor.extract_slice"] == 2 * taps and counts["linalg.generic"] == generics, print_ir(module)
+    assert counts["arith.mulf"] == taps and counts["arith.addf"] == taps
+    assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
+    assert "reduction" not in print_ir(module)
+
+
+def test_grouped_taps_op_chain() -> None:
+    """grouped_g4_k5: C/G = 4, 5x5 -> 100 products; per product an input view
+    x[:, c::C/G, ...] and a weight slice [F] expanded to [G, F/G]."""
+    counts = emitted("grouped_g4_k5", "taps")
+    module, _ = compiled("grouped_g4_k5", "taps", "torch")
+    products = 4 * 25
+    assert counts["tensor.extract_slice"] == 2 * products and counts["linalg.generic"] == 1, print_ir(module)
+    assert counts["arith.mulf"] == products and counts["arith.addf"] == products
+    assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
+    assert "reduction" not in print_ir(module)
+
+
+@pytest.mark.parametrize(("config_name", "picked"), [("grouped_g4_s2", "taps"), ("grouped_cg16_im2col", "im2col"),
+                                                     ("conv1_s2_b3", "matmul"), ("conv3_s1_b1", "grouped"),
+                                                     ("dw7_s2_nobias_b3", "taps")])
+def test_auto_report(config_name: str, picked: str) -> None:
+    _, report = compiled(config_name, "auto", "torch")
+    (decision,) = report.decisions
+    assert decision.strategy == picked, decision.note
+
+
+@pytest.mark.parametrize(("config_name", "expected"), [
+    # batch 1: collapse x / weight / acc to 2D, one linalg.matmul, expand back.
+    ("conv1_s1_b1", {"linalg.matmul": 1, "tensor.extract_slice": 0, "linalg.generic": 0}),
+    # stride 2: a strided slice first.
+    ("conv1_s2_b1", {"linalg.matmul": 1, "tensor.extract_slice": 1, "linalg.generic": 0}),
+    # batch 3: a generic contraction with a shared [F,C] weight.
+    ("conv1_s1_b3", {"linalg.matmul": 0, "tensor.extract_slice": 0, "linalg.generic": 1}),
+    # 3x3: im2col generic + batch_matmul with one group.
+    ("conv3_s1_b1", {"linalg.batch_matmul": 1, "linalg.generic": 1, "linalg.matmul": 0}),
+])
+def test_matmul_op_chain(config_name: str, expected: dict[str, int]) -> None:
+    counts = emitted(config_name, "matmul")
+    actual = {name: counts[name] for name in expected}
+    assert actual == expected, print_ir(compiled(config_name, "matmul", "torch")[0])
+    assert counts["linalg.conv_2d_nchw_fchw"] == 0
+    if "linalg.batch_matmul" not in expected:
+        assert counts["linalg.transpose"] == 0
+
+
+def test_matmul_contraction_has_one_reduction() -> None:
+    module, _ = compiled("conv1_s1_b3", "matmul", "torch")
+    assert print_ir(module).count('"reduction"') == 1, print_ir(module)
+
+
+def test_taps_declines_huge_windows() -> None:
+    config = Conv2dConfig(c_in=4, groups=4, kernel=(9, 9), padding=(4, 4), spatial=(10, 10))
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch")
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped" and "81 taps > 64" in (decision.note or "")
