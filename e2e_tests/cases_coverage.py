@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import torch
 from torch.export import Dim
-from torch_mlir.compiler_utils import TorchMlirCompilerError
 
 from torch_grouped_conv.errors import CompileError
 
@@ -297,7 +296,7 @@ entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w
            (7, 2, 4), "conv", "linalg.conv_1d_ncw_fcw",
            marks=(pytest.mark.xfail(reason="torch-mlir's conv_tbc decomposition returns [B, F, T] instead of "
                                            "[T, B, F]; export_and_import fails before the plugin",
-                                    raises=TorchMlirCompilerError, strict=True),))
+                                    raises=CompileError, strict=True),))
 
 
 def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:

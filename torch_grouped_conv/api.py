@@ -70,7 +70,10 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
     torch-mlir's per-element Python conversion.
     """
-    return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks())
+    try:
+        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks())
+    except TorchMlirCompilerError as e:
+        raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
 
 
 def lower_to_linalg(module: ir.Module) -> None:
