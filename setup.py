@@ -21,6 +21,8 @@ setup(
         "numpy",
         "rich",
         "matplotlib",
+        "tqdm",
+        "ml_dtypes",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"]},
