@@ -73,6 +73,8 @@ def test_matches_eager(strategy: str, config_name: str, backend: str) -> None:
     module, report = compiled(config_name, strategy)
     assert [d.case for d in report.decisions] == [config.case], report.summary()
     program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
     x = config.make_input()
     with torch.no_grad():
         expected = config.make_module().eval()(x).numpy()

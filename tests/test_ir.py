@@ -17,6 +17,7 @@ from e2e_tests.cases_conv2d import CONV2D_CONFIGS, Conv2dConfig
 from e2e_tests.compiled import case_params, compiled, op_names, print_ir
 from e2e_tests.registry import CASES
 from torch_grouped_conv.rewrite.plan import output_spatial_size
+from torch_grouped_conv.rewrite.pattern import ops_named as find_ops
 
 CONV_OPS = {
     "conv": "linalg.conv_2d_nchw_fchw",
@@ -36,16 +37,6 @@ SINGLE_CONV = list(CONV2D_CONFIGS)
 
 # --- helpers ---------------------------------------------------------------------
 
-def find_ops(module: ir.Module, name: str) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == name:
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
 
 
 def the_conv(module: ir.Module, config: Conv2dConfig) -> ir.Operation:

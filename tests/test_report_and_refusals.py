@@ -17,6 +17,7 @@ from torch_mlir.dialects import torch as torch_d
 import torch_grouped_conv as tgc
 from torch_grouped_conv.report import ConvDecision, RewriteReport
 from torch_grouped_conv.rewrite import pattern
+from torch_grouped_conv.rewrite.pattern import ops_named
 
 CONVOLUTION = "torch.aten.convolution"
 
@@ -98,16 +99,6 @@ def parse(text: str) -> ir.Module:
         return ir.Module.parse(text)
 
 
-def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == name:
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
 
 
 # --- one test per refusal -------------------------------------------------------------

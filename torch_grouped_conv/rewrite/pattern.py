@@ -38,17 +38,22 @@ def ensure_torch_conversion_dialect(context: ir.Context) -> None:
         passmanager.PassManager.parse("builtin.module(torch-func-backend-type-conversion)").run(empty.operation)
 
 
-def convolution_ops(module: ir.Module) -> list[ir.Operation]:
-    """All `torch.aten.convolution` ops, in program order."""
+def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
+    """All ops called `name` (e.g. "linalg.conv_2d_ngchw_gfchw"), in program order."""
     found: list[ir.Operation] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == CONVOLUTION_OP:
+        if op.name == name:
             found.append(op)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
     return found
+
+
+def convolution_ops(module: ir.Module) -> list[ir.Operation]:
+    """All `torch.aten.convolution` ops, in program order."""
+    return ops_named(module, CONVOLUTION_OP)
 
 
 def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
