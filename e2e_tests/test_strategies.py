@@ -8,12 +8,9 @@ multiplier (case `depthwise_multiplier`). Layout everywhere: input [N,C,H,W], we
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 
-import numpy as np
 import pytest
-import torch
 from torch_mlir import ir
 
 import torch_grouped_conv as tgc
@@ -28,7 +25,7 @@ from torch_grouped_conv.rewrite.strategies.split import MAX_SPLIT_GROUPS
 
 from .cases_conv2d import Conv2dConfig
 from .compiled import op_names, print_ir
-from .tolerances import tolerance
+from .strategy_checks import check_matches_eager, compile_config
 
 BACKENDS = ("refbackend", "iree")
 
@@ -45,32 +42,15 @@ GRID: dict[str, Conv2dConfig] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
-    config = GRID[config_name]
-    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
-                         output_type=output_type)
-    report = tgc.last_report()
-    assert report is not None
-    return module, report
+    return compile_config(GRID[config_name], strategy, output_type)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("config_name", list(GRID))
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_strategy_matches_eager(strategy: str, config_name: str, backend: str) -> None:
-    config = GRID[config_name]
-    module, report = compiled(config_name, strategy)
-    assert [d.case for d in report.decisions] == [config.case], report.summary()
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    x = config.make_input()
-    with torch.no_grad():
-        expected = config.make_module().eval()(x).numpy()
-    (actual,) = program(x)
-    rtol, atol = tolerance(config.dtype)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {config_name}")
+    check_matches_eager(GRID[config_name], strategy, backend, config_name)
 
 
 def emitted_ops(config_name: str, strategy: str) -> Counter[str]:

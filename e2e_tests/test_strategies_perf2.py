@@ -5,12 +5,9 @@ each emits. Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 
-import numpy as np
 import pytest
-import torch
 from torch_mlir import ir
 
 import torch_grouped_conv as tgc
@@ -18,7 +15,7 @@ from torch_grouped_conv.report import RewriteReport
 
 from .cases_conv2d import Conv2dConfig
 from .compiled import op_names, print_ir
-from .tolerances import tolerance
+from .strategy_checks import check_matches_eager, compile_config
 
 BACKENDS = ("refbackend", "iree")
 
@@ -50,14 +47,8 @@ def _grid() -> dict[str, Conv2dConfig]:
 GRID = _grid()
 
 
-@functools.lru_cache(maxsize=None)
 def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
-    config = GRID[config_name]
-    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
-                         output_type=output_type)
-    report = tgc.last_report()
-    assert report is not None
-    return module, report
+    return compile_config(GRID[config_name], strategy, output_type)
 
 
 # Each new strategy on the cases it has an emitter for (elsewhere it reuses
@@ -69,18 +60,7 @@ RUNS = [(s, name) for s, cases in STRATEGY_CASES.items() for name, c in GRID.ite
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("strategy", "config_name"), RUNS)
 def test_matches_eager(strategy: str, config_name: str, backend: str) -> None:
-    config = GRID[config_name]
-    module, report = compiled(config_name, strategy)
-    assert [d.case for d in report.decisions] == [config.case], report.summary()
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    x = config.make_input()
-    with torch.no_grad():
-        expected = config.make_module().eval()(x).numpy()
-    (actual,) = program(x)
-    rtol, atol = tolerance(config.dtype)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {config_name}")
+    check_matches_eager(GRID[config_name], strategy, backend, config_name)
 
 
 def emitted(config_name: str, strategy: str) -> Counter[str]:

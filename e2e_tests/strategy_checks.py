@@ -1,0 +1,41 @@
+"""Shared by the strategy test files: compile a 2D grid config once per
+(strategy, output type), and check a strategy's numbers against PyTorch eager."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch_mlir import ir
+
+import torch_grouped_conv as tgc
+from torch_grouped_conv.report import RewriteReport
+
+from .cases_conv2d import Conv2dConfig
+from .tolerances import tolerance
+
+
+@functools.lru_cache(maxsize=None)
+def compile_config(config: Conv2dConfig, strategy: str,
+                   output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
+                         output_type=output_type)
+    report = tgc.last_report()
+    assert report is not None
+    return module, report
+
+
+def check_matches_eager(config: Conv2dConfig, strategy: str, backend: str, label: str) -> None:
+    """The strategy's report case, a warning-free IREE compile, and allclose to eager."""
+    module, report = compile_config(config, strategy)
+    assert [d.case for d in report.decisions] == [config.case], report.summary()
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    x = config.make_input()
+    with torch.no_grad():
+        expected = config.make_module().eval()(x).numpy()
+    (actual,) = program(x)
+    rtol, atol = tolerance(config.dtype)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {label}")
