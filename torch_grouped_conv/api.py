@@ -49,12 +49,16 @@ def compile(
     """
     _check_options(grouped_conv, output_type)
     module = import_to_torch(export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs))
-    report = apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
-    _last.report = report
+    _last.report = apply_strategy(module, grouped_conv)
     if output_type == "torch":
         return module
     lower_to_linalg(module)
     return module
+
+
+def apply_strategy(module: ir.Module, grouped_conv: str | None) -> RewriteReport:
+    """Stage 3: the plugin with `grouped_conv`, or nothing (an empty report) for None."""
+    return apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
 
 
 def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,

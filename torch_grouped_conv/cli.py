@@ -19,8 +19,7 @@ from rich.console import Console
 from . import api
 from .errors import CompileError, InputError
 from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
-from .report import RewriteReport
-from .rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops
+from .rewrite.pattern import STRATEGIES, convolution_ops
 from .runners import BACKENDS
 from .verify import VerifyResult, verify_model
 
@@ -82,7 +81,7 @@ def compile_command(model: str, input_shape: str, grouped_conv: str, output: Pat
     module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
     if not convolution_ops(module):
         raise InputError(f"{model} has no convolution (no torch.aten.convolution after import); give a model with one")
-    report = apply_plugin(module, strategy) if strategy is not None else RewriteReport(None)
+    report = api.apply_strategy(module, strategy)
     if output_type == "linalg-on-tensors":
         api.lower_to_linalg(module)
     _emit_ir(str(module), output)

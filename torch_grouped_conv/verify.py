@@ -17,7 +17,7 @@ import torch
 from . import api
 from .report import RewriteReport
 from .errors import InputError
-from .rewrite.pattern import apply_plugin, convolution_ops
+from .rewrite.pattern import convolution_ops
 from .runners import load
 
 # The pass/fail metric for whole networks: max |actual - expected| divided by
@@ -102,7 +102,7 @@ def verify_model(
     if not convolution_ops(module):
         raise InputError(f"{name} has no convolution (no torch.aten.convolution after import); give a model with one")
     with _stage("plugin", times, on_stage):
-        report = apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
+        report = api.apply_strategy(module, grouped_conv)
     with _stage("linalg", times, on_stage):
         api.lower_to_linalg(module)
     with _stage("compile", times, on_stage):
