@@ -72,12 +72,13 @@ def conv_frames(torch_module: ir.Module) -> set[str]:
 
 
 def split_executables(flow_text: str) -> dict[str, str]:
-    """Export name of every dispatch function -> the text of its flow.executable."""
-    starts = [(m.start(), m.group(1)) for m in _EXECUTABLE.finditer(flow_text)]
+    """Export name of every dispatch function -> the text of its flow.executable
+    (from its header to its closing brace at the module's indentation)."""
     bodies: dict[str, str] = {}
-    for i, (start, _name) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else len(flow_text)
-        body = flow_text[start:end]
+    for match in _EXECUTABLE.finditer(flow_text):
+        indent = match.group(0)[:len(match.group(0)) - len(match.group(0).lstrip())].strip("\n")
+        end = re.compile(rf"^{indent}}}", re.M).search(flow_text, match.end())
+        body = flow_text[match.start():end.end() if end else len(flow_text)]
         for export in _EXPORT.findall(body):
             bodies[export] = body
     return bodies

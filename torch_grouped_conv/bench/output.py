@@ -184,7 +184,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 def table(results: dict[str, Any], section: str, rows: list[dict[str, Any]], t: str) -> list[str]:
     names = variants_of(rows)
     others = [n for n in names if n != PYTORCH]
-    pairs = [(n, PYTORCH) for n in others] + [p for p in baselines(section) if p[0] in names and p[1] in names]
+    pairs = [(n, PYTORCH) for n in others if not (section == "dtype" and n == AUTO_F32)]
+    pairs += [p for p in baselines(section) if p[0] in names and p[1] in names]
     header = ["row"] + [f"{_label(n)} ms" for n in names] + [f"{_label(a)} ×{'PT' if b == PYTORCH else _label(b)}"
                                                             for a, b in pairs]
     breakdown = section in ("networks", "media")
@@ -192,7 +193,7 @@ def table(results: dict[str, Any], section: str, rows: list[dict[str, Any]], t: 
         header.append("auto: conv / other dispatches / rest ms")
     if section in ("core", "extra", "dtype"):
         header.append("auto GFLOP/s")
-    header.append("auto's strategies")
+    header.append("strategies used")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         timings = row["threads"].get(t, {})
@@ -206,10 +207,9 @@ def table(results: dict[str, Any], section: str, rows: list[dict[str, Any]], t: 
             auto = timings.get(AUTO, {})
             cells.append("—" if not row.get("flops") or "median_ms" not in auto else
                          f"{row['flops'] / (auto['median_ms'] * 1e-3) / 1e9:.1f}")
-        used = row["build"].get(AUTO, {}).get("strategies_used", {})
-        cells.append(", ".join(f"{k} {v}" for k, v in sorted(used.items())) or "—")
+        cells.append(strategies_cell(row, names))
         lines.append("| " + " | ".join(cells) + " |")
-    geo = ["geomean"] + [""] * len(names)
+    geo = ["geomean" + (" (8 image nets)" if section == "networks" else "")] + [""] * len(names)
     for a, b in pairs:
         vals = [ratio(r["threads"].get(t, {}), a, b) for r in rows if section != "networks" or r["name"] in IMAGE_NETS]
         mins = [ratio(r["threads"].get(t, {}), a, b, "min_ms") for r in rows
@@ -218,6 +218,16 @@ def table(results: dict[str, Any], section: str, rows: list[dict[str, Any]], t: 
     geo += [""] * (len(header) - len(geo))
     lines.append("| " + " | ".join(geo) + " |")
     return lines
+
+
+def strategies_cell(row: dict[str, Any], names: list[str]) -> str:
+    """What the plugin did in each variant that ran it: `auto: taps/depthwise 1`."""
+    parts = []
+    for name in names:
+        used = row["build"].get(name, {}).get("strategies_used")
+        if used:
+            parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items())))
+    return "; ".join(parts) or "—"
 
 
 def write_markdown(out_dir: Path, results: dict[str, Any]) -> Path:

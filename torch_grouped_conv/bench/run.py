@@ -68,12 +68,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per variant (interleaved mode only)")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where the results go (default: .)")
     p.add_argument("--smoke", action="store_true",
-                   help="first core shape only, 2 rounds of 1 call, no model/dtype/dynamic rows")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.rounds, args.block, args.warmup = 2, 1, 1
-        args.models, args.dtypes, args.dynamic, args.shape_set = "none", "none", False, "core"
-    return args
+                   help="defaults for a quick check: first shape of the chosen set only, 2 rounds of 1 call, "
+                        "--set core, no model/dtype/dynamic rows (options given explicitly still apply)")
+    if "--smoke" in (argv or []):
+        p.set_defaults(rounds=2, block=1, warmup=1, models="none", dtypes="none", dynamic=False, shape_set="core")
+    return p.parse_args(argv)
 
 
 class BenchUsageError(ValueError):
