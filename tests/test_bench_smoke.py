@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from torch_grouped_conv.bench import run
-from torch_grouped_conv.bench.output import JSON_NAME, MD_NAME, PNG_NAME
+from torch_grouped_conv.bench.output import BEGIN_MARK, END_MARK, JSON_NAME, MD_NAME, PNG_NAME, splice
 from torch_grouped_conv.cli import main as cli_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +23,9 @@ def _check_timed(data: dict, samples: int) -> None:
 
 def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
     # Through the CLI, as the README shows it: `torch-grouped-conv bench ...`.
-    assert cli_main(["bench", "--smoke", "--out-dir", str(tmp_path)]) == 0
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Perf\n\n{BEGIN_MARK}\nold tables\n{END_MARK}\n\nafter\n")
+    assert cli_main(["bench", "--smoke", "--out-dir", str(tmp_path), "--update-doc", str(doc)]) == 0
     results = json.loads((tmp_path / JSON_NAME).read_text())
     assert results["config"]["mode"] == "steady" and results["config"]["threads"] == [1, 2]
     assert results["config"]["iree_drivers"] == {"1": "local-sync", "2": "local-task"}
@@ -42,6 +44,8 @@ def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
     assert "### Core shapes, 1 thread" in table and "### Core shapes, 2 threads" in table
     assert row["name"] in table and "| ORT ms |" in table.replace("| row | PyTorch ms ", "| ")
     assert (tmp_path / PNG_NAME).read_bytes()[:8] == PNG_MAGIC
+    updated = doc.read_text()  # the tables, spliced between the markers, the rest kept
+    assert "old tables" not in updated and table.strip() in updated and updated.endswith("\nafter\n")
 
 
 def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
@@ -80,6 +84,20 @@ def test_bench_usage_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, arg
     assert run.main(["--smoke", *argv, "--out-dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / JSON_NAME).exists()
+
+
+def test_splice_needs_both_markers() -> None:
+    assert splice(f"a {BEGIN_MARK} x {END_MARK} b", "T") == f"a {BEGIN_MARK}\n\nT\n\n{END_MARK} b"
+    with pytest.raises(ValueError, match="block to replace"):
+        splice("no markers", "T")
+
+
+def test_update_doc_without_markers_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("# no markers\n")
+    assert run.main(["--smoke", "--update-doc", str(doc), "--out-dir", str(tmp_path)]) == 2
+    assert "--update-doc" in capsys.readouterr().err and not (tmp_path / JSON_NAME).exists()
+    assert doc.read_text() == "# no markers\n"
 
 
 def test_bench_reports_missing_shapes_file(tmp_path: Path, capsys) -> None:

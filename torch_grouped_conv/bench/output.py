@@ -140,7 +140,7 @@ def method_lines(results: dict[str, Any]) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["## Method (this run)", "", *method_lines(results), ""]
+    lines = ["### Method of this run", "", *method_lines(results), ""]
     lines += summary_lines(results)
     for section in SECTIONS:
         rows = section_rows(results, section)
@@ -228,6 +228,18 @@ def strategies_cell(row: dict[str, Any], names: list[str]) -> str:
         if used:
             parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items())))
     return "; ".join(parts) or "—"
+
+
+BEGIN_MARK = "<!-- BEGIN bench_results.md (written by torch-grouped-conv bench --update-doc) -->"
+END_MARK = "<!-- END bench_results.md -->"
+
+
+def splice(doc: str, tables: str) -> str:
+    """`doc` with the text between BEGIN_MARK and END_MARK replaced by `tables`."""
+    start, end = doc.find(BEGIN_MARK), doc.find(END_MARK)
+    if start < 0 or end < start:
+        raise ValueError(f"no {BEGIN_MARK!r} ... {END_MARK!r} block to replace")
+    return doc[:start + len(BEGIN_MARK)] + "\n\n" + tables.strip() + "\n\n" + doc[end:]
 
 
 def write_markdown(out_dir: Path, results: dict[str, Any]) -> Path:

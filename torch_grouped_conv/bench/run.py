@@ -22,6 +22,8 @@ from tqdm import tqdm
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 
+from torch_grouped_conv.cli import write_atomically
+
 from . import breakdown, machine, output
 from .shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
 from .timing import MODES, run_schedule, schedule, stats_ms
@@ -67,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--block", type=int, default=5, help="timed calls per variant per round (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per variant (interleaved mode only)")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where the results go (default: .)")
+    p.add_argument("--update-doc", type=Path, default=None,
+                   help="also replace the marked results block of this Markdown file (docs/performance.md) "
+                        "with the tables of this run")
     p.add_argument("--smoke", action="store_true",
                    help="defaults for a quick check: first shape of the chosen set only, 2 rounds of 1 call, "
                         "--set core, no model/dtype/dynamic rows (options given explicitly still apply)")
@@ -177,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         workloads = plan_workloads(args, flags)
         if not args.out_dir.resolve().parent.is_dir():
             raise BenchUsageError(f"--out-dir {str(args.out_dir)!r}: its parent folder does not exist")
+        if args.update_doc is not None:
+            try:
+                output.splice(args.update_doc.read_text(encoding="utf-8"), "")
+            except (OSError, ValueError) as e:
+                raise BenchUsageError(f"--update-doc {str(args.update_doc)!r}: {e}") from None
     except BenchUsageError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
@@ -203,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for path in output.write_all(args.out_dir, results):
         print(f"wrote {path}")
+    if args.update_doc is not None:
+        doc = output.splice(args.update_doc.read_text(encoding="utf-8"), output.markdown(results))
+        write_atomically(args.update_doc, doc)
+        print(f"updated {args.update_doc}")
     return 0
 
 
