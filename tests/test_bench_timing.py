@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from torch_grouped_conv.bench.timing import (
-    geomean, interleaved_schedule, rotation, run_schedule, schedule, stats_ms, steady_schedule,
+    geomean, interleaved_schedule, rotation, run_schedule, samples_cap, schedule, stats_ms, steady_schedule,
 )
 
 
@@ -48,3 +48,13 @@ def test_run_schedule_times_only_the_timed_calls() -> None:
 def test_stats_and_geomean() -> None:
     assert stats_ms([0.003, 0.001, 0.002]) == pytest.approx({"median_ms": 2.0, "min_ms": 1.0})
     assert geomean([1.0, 4.0, None]) == pytest.approx(2.0) and geomean([None]) is None
+
+
+def test_a_slow_variant_gets_a_capped_number_of_calls() -> None:
+    assert samples_cap(0.01, budget_s=60, wanted=25) is None
+    assert samples_cap(10.0, budget_s=60, wanted=25) == 6 and samples_cap(100.0, budget_s=60, wanted=25) == 2
+    plan = steady_schedule(count=2, rounds=3, block=2, caps=[None, 3])
+    assert Counter(v for v, timed in plan if timed) == {0: 6, 1: 3}
+    assert [t for v, t in plan if v == 1] == [False, True, True, True]  # one untimed call, first round only
+    plan = interleaved_schedule(count=2, rounds=2, block=2, warmup=1, caps=[None, 2])
+    assert Counter(v for v, timed in plan if timed) == {0: 4, 1: 2}

@@ -119,6 +119,7 @@ class Breakdown:
     other_ms: float
     conv_dispatches: int  # distinct dispatch functions attributed to conv
     other_dispatches: int
+    calls: int = PROFILE_CALLS
 
     @property
     def rest_ms(self) -> float:
@@ -127,11 +128,12 @@ class Breakdown:
     def to_dict(self) -> dict[str, float | int]:
         return {"wall_ms": self.wall_ms, "conv_ms": self.conv_ms, "other_ms": self.other_ms,
                 "rest_ms": self.rest_ms, "conv_dispatches": self.conv_dispatches,
-                "other_dispatches": self.other_dispatches, "profiled_calls": PROFILE_CALLS}
+                "other_dispatches": self.other_dispatches, "profiled_calls": self.calls}
 
 
-def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool]) -> Breakdown:
-    """Run `main` PROFILE_CALLS times under iree-benchmark-module with host-execution profiling."""
+def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool],
+            calls: int = PROFILE_CALLS) -> Breakdown:
+    """Run `main` `calls` times under iree-benchmark-module with host-execution profiling."""
     driver = runtime_driver(threads)
     with tempfile.TemporaryDirectory(prefix="tgc_profile_") as tmp:
         module, prof = Path(tmp, "module.vmfb"), Path(tmp, "run.ireeprof")
@@ -145,7 +147,7 @@ def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str
         command = [_runtime_tool("iree-benchmark-module"), f"--module={module}", f"--device={driver}",
                    "--function=main", *input_flags, *thread_flags,
                    "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}",
-                   f"--benchmark_min_time={PROFILE_CALLS}x", "--benchmark_repetitions=1",
+                   f"--benchmark_min_time={calls}x", "--benchmark_repetitions=1",
                    "--benchmark_format=json"]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -153,7 +155,7 @@ def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str
         wall_ms = _wall_ms(done.stdout)
         report = subprocess.run([_runtime_tool("iree-profile"), "dispatch", "--format=jsonl", str(prof)],
                                 capture_output=True, text=True, check=True).stdout
-    return summarize(report, kinds, wall_ms)
+    return summarize(report, kinds, wall_ms, calls)
 
 
 def summarize(jsonl: str, kinds: dict[str, bool], wall_ms: float, calls: int = PROFILE_CALLS) -> Breakdown:
@@ -169,7 +171,7 @@ def summarize(jsonl: str, kinds: dict[str, bool], wall_ms: float, calls: int = P
             conv_ns, conv_n = conv_ns + row["total_ns"], conv_n + 1
         else:
             other_ns, other_n = other_ns + row["total_ns"], other_n + 1
-    return Breakdown(wall_ms, conv_ns / calls / 1e6, other_ns / calls / 1e6, conv_n, other_n)
+    return Breakdown(wall_ms, conv_ns / calls / 1e6, other_ns / calls / 1e6, conv_n, other_n, calls)
 
 
 def _wall_ms(benchmark_json: str) -> float:

@@ -26,7 +26,7 @@ from torch_grouped_conv.cli import write_atomically
 
 from . import breakdown, machine, output
 from .shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
-from .timing import MODES, run_schedule, schedule, stats_ms
+from .timing import MODES, run_schedule, samples_cap, schedule, stats_ms
 from .variants import AUTO, PYTORCH, UPSTREAM, Variant
 from .workloads import (
     DTYPE_SHAPES, DTYPES, DYNAMIC_SHAPES, IMAGE_NETS, MEDIA_MODELS, VariantSpec, Workload, dtype_workload,
@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="rounds (default: %(default)s)")
     p.add_argument("--block", type=int, default=5, help="timed calls per variant per round (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per variant (interleaved mode only)")
+    p.add_argument("--max-variant-s", type=float, default=60.0,
+                   help="time budget per variant, row and thread count: a variant whose first call says it "
+                        "would take longer gets fewer timed calls (at least 2; default: %(default)s s)")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where the results go (default: .)")
     p.add_argument("--update-doc", type=Path, default=None,
                    help="also replace the marked results block of this Markdown file (docs/performance.md) "
@@ -242,9 +245,11 @@ def bench_workload(workload: Workload, threads: list[int], args: argparse.Namesp
         row["build"][name] = {"error": error}
     kinds = _conv_kinds(variants, workload, row) if args.breakdown else None
     for t in threads:
-        row["threads"][str(t)] = time_variants(variants, workload, t, args)
+        timings = row["threads"][str(t)] = time_variants(variants, workload, t, args)
         if kinds is not None:
-            row["breakdown"][str(t)] = _profile(variants, workload, t, kinds)
+            auto_ms = timings.get(AUTO, {}).get("median_ms", 0.0)
+            calls = max(1, min(breakdown.PROFILE_CALLS, int(args.max_variant_s / max(auto_ms * 1e-3, 1e-9))))
+            row["breakdown"][str(t)] = _profile(variants, workload, t, kinds, calls)
     row["row_s"] = round(time.perf_counter() - start, 1)
     return row
 
@@ -260,20 +265,28 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
             ready.append((v, v.instantiate(threads, workload.inputs)))
         except Exception as e:  # noqa: BLE001 - reported
             data[v.name] = {"error": f"{type(e).__name__}: {str(e).strip()[:400]}"}
-    expected = next(inst.output() for v, inst in ready if v.name == PYTORCH)
-    for v, inst in ready:
+    outputs, caps = {}, []
+    for v, inst in ready:  # the first call: checked, and it tells how slow the variant is
+        start = time.perf_counter()
+        outputs[v.name] = inst.output()
+        caps.append(samples_cap(time.perf_counter() - start, args.max_variant_s, args.rounds * args.block))
+    expected = outputs[PYTORCH]
+    for v, _ in ready:
         data[v.name] = {}
         if v.name != PYTORCH:
-            actual = inst.output()
-            data[v.name]["max_abs_err"] = float(np.max(np.abs(actual - expected)))
+            actual = outputs[v.name]
+            data[v.name]["max_abs_err"] = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape \
+                else float("inf")
             data[v.name]["matches_pytorch"] = bool(
                 actual.shape == expected.shape and np.allclose(actual, expected, rtol=workload.tolerance,
                                                                atol=workload.tolerance))
-    plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup)
+    plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
     times = run_schedule([inst.call for _, inst in ready], plan)
-    for (v, _), samples in zip(ready, times):
+    for (v, _), samples, cap in zip(ready, times, caps):
         data[v.name].update(stats_ms(samples))
         data[v.name]["times_ms"] = [round(s * 1e3, 4) for s in samples]
+        if cap is not None:
+            data[v.name]["capped_samples"] = cap
     return data
 
 
@@ -293,12 +306,13 @@ def _conv_kinds(variants: list[Variant], workload: Workload, row: dict[str, Any]
         return None
 
 
-def _profile(variants: list[Variant], workload: Workload, threads: int, kinds: dict[str, bool]) -> dict[str, Any]:
+def _profile(variants: list[Variant], workload: Workload, threads: int, kinds: dict[str, bool],
+             calls: int) -> dict[str, Any]:
     auto = _auto(variants)
     assert auto is not None
     try:
         inputs = [t.numpy() for t in workload.inputs]
-        return breakdown.profile(auto.info["build"].vmfb, inputs, threads, kinds).to_dict()
+        return breakdown.profile(auto.info["build"].vmfb, inputs, threads, kinds, calls).to_dict()
     except Exception as e:  # noqa: BLE001 - reported
         return {"error": f"{type(e).__name__}: {str(e)[:400]}"}
 

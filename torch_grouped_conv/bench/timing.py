@@ -12,7 +12,11 @@ over-stated PyTorch's time (docs/performance.md, "Method").
 Interleaved (the previous harness): `warmup` calls of each variant, then
 `rounds * block` rounds each calling every variant once, rotated.
 
-Both return seconds per call, `rounds * block` samples per variant.
+Both return seconds per call, `rounds * block` samples per variant, except
+for a variant given a cap (a very slow one: `samples_cap`): it gets at most
+`cap` timed calls, spread over the first rounds, and in steady mode its block
+is preceded by an untimed call only in its first round (a call of seconds is
+not made cold by an idle thread pool; repeating it would double its cost).
 """
 
 from __future__ import annotations
@@ -33,29 +37,47 @@ def rotation(count: int, round_index: int) -> list[int]:
     return [(i + round_index) % count for i in range(count)]
 
 
-def steady_schedule(count: int, rounds: int, block: int) -> list[tuple[int, bool]]:
+def samples_cap(first_call_s: float, budget_s: float, wanted: int, least: int = 2) -> int | None:
+    """How many timed calls a variant whose first call took `first_call_s` may
+    have within `budget_s`: None (no cap) when `wanted` fit, else at least `least`."""
+    if first_call_s * wanted <= budget_s:
+        return None
+    return max(least, int(budget_s // max(first_call_s, 1e-9)))
+
+
+def steady_schedule(count: int, rounds: int, block: int,
+                    caps: Sequence[int | None] | None = None) -> list[tuple[int, bool]]:
     """The sequence of (variant index, timed) calls of a steady-state run."""
+    left = [rounds * block if caps is None or caps[v] is None else caps[v] for v in range(count)]
+    capped = [caps is not None and caps[v] is not None for v in range(count)]
     plan: list[tuple[int, bool]] = []
     for r in range(rounds):
         for v in rotation(count, r):
-            plan.append((v, False))
-            plan += [(v, True)] * block
+            calls = min(block, left[v])
+            if calls == 0:
+                continue
+            if not capped[v] or left[v] == (caps[v] if caps is not None else None):
+                plan.append((v, False))
+            plan += [(v, True)] * calls
+            left[v] -= calls
     return plan
 
 
-def interleaved_schedule(count: int, rounds: int, block: int, warmup: int) -> list[tuple[int, bool]]:
+def interleaved_schedule(count: int, rounds: int, block: int, warmup: int,
+                         caps: Sequence[int | None] | None = None) -> list[tuple[int, bool]]:
     """The sequence of (variant index, timed) calls of an interleaved run."""
     plan: list[tuple[int, bool]] = [(v, False) for v in range(count) for _ in range(warmup)]
     for r in range(rounds * block):
-        plan += [(v, True) for v in rotation(count, r)]
+        plan += [(v, True) for v in rotation(count, r) if caps is None or caps[v] is None or r < caps[v]]
     return plan
 
 
-def schedule(mode: str, count: int, rounds: int, block: int, warmup: int) -> list[tuple[int, bool]]:
+def schedule(mode: str, count: int, rounds: int, block: int, warmup: int,
+             caps: Sequence[int | None] | None = None) -> list[tuple[int, bool]]:
     if mode == "steady":
-        return steady_schedule(count, rounds, block)
+        return steady_schedule(count, rounds, block, caps)
     if mode == "interleaved":
-        return interleaved_schedule(count, rounds, block, warmup)
+        return interleaved_schedule(count, rounds, block, warmup, caps)
     raise ValueError(f"unknown timing mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
