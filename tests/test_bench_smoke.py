@@ -74,6 +74,7 @@ def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--strategies", "nope"], "unknown strategies ['nope']"),
+    (["--set", "nope"], "argument --set: invalid choice: 'nope'"),
     (["--threads", "0"], "--threads '0'"),
     (["--threads", "2,4"], "at most one count above 1"),
     (["--models", "no_such_net"], "unknown models ['no_such_net']"),

@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -33,13 +33,24 @@ from .workloads import (
     dynamic_workloads, model_workload, shape_workload,
 )
 
+class BenchUsageError(ValueError):
+    """Bad options: one line, exit 2, nothing written."""
+
+
 PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 MODELS = IMAGE_NETS + MEDIA_MODELS
 BREAKDOWN_SECTIONS = ("networks", "media")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BenchUsageError(f"{message} (see {self.prog} --help)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="torch-grouped-conv bench", description=__doc__.splitlines()[0])
+    p = _Parser(prog="torch-grouped-conv bench",
+                description="Time PyTorch eager, ONNX Runtime, torch-mlir's own lowering + IREE and the "
+                            "plugin's strategies + IREE, steady state, at 1 and 2 threads; whole networks first.")
     p.add_argument("--models", default=",".join(MODELS),
                    help="comma-separated whole models, or `none` (default: %(default)s)")
     p.add_argument("--no-models", dest="models", action="store_const", const="none", help="same as --models none")
@@ -81,10 +92,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if "--smoke" in (argv or []):
         p.set_defaults(rounds=2, block=1, warmup=1, models="none", dtypes="none", dynamic=False, shape_set="core")
     return p.parse_args(argv)
-
-
-class BenchUsageError(ValueError):
-    """Bad options: one line, exit 2, nothing written."""
 
 
 def known_variant(name: str) -> bool:
@@ -178,8 +185,8 @@ def _shape(by_name: dict[str, Shape], name: str, option: str) -> Shape:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         threads = parse_threads(args.threads)
         flags = flag_set(args.flags)
         workloads = plan_workloads(args, flags)
