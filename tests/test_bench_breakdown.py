@@ -79,7 +79,7 @@ def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
 
     torch.manual_seed(0)
     model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
-    workload = Workload("tiny_net", "networks", [x], lambda: [], tolerance=1e-3)
+    workload = Workload("tiny_net", "networks", [x], lambda: [])
     workload.build = lambda: standard_variants(model, [x], [(UPSTREAM, None, []), ("auto", "auto", [])],
                                                workload.errors, with_ort=False)
     args = run.parse_args(["--rounds", "1", "--block", "2"])

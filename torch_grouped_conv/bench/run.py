@@ -23,6 +23,7 @@ from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 
 from torch_grouped_conv.cli import write_atomically
+from torch_grouped_conv.verify import compare
 
 from . import breakdown, machine, output
 from .shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
@@ -278,15 +279,12 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
         outputs[v.name] = inst.output()
         caps.append(samples_cap(time.perf_counter() - start, args.max_variant_s, args.rounds * args.block))
     expected = outputs[PYTORCH]
-    for v, _ in ready:
+    for v, _ in ready:  # the project's metric (verify.py): max |actual - expected| / max |expected|
         data[v.name] = {}
         if v.name != PYTORCH:
-            actual = outputs[v.name]
-            data[v.name]["max_abs_err"] = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape \
-                else float("inf")
-            data[v.name]["matches_pytorch"] = bool(
-                actual.shape == expected.shape and np.allclose(actual, expected, rtol=workload.tolerance,
-                                                               atol=workload.tolerance))
+            c = compare(outputs[v.name], expected)
+            ok = bool(np.isfinite(c.max_rel_error) and c.max_rel_error <= workload.tolerance)
+            data[v.name].update(max_abs_err=c.max_abs_error, max_rel_err=c.max_rel_error, matches_pytorch=ok)
     plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
     times = run_schedule([inst.call for _, inst in ready], plan)
     for (v, _), samples, cap in zip(ready, times, caps):

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torch_grouped_conv.verify import RELATIVE_TOLERANCE
+
 from .shapes import Shape
 from .variants import (
     AUTO, ORT, PYTORCH, UPSTREAM, Variant, compile_iree, iree_variant, ort_variant, pytorch_variant, timed_build,
@@ -48,7 +50,8 @@ DTYPE_SHAPES = ("resnext50_s1_128g32_56", "regnety400_s1_104g13_28", "mobilenetv
 DYNAMIC_SHAPES = ("resnext50_s1_256g32_28", "mobilenetv2_dw_144_56")
 DYNAMIC_BATCHES = (1, 8)
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
-TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}  # rtol = atol, vs PyTorch
+# max |actual - expected| / max |expected| vs PyTorch, as `verify` (torch_grouped_conv/verify.py)
+TOLERANCE = {dtype: RELATIVE_TOLERANCE[dtype] for dtype in (torch.float32, torch.float16, torch.bfloat16)}
 AUTO_F32 = "auto-f32"
 AUTO_DYNAMIC = "auto-dynamic"
 
@@ -59,7 +62,7 @@ class Workload:
     section: str
     inputs: list[torch.Tensor]
     build: Callable[[], list[Variant]]
-    tolerance: float = 1e-4
+    tolerance: float = RELATIVE_TOLERANCE[torch.float32]
     flops: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # variant -> why it could not be built
@@ -135,7 +138,7 @@ def model_workload(name: str, specs: Sequence[VariantSpec], spatial: int | None)
     shape = model_input_shape(name, spatial)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     section = "media" if name in MEDIA_MODELS else "networks"
-    workload = Workload(name, section, [x], lambda: [], tolerance=1e-3, meta={"input": list(shape)})
+    workload = Workload(name, section, [x], lambda: [], meta={"input": list(shape)})
     workload.build = lambda: standard_variants(build_model(name), [x], specs, workload.errors)
     return workload
 
@@ -144,7 +147,7 @@ def shape_workload(shape: Shape, section: str, specs: Sequence[VariantSpec]) -> 
     model, x = shape.make_module(), shape.make_input()
     with torch.inference_mode():
         out_shape = tuple(model(x).shape)
-    workload = Workload(shape.name, section, [x], lambda: [], tolerance=1e-4, flops=shape.flops(out_shape),
+    workload = Workload(shape.name, section, [x], lambda: [], flops=shape.flops(out_shape),
                         meta={"input": list(shape.input), "groups": shape.groups, "kernel": list(shape.kernel),
                               "source": shape.source})
     workload.build = lambda: standard_variants(model, [x], specs, workload.errors)
@@ -199,8 +202,7 @@ def dynamic_workloads(shape: Shape, flags: list[str], batches: Sequence[int] = D
     rows = []
     for n in batches:
         x = base.expand(n, *base.shape[1:]).contiguous() + 0.01 * torch.arange(n).view(n, 1, *(1,) * (base.dim() - 2))
-        workload = Workload(f"{shape.name}_b{n}", "dynamic", [x], lambda: [], tolerance=1e-4,
-                            meta={"shape": shape.name, "batch": n})
+        workload = Workload(f"{shape.name}_b{n}", "dynamic", [x], lambda: [], meta={"shape": shape.name, "batch": n})
 
         def build(w: Workload = workload, x: torch.Tensor = x) -> list[Variant]:
             built = [pytorch_variant(model), _try(w.errors, AUTO, lambda: _iree(AUTO, model, [x], AUTO, flags)),
