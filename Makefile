@@ -32,4 +32,4 @@ fuzz: setup
 # The full benchmark (slow, ~1 h on 2 cores; see docs/performance.md): whole
 # networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.
 bench: setup
-	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir docs
+	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir docs --update-doc docs/performance.md
