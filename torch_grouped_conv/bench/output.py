@@ -29,10 +29,10 @@ def ratio(timings: dict[str, Any], name: str, base: str, stat: str = "median_ms"
 
 
 def variants_of(rows: list[dict[str, Any]]) -> list[str]:
-    """Timed variant names of these rows, PyTorch/ORT/upstream/auto first."""
+    """Variant names of these rows (timed, or failed to build), PyTorch/ORT/upstream/auto first."""
     seen: list[str] = []
     for row in rows:
-        for timings in row["threads"].values():
+        for timings in [*row["threads"].values(), {n: d for n, d in row["build"].items() if "error" in d}]:
             seen += [n for n in timings if n not in seen]
     return sorted(seen, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), seen.index(n)))
 
