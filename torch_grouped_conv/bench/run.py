@@ -10,6 +10,7 @@ T, IREE `local-sync` for T = 1 and `local-task` with T workers otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ class BenchUsageError(ValueError):
 PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 MODELS = IMAGE_NETS + MEDIA_MODELS
 BREAKDOWN_SECTIONS = ("networks", "media")
+PARTIAL_NAME = "bench_results.partial.json"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = []
     bar = tqdm(workloads, desc="rows", unit="row")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    partial = args.out_dir / PARTIAL_NAME  # every finished row, in case a long run is interrupted
     for workload in bar:
         bar.set_postfix_str(workload.name)
         rows.append(bench_workload(workload, threads, args))
+        partial.write_text(json.dumps({"command": " ".join(argv), "rows": rows}))
     results = {
         "machine": {str(t): machine.describe(t) for t in threads},
         "config": {
@@ -221,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     results["summary"] = output.summarize(results)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     for path in output.write_all(args.out_dir, results):
         print(f"wrote {path}")
+    partial.unlink(missing_ok=True)
     if args.update_doc is not None:
         doc = output.splice(args.update_doc.read_text(encoding="utf-8"), output.markdown(results))
         write_atomically(args.update_doc, doc)
@@ -273,11 +278,17 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
             ready.append((v, v.instantiate(threads, workload.inputs)))
         except Exception as e:  # noqa: BLE001 - reported
             data[v.name] = {"error": f"{type(e).__name__}: {str(e).strip()[:400]}"}
-    outputs, caps = {}, []
+    outputs, caps, first_ok = {}, [], []
     for v, inst in ready:  # the first call: checked, and it tells how slow the variant is
         start = time.perf_counter()
-        outputs[v.name] = inst.output()
+        try:
+            outputs[v.name] = inst.output()
+        except Exception as e:  # noqa: BLE001 - a variant failing at run time is reported, not fatal
+            data[v.name] = {"error": f"{type(e).__name__}: {str(e).strip()[:400]}"}
+            continue
+        first_ok.append((v, inst))
         caps.append(samples_cap(time.perf_counter() - start, args.max_variant_s, args.rounds * args.block))
+    ready = first_ok
     expected = outputs[PYTORCH]
     for v, _ in ready:  # the project's metric (verify.py): max |actual - expected| / max |expected|
         data[v.name] = {}
