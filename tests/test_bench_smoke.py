@@ -44,6 +44,7 @@ def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
     assert "### Core shapes, 1 thread" in table and "### Core shapes, 2 threads" in table
     assert row["name"] in table and "| ORT ms |" in table.replace("| row | PyTorch ms ", "| ")
     assert (tmp_path / PNG_NAME).read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / run.PARTIAL_NAME).exists()  # only there while a run is under way
     updated = doc.read_text()  # the tables, spliced between the markers, the rest kept
     assert "old tables" not in updated and table.strip() in updated and updated.endswith("\nafter\n")
 
