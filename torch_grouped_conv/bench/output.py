@@ -135,7 +135,9 @@ def method_lines(results: dict[str, Any]) -> list[str]:
         f"Timing: {how}; {c['rounds'] * c['block']} samples per variant; cells are median / min ms. "
         f"Threads: {drivers}; torch.set_num_threads and ORT intra-op threads alike (ORT "
         f"{c.get('onnxruntime')}, spinning off, all graph optimizations). IREE flags: `{c['iree_flags']}`.",
-        "×PT = time / PyTorch eager time by median (lower is better); geomean rows give median (min).",
+        "A ×B = A's time / B's time by median (lower is better; ×PT: over PyTorch eager); geomean rows give "
+        "median (min). auto: conv / other dispatches / rest = a separate profiled run of auto's module "
+        "(docs/performance.md, \"Method\").",
     ]
 
 
