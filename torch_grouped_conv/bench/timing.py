@@ -14,9 +14,10 @@ Interleaved (the previous harness): `warmup` calls of each variant, then
 
 Both return seconds per call, `rounds * block` samples per variant, except
 for a variant given a cap (a very slow one: `samples_cap`): it gets at most
-`cap` timed calls, spread over the first rounds, and in steady mode its block
-is preceded by an untimed call only in its first round (a call of seconds is
-not made cold by an idle thread pool; repeating it would double its cost).
+`cap` timed calls, spread over the first rounds, with no untimed call before
+its blocks (the caller's first, checked call has warmed it, and a call of
+seconds is not made cold by an idle thread pool; repeating it would double
+the cost).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def steady_schedule(count: int, rounds: int, block: int,
             calls = min(block, left[v])
             if calls == 0:
                 continue
-            if not capped[v] or left[v] == (caps[v] if caps is not None else None):
+            if not capped[v]:
                 plan.append((v, False))
             plan += [(v, True)] * calls
             left[v] -= calls
