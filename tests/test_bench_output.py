@@ -36,6 +36,7 @@ def test_summary_geomeans_by_median_and_min() -> None:
     assert nets["auto/pytorch"]["geomean_min"] == pytest.approx((2.0 * 0.5) ** 0.5)
     assert nets["auto/ort"]["geomean_median"] == pytest.approx((4.0 * 0.5) ** 0.5)
     assert nets["auto/pytorch"]["worst_row"] == "mobilenet_v2" and nets["auto/pytorch"]["rows_over_1_5"] == ["mobilenet_v2"]
+    assert nets["auto/pytorch"]["rows_over_target"] == ["mobilenet_v2"]  # every net ≤ PyTorch is the target
     assert "upstream/pytorch" not in nets  # never timed
 
 
