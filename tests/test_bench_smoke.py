@@ -21,7 +21,7 @@ def _check_timed(data: dict, samples: int) -> None:
     assert len(data["times_ms"]) == samples and 0 < data["min_ms"] <= data["median_ms"]
 
 
-def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
+def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys) -> None:
     # Through the CLI, as the README shows it: `torch-grouped-conv bench ...`.
     doc = tmp_path / "performance.md"
     doc.write_text(f"# Perf\n\n{BEGIN_MARK}\nold tables\n{END_MARK}\n\nafter\n")
@@ -41,6 +41,7 @@ def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
                 assert data["matches_pytorch"], (threads, name, data["max_abs_err"])
         assert results["summary"][threads]["core"]["auto/pytorch"]["geomean_median"] > 0
     table = (tmp_path / MD_NAME).read_text()
+    assert table.strip() in capsys.readouterr().out  # printed as well as written
     assert "### Core shapes, 1 thread" in table and "### Core shapes, 2 threads" in table
     assert row["name"] in table and "| ORT ms |" in table.replace("| row | PyTorch ms ", "| ")
     assert (tmp_path / PNG_NAME).read_bytes()[:8] == PNG_MAGIC

@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     results["summary"] = output.summarize(results)
+    print(output.markdown(results))  # the tables, whole networks first
     for path in output.write_all(args.out_dir, results):
         print(f"wrote {path}")
     partial.unlink(missing_ok=True)
