@@ -75,7 +75,8 @@ def test_profiled_breakdown_of_a_real_module() -> None:
 def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
     """The model-row plumbing of run.py on a tiny module (the real nets are too slow for CI)."""
     from torch_grouped_conv.bench import output, run
-    from torch_grouped_conv.bench.workloads import UPSTREAM, Workload, standard_variants
+    from torch_grouped_conv.bench.variants import UPSTREAM
+    from torch_grouped_conv.bench.workloads import Workload, standard_variants
 
     torch.manual_seed(0)
     model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)

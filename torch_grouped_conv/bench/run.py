@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from torch_grouped_conv.cli import write_atomically
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
-
-from torch_grouped_conv.cli import write_atomically
 from torch_grouped_conv.verify import compare
 
 from . import breakdown, machine, output

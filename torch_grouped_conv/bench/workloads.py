@@ -20,6 +20,7 @@ one row are freed before the next row compiles.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from torch_grouped_conv.verify import RELATIVE_TOLERANCE
 
 from .shapes import Shape
 from .variants import (
-    AUTO, ORT, PYTORCH, UPSTREAM, Variant, compile_iree, iree_variant, ort_variant, pytorch_variant, timed_build,
+    AUTO, ORT, Variant, compile_iree, iree_variant, ort_variant, pytorch_variant, timed_build,
 )
 
 SECTIONS = ("networks", "media", "core", "extra", "dtype", "dynamic")
@@ -79,8 +80,6 @@ def _try(workload_errors: dict[str, str], name: str, make: Callable[[], Variant]
 
 def _iree(name: str, model: nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
           flags: list[str], dynamic_shapes: Any = None) -> Variant:
-    import time
-
     start = time.perf_counter()
     build = compile_iree(model, example, strategy, flags, dynamic_shapes)
     variant = iree_variant(name, build, time.perf_counter() - start)
@@ -174,11 +173,11 @@ def dtype_workload(shape: Shape, dtype_name: str, flags: list[str]) -> Workload:
 
 
 def _f32_variant(model32: nn.Module, x32: torch.Tensor, flags: list[str]) -> Variant:
-    """auto in f32 on the f32 input: its instance ignores the row's (f16/bf16) inputs."""
+    """auto in f32 on the f32 input: its instance ignores the row's (f16/bf16) inputs.
+    Its output is checked against PyTorch's in the low dtype, at that dtype's tolerance."""
     inner = _iree(AUTO_F32, model32, [x32], AUTO, flags)
     instantiate = inner.instantiate
     inner.instantiate = lambda threads, _inputs: instantiate(threads, [x32])
-    inner.info["compares_to"] = "its own f32 PyTorch result is not checked here; see the core rows"
     return inner
 
 
@@ -213,5 +212,3 @@ def dynamic_workloads(shape: Shape, flags: list[str], batches: Sequence[int] = D
         rows.append(workload)
     return rows
 
-
-__all__ = ["AUTO", "ORT", "PYTORCH", "UPSTREAM", "Workload"]
