@@ -47,6 +47,7 @@ def test_summarize_sums_per_call() -> None:
                             wall_ms=6.0, calls=10)
     assert (b.conv_ms, b.other_ms, b.conv_dispatches, b.other_dispatches) == (3.0, 2.0, 1, 2)
     assert b.rest_ms == 1.0
+    assert [name for name, _, _ in b.top] == ["d0_conv", "d1_softmax", "d2_unknown"] and b.top[0][1]
 
 
 class ConvNormSoftmax(nn.Module):

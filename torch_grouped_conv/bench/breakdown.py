@@ -40,6 +40,7 @@ from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 from torch_grouped_conv.runners.iree_flags import runtime_driver, runtime_thread_flags
 
 PROFILE_CALLS = 10
+TOP_DISPATCHES = 12  # the costliest dispatches kept in the JSON (`top_dispatches`)
 _EXECUTABLE = re.compile(r"^\s*flow\.executable private @(\S+) \{", re.M)
 _EXPORT = re.compile(r"flow\.executable\.export public @(\S+)")
 
@@ -120,6 +121,7 @@ class Breakdown:
     conv_dispatches: int  # distinct dispatch functions attributed to conv
     other_dispatches: int
     calls: int = PROFILE_CALLS
+    top: tuple[tuple[str, bool, float], ...] = ()  # the costliest dispatches: (name, conv, ms per call)
 
     @property
     def rest_ms(self) -> float:
@@ -128,7 +130,8 @@ class Breakdown:
     def to_dict(self) -> dict[str, float | int]:
         return {"wall_ms": self.wall_ms, "conv_ms": self.conv_ms, "other_ms": self.other_ms,
                 "rest_ms": self.rest_ms, "conv_dispatches": self.conv_dispatches,
-                "other_dispatches": self.other_dispatches, "profiled_calls": self.calls}
+                "other_dispatches": self.other_dispatches, "profiled_calls": self.calls,
+                "top_dispatches": [{"name": n, "conv": c, "ms": ms} for n, c, ms in self.top]}
 
 
 def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool],
@@ -163,15 +166,19 @@ def summarize(jsonl: str, kinds: dict[str, bool], wall_ms: float, calls: int = P
     A dispatch missing from `kinds` (not seen at flow level) counts as other."""
     conv_ns = other_ns = 0.0
     conv_n = other_n = 0
+    each: list[tuple[str, bool, float]] = []
     for line in jsonl.splitlines():
         row = json.loads(line)
         if row.get("type") != "host_dispatch_group":
             continue
-        if kinds.get(row["key"], False):
+        conv = kinds.get(row["key"], False)
+        each.append((row["key"], conv, row["total_ns"] / calls / 1e6))
+        if conv:
             conv_ns, conv_n = conv_ns + row["total_ns"], conv_n + 1
         else:
             other_ns, other_n = other_ns + row["total_ns"], other_n + 1
-    return Breakdown(wall_ms, conv_ns / calls / 1e6, other_ns / calls / 1e6, conv_n, other_n, calls)
+    top = tuple(sorted(each, key=lambda e: -e[2])[:TOP_DISPATCHES])
+    return Breakdown(wall_ms, conv_ns / calls / 1e6, other_ns / calls / 1e6, conv_n, other_n, calls, top)
 
 
 def _wall_ms(benchmark_json: str) -> float:

@@ -297,7 +297,9 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
             ok = bool(np.isfinite(c.max_rel_error) and c.max_rel_error <= workload.tolerance)
             data[v.name].update(max_abs_err=c.max_abs_error, max_rel_err=c.max_rel_error, matches_pytorch=ok)
     plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
-    times = run_schedule([inst.call for _, inst in ready], plan)
+    with tqdm(total=sum(timed for _, timed in plan), desc=f"{workload.name}, {threads} thread(s)", unit="call",
+              leave=False) as calls_bar:
+        times = run_schedule([inst.call for _, inst in ready], plan, tick=calls_bar.update)
     for (v, _), samples, cap in zip(ready, times, caps):
         data[v.name].update(stats_ms(samples))
         data[v.name]["times_ms"] = [round(s * 1e3, 4) for s in samples]
