@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torch_grouped_conv import models
+from torch_grouped_conv.models import SEED
 from torch_grouped_conv.verify import RELATIVE_TOLERANCE
 
 from .shapes import Shape
@@ -125,12 +127,11 @@ def model_input_shape(name: str, spatial: int | None) -> tuple[int, ...]:
 
 
 def build_model(name: str) -> nn.Module:
-    torch.manual_seed(0)
+    """Seeded, eval mode; torchvision models with weights=None, as the CLI's MODEL."""
     if name == "wav2vec2_block":
+        torch.manual_seed(SEED)
         return PositionalConvBlock().eval()
-    import torchvision
-
-    return torchvision.models.get_model(name, weights=None).eval()
+    return models.build_model(f"torchvision:{name}")
 
 
 def model_workload(name: str, specs: Sequence[VariantSpec], spatial: int | None) -> Workload:
