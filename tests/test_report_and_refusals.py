@@ -140,7 +140,6 @@ REFUSALS = {
     "integer_weight": (Conv(weight=vtensor((8, 2, 3, 3), "si8")), "weight dtype si8 is not a float type"),
     "mixed_dtypes": (Conv(weight=vtensor((8, 2, 3, 3), "f64")), "mixed dtypes input=f32 weight=f64 result=f32"),
     "mixed_result_dtype": (Conv(result=vtensor((1, 8, 4, 4), "f16")), "mixed dtypes input=f32 weight=f32 result=f16"),
-    "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3))), "kernel size [None, 3] must be static"),
     # plan.py: a malformed op
     "stride_rank": (Conv(stride=(1,)), "stride=[1] has 1 entries for a 2D convolution"),
     "padding_rank": (Conv(padding=(0, 0, 0)), "padding=[0, 0, 0] has 3 entries for a 2D convolution"),
@@ -218,6 +217,15 @@ LOWERED = {
     "forward_output_padding_single_zero": (Conv(output_padding=(0,)), "grouped", "linalg.conv_2d_ngchw_gfchw"),
     "depthwise_multiplier": (Conv(input=vtensor((1, 4, 6, 6)), weight=vtensor((8, 1, 3, 3))),
                              "depthwise_multiplier", "linalg.conv_2d_ngchw_gfchw"),
+    # Kernel sizes known only at run time (a weight passed as an input): window math from tensor.dim.
+    "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3)), result=vtensor((1, 8, None, 4))),
+                       "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "transposed_dynamic_kernel": (transposed(weight=vtensor((8, 2, None, None)), result=vtensor((1, 8, None, None))),
+                                  "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "dynamic_weight_3d": (Conv(input=vtensor((1, 8, 6, 6, 6)), weight=vtensor((None,) * 5),
+                               result=vtensor((1, None, None, None, None)), stride=(1, 1, 1), padding=(0, 0, 0),
+                               dilation=(1, 1, 1), output_padding=(0, 0, 0)),
+                          "grouped", "linalg.generic"),
 }
 
 

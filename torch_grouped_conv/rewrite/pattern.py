@@ -12,7 +12,7 @@ from torch_mlir.dialects import torch as torch_d
 from ..report import ConvDecision, RewriteReport
 from . import builders
 from .emit import EMITTERS, Emitter
-from .plan import ConvPlan, plan_convolution
+from .plan import ConvPlan, plan_convolution, runtime_transposed_pad
 from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
 from .strategies import STRATEGIES, choose
 CONVOLUTION_OP = "torch.aten.convolution"
@@ -96,8 +96,20 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 
 def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
-    """Cross into builtin tensors, prepare input and weight, build the
-    accumulator, run `emitter` (default: the case's own), round to the result type.
+    """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back."""
+    x = builders.to_builtin(op.operands[0], plan.spec.input)
+    w = builders.to_builtin(op.operands[1], plan.spec.weight)
+    b_in = op.operands[2]
+    bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
+    return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter), op.results[0].type)
+
+
+def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
+                 emitter: Emitter | None = None) -> ir.Value:
+    """Prepare input and weight, build the accumulator, run `emitter`
+    (default: the case's own), round to the result type; builtin tensors in
+    PyTorch's layout (input [N,C,*s], weight as `aten.convolution` has it,
+    bias [F]) in and out.
 
     Strategy emitters (strategies/) take the flat layout: input [N,C,*s],
     weight [F,C/G,*k], accumulator [N,F,*o].
@@ -108,16 +120,18 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     and bias broadcasting then happen on grouped tensors, so no expand_shape
     of a padded or broadcast tensor is left for fusion to move (with dynamic
     channels that trips upstream elementwise fusion and IREE 3.13).
+
+    Kernel sizes unknown at compile time are read from the weight
+    (`tensor.dim`): the transposed window's pads and the output sizes.
     """
     spec, window = plan.spec, plan.window
-    x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
     emitter = emitter or EMITTERS[plan.case]
     grouped, groups = plan.grouped_layout and emitter is EMITTERS[plan.case], spec.groups
-    x = builders.to_builtin(x_in, spec.input)
+    kernel = _kernel_sizes(plan, w)
     if grouped:
         x = builders.expand(x, 1, groups)
-    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high)
-    w = builders.to_builtin(w_in, spec.weight)
+    pad_low, pad_high = _window_pads(plan, kernel)
+    x = builders.window_input(x, window.input_dilation, pad_low, pad_high)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
         if not grouped:
@@ -125,19 +139,41 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     elif grouped:
         w = builders.expand(w, 0, groups)
     acc_elem = builders.element_type(plan.accumulator_dtype)
-    bias = None
-    if spec.has_bias:
-        bias = builders.to_builtin(b_in, _bias_info(b_in))
+    if bias is not None:
         bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
-    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w), acc_elem, bias)
+    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w, kernel), acc_elem, bias)
     result = emitter(plan, x, w, acc)
     if grouped:
         result = builders.collapse(result, 1)
-    result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
-    return builders.from_builtin(result, op.results[0].type)
+    return builders.convert_elements(result, builders.element_type(spec.result.dtype))
 
 
-def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
+def _kernel_sizes(plan: ConvPlan, w: ir.Value) -> list[builders.SizeValue]:
+    """The kernel sizes: the plan's, or `tensor.dim` of the weight (axes 2.. in
+    both the forward [F,C/G,*k] and the transposed [C,F/G,*k] layout)."""
+    return [k if k is not None else builders.size_of(w, 2 + i) for i, k in enumerate(plan.kernel)]
+
+
+def _window_pads(plan: ConvPlan, kernel: list[builders.SizeValue]
+                 ) -> tuple[list[builders.SizeValue], list[builders.SizeValue]]:
+    """The window's pads; those the plan left to run time (None: a transposed
+    conv's d*(k-1)-p and d*(k-1)-p+op with k dynamic) computed from `kernel`."""
+    low: list[builders.SizeValue] = []
+    high: list[builders.SizeValue] = []
+    for i, (lo, hi) in enumerate(zip(plan.window.pad_low, plan.window.pad_high)):
+        if lo is not None and hi is not None:
+            low.append(lo)
+            high.append(hi)
+            continue
+        dilation, low_offset, high_offset = runtime_transposed_pad(plan.spec, i)
+        reach = builders.mul(builders.add(kernel[i], -1), dilation)
+        low.append(builders.add(reach, low_offset))
+        high.append(builders.add(reach, high_offset))
+    return low, high
+
+
+def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value,
+                  kernel: list[builders.SizeValue]) -> list[builders.SizeValue]:
     """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
     prepared input `x` and forward weight `w` in the same layout: static dims
     from the result type, dynamic ones computed."""
@@ -154,7 +190,7 @@ def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> li
             sizes.append(known)
             continue
         sizes.append(builders.conv_output_size(
-            builders.size_of(x, lead + i), plan.kernel[i], window.stride[i], window.dilation[i]
+            builders.size_of(x, lead + i), kernel[i], window.stride[i], window.dilation[i]
         ))
     return sizes
 
