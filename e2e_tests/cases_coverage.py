@@ -12,6 +12,11 @@ torch-mlir's test_suite/conv.py does:
 - DTYPES: f16, bf16, f64.
 - DYNAMIC: dynamic batch/spatial dims (torch.export.Dim), dynamic channel dims
   (weights as inputs, derived dims), several concrete shapes per compile.
+- DYNAMIC_KERNEL: weights as inputs whose kernel sizes are dynamic, every
+  rank x case x forward/transposed (`cov_dynk_*`), run with several kernel
+  sizes per compile; and every dim of input and weight dynamic
+  (`cov_dynw_*`), the form of torch-mlir's own e2e convolution tests run with
+  dynamic shapes.
 - ENTRY_POINTS: torch.nn.functional and torch.ops.aten spellings (conv1d,
   conv_transpose2d, _convolution, conv_tbc, ...) and padding modes, which
   torch-mlir decomposes into aten.convolution (plus pad ops).
@@ -241,6 +246,102 @@ register(E2ECase(
     more_inputs=lambda: [_randn((1, 6, 5), (6, 2, 3), (4,))()],
     backend_marks={"iree": (IREE_DYNAMIC_GROUP,)},
 ))
+
+
+# ------------------------------------------------------------ DYNAMIC_KERNEL
+def _kernel_dims(rank: int) -> dict[int, Dim]:
+    return {2 + i: Dim(f"K{i}", min=1, max=3) for i in range(rank)}
+
+
+def _weight_shape(case: str, rank: int, transposed: bool, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    c_in, c_out, groups = CHANNELS[case]
+    return (c_in, c_out // groups, *kernel) if transposed else (c_out, c_in // groups, *kernel)
+
+
+def _functional(rank: int, transposed: bool, window: Window, groups: int) -> Callable[[], torch.nn.Module]:
+    fn = getattr(_F, f"conv_transpose{rank}d" if transposed else f"conv{rank}d")
+    kw = window.kwargs(transposed)
+    del kw["kernel_size"]
+    return lambda: FunctionalConv(fn, groups=groups, **kw)
+
+
+def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, window: Window,
+                        more_kernels: tuple[int, ...], marks: tuple[Any, ...] = (),
+                        backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
+    """`conv{rank}d(x, w, b)` with w an input whose kernel sizes are dynamic; run with
+    the export kernel `window.kernel` and each of `more_kernels` (same size on every dim)."""
+    c_in, c_out, groups = CHANNELS[case]
+    k = window.kernel if isinstance(window.kernel, int) else window.kernel[0]
+    x_shape = (2, c_in, *SPATIAL[rank])
+
+    def inputs(kernel: int) -> Callable[[], tuple[torch.Tensor, ...]]:
+        return _randn(x_shape, _weight_shape(case, rank, transposed, (kernel,) * rank), (c_out,))
+
+    label = f"transposed_{case}" if transposed else case
+    return register(E2ECase(
+        name=name,
+        make_module=_functional(rank, transposed, window, groups),
+        make_inputs=inputs(k),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, case)],),
+        dynamic_shapes=({}, _kernel_dims(rank), {}),
+        more_inputs=lambda: [inputs(m)() for m in more_kernels],
+        marks=marks,
+        backend_marks=backend_marks or {},
+    ))
+
+
+# Windows with a kernel of 3 whose smaller kernels still give every output size >= 1.
+DYNAMIC_KERNEL_WINDOWS = (
+    Window(3),
+    Window(3, stride=2, padding=1),
+    Window(3, stride=2, dilation=2, padding=2, output_padding=1),
+    Window(3, stride=3, padding=1, output_padding=2),
+)
+for _rank in (1, 2, 3):
+    for _i, _case in enumerate(CHANNELS):
+        for _transposed in (False, True):
+            dynamic_kernel_case(
+                f"cov_dynk_{_rank}d_{'transposed_' if _transposed else ''}{_case}", _rank, _case, _transposed,
+                DYNAMIC_KERNEL_WINDOWS[(_i + _rank + _transposed) % len(DYNAMIC_KERNEL_WINDOWS)], (1, 2),
+            )
+
+
+def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, groups: int) -> E2ECase:
+    """Every dim of input, weight and bias dynamic (grouped: channels as derived dims
+    C = G*Cg, F = G*Fg), as torch-mlir's e2e tests with dynamic shapes declare them."""
+    cg, fg, k = 2, 3, 3
+    spatial_dims = {2 + i: Dim(f"S{i}", min=4, max=32) for i in range(rank)}
+    batch = Dim("N", min=1, max=8)
+    x_dims = {0: batch, 1: groups * _CG if groups > 1 else Dim("C", min=1, max=16), **spatial_dims}
+    c_dim, f_dim = x_dims[1], groups * _FG if groups > 1 else Dim("F", min=1, max=16)
+    per_group = _FG if groups > 1 else f_dim  # the transposed weight's dim 1 is F/G
+    w_dims = {0: c_dim, 1: per_group} if transposed else {0: f_dim, 1: _CG if groups > 1 else c_dim}
+    w_dims.update(_kernel_dims(rank))
+
+    def inputs(n: int, c: int, f: int, size: int, kernel: int) -> Callable[[], tuple[torch.Tensor, ...]]:
+        w = (groups * c, f, *(kernel,) * rank) if transposed else (groups * f, c, *(kernel,) * rank)
+        return _randn((n, groups * c, *(size,) * rank), w, (groups * f,))
+
+    label = "transposed_" + ("grouped" if groups > 1 else "conv") if transposed else ("grouped" if groups > 1 else "conv")
+    return register(E2ECase(
+        name=name,
+        make_module=_functional(rank, transposed, window, groups),
+        make_inputs=inputs(2, cg, fg, 6, k),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, "grouped" if groups > 1 else "conv")],),
+        dynamic_shapes=(x_dims, w_dims, {0: f_dim}),
+        more_inputs=lambda: [inputs(1, 1, 2, 5, 2)(), inputs(3, 3, 1, 7, 1)()],
+    ))
+
+
+for _rank in (1, 2, 3):
+    for _transposed in (False, True):
+        _prefix = "transposed_" if _transposed else ""
+        dynamic_weight_case(f"cov_dynw_{_rank}d_{_prefix}conv", _rank, _transposed, Window(3, stride=2, padding=1,
+                                                                                           output_padding=1), 1)
+dynamic_weight_case("cov_dynw_2d_grouped", 2, False, Window(3, padding=1), 2)
+dynamic_weight_case("cov_dynw_2d_transposed_grouped", 2, True, Window(3, stride=2, output_padding=1), 2)
 
 
 # -------------------------------------------------------------- ENTRY_POINTS
