@@ -388,16 +388,15 @@ entry_case("cov_aten__convolution",
            lambda: Call(lambda x, w: _aten._convolution(x, w, None, [2], [1], [1], True, [1], 1,
                                                         False, False, True, True), (3, 4, 3)),
            (1, 3, 6), "transposed_conv", "linalg.conv_1d_ncw_fcw")
-# conv_tbc: input [T, B, C], weight [k, C, F], bias [F], pad on T.
-# torch-mlir 20261001's decomposition of conv_tbc returns the convolution's
-# [B, F, T] result unpermuted: its own torch-backend pipeline rejects the
-# module ("type of return operand 0 ('[5,7,2]') doesn't match function result
-# type ('[7,2,5]')") before the plugin runs. Pinned so a fix is noticed.
+# conv_tbc: input [T, B, C], weight [k, C, F], bias [F], pad on T. torch-mlir
+# 20261001's decomposition returns [B, F, T] unpermuted; the importer keeps the
+# op out of it and the plugin lowers it (rewrite/conv_tbc.py).
 entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 1), (3, 4, 5), (5,)),
-           (7, 2, 4), "conv", "linalg.conv_1d_ncw_fcw",
-           marks=(pytest.mark.xfail(reason="torch-mlir's conv_tbc decomposition returns [B, F, T] instead of "
-                                           "[T, B, F]; export_and_import fails before the plugin",
-                                    raises=CompileError, strict=True),))
+           (7, 2, 4), "conv_tbc", "linalg.conv_1d_ncw_fcw")
+entry_case("cov_aten_conv_tbc_pad0_k1", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 0), (1, 3, 2), (2,)),
+           (5, 1, 3), "conv_tbc", "linalg.conv_1d_ncw_fcw")
+# (No dynamic case: PyTorch's conv_tbc meta function specializes T, B and k
+# to constants under torch.export.)
 
 
 def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:

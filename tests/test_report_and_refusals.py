@@ -387,3 +387,79 @@ def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.Mon
     assert caught.value is error
     assert module.operation.verify()
     assert len(ops_named(module, CONVOLUTION)) == 1
+
+
+# --- torch.aten.conv_tbc ----------------------------------------------------------------
+
+def conv_tbc_text(x: str = vtensor((7, 2, 4)), w: str = vtensor((3, 4, 5)), b: str = vtensor((5,)),
+                  result: str = vtensor((7, 2, 5)), pad: int | str = 1) -> str:
+    """`@main` applying `torch.aten.conv_tbc` (input [T, B, C], weight [k, C, F], bias [F])."""
+    args = [f"%x: {x}", f"%w: {w}", f"%b: {b}"]
+    lines = []
+    if pad == "arg":
+        args.append("%pad: !torch.int")
+    else:
+        lines.append(f"%pad = torch.constant.int {pad}")
+    lines.append(f"%y = torch.aten.conv_tbc %x, %w, %b, %pad : {x}, {w}, {b}, !torch.int -> {result}")
+    body = "\n    ".join([*lines, f"return %y : {result}"])
+    return f"func.func @main({', '.join(args)}) -> {result} {{\n    {body}\n}}"
+
+
+CONV_TBC_REFUSALS = {
+    "pad_not_constant": (conv_tbc_text(pad="arg"), "conv_tbc pad is not a constant int"),
+    "input_rank": (conv_tbc_text(x=vtensor((7, 2, 4, 1))), "conv_tbc input has type"),
+    "integer_dtype": (conv_tbc_text(x=vtensor((7, 2, 4), "si32"), w=vtensor((3, 4, 5), "si32"),
+                                    b=vtensor((5,), "si32"), result=vtensor((7, 2, 5), "si32")),
+                      "input dtype si32 is not a float type"),
+    "weight_channels": (conv_tbc_text(w=vtensor((3, 6, 5))), "weight dim 1 is 6, expected 4"),
+}
+
+
+@pytest.mark.parametrize(("text", "reason"), list(CONV_TBC_REFUSALS.values()), ids=list(CONV_TBC_REFUSALS))
+def test_conv_tbc_refusal_leaves_op_and_says_why(text: str, reason: str) -> None:
+    module = parse(text)
+    report = tgc.lower(module)
+    assert report.counts() == {"refused": 1}
+    [decision] = report.refused
+    assert reason in decision.reason, decision.reason
+    [op] = ops_named(module, "torch.aten.conv_tbc")
+    assert pattern.ORDER_ATTR not in op.attributes
+    assert module.operation.verify()
+
+
+@pytest.mark.parametrize("dims", [((7, 2, 4), (3, 4, 5), (7, 2, 5)), ((None, None, 4), (None, 4, 5), (None, None, 5))],
+                         ids=["static", "dynamic"])
+def test_conv_tbc_lowered_as_a_1d_conv_between_transposes(dims: tuple) -> None:
+    """[T,B,C] -transpose-> [B,C,T] -conv_1d_ncw_fcw (weight [k,C,F] -transpose-> [F,C,k])-> [B,F,T']
+    -transpose-> [T',B,F]; the report keeps the op's own shapes."""
+    x, w, y = dims
+    module = parse(conv_tbc_text(x=vtensor(x), w=vtensor(w), result=vtensor(y)))
+    report = tgc.lower(module)
+    assert report.counts() == {"conv_tbc": 1}, report.summary()
+    [decision] = report.decisions
+    assert (decision.input_shape, decision.weight_shape, decision.groups) == (list(x), list(w), 1)
+    assert ops_named(module, "torch.aten.conv_tbc") == []
+    [conv] = ops_named(module, "linalg.conv_1d_ncw_fcw")
+    transposes = ops_named(module, "linalg.transpose")
+    assert [list(ir.DenseI64ArrayAttr(t.attributes["permutation"])) for t in transposes] == \
+        [[1, 2, 0], [2, 1, 0], [2, 0, 1]]
+    pad = conv.operands[0].owner.operation
+    assert pad.name == "tensor.pad" and pad.operands[0].owner.operation == transposes[0]  # pad 1 on T
+    assert conv.operands[1].owner.operation == transposes[1]
+    assert transposes[2].operands[0].owner.operation == conv
+    assert module.operation.verify()
+
+
+@pytest.mark.parametrize("strategy", [s for s in tgc.STRATEGIES if s != "grouped"])
+def test_strategies_fall_back_on_a_runtime_kernel_size(strategy: str) -> None:
+    """Every alternative emitter needs k at compile time: with static input and
+    result but a dynamic kernel, each falls back to the default emitter and says why."""
+    conv = Conv(weight=vtensor((8, 2, None, None)))
+    module = parse(module_text(conv))
+    report = tgc.lower(module, grouped_conv=strategy)
+    [decision] = report.decisions
+    assert (decision.case, decision.strategy) == ("grouped", "grouped")
+    assert decision.note == (f"{strategy} declined: kernel size [None, None] is known only at run time; "
+                             "fell back to grouped")
+    assert len(ops_named(module, "linalg.conv_2d_ngchw_gfchw")) == 1
+    assert module.operation.verify()

@@ -6,15 +6,19 @@ leaves the op for torch-mlir's own lowering and is recorded in the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from torch_mlir import ir, passmanager, rewrite
 from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
-from . import builders
+from . import builders, conv_tbc
 from .emit import EMITTERS, Emitter
 from .plan import ConvPlan, plan_convolution, runtime_transposed_pad
 from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
 from .strategies import STRATEGIES, choose
+
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
 
@@ -51,9 +55,26 @@ def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
     return found
 
 
+@dataclass(frozen=True)
+class Frontend:
+    """One op the plugin lowers: how to read it and how to emit a plan for it."""
+
+    op_class: type
+    read: Callable[[ir.Operation], ConvSpec | Refusal]
+    emit: Callable[[ConvPlan, ir.Operation, Emitter | None], ir.Value]
+
+
 def convolution_ops(module: ir.Module) -> list[ir.Operation]:
-    """All `torch.aten.convolution` ops, in program order."""
-    return ops_named(module, CONVOLUTION_OP)
+    """All ops the plugin lowers (`torch.aten.convolution`, `torch.aten.conv_tbc`), in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name in FRONTENDS:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
 
 
 def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
@@ -71,20 +92,22 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     def rewrite_convolution(op: ir.OpView, rewriter: rewrite.PatternRewriter) -> bool:
         source = op.operation
         number = ir.IntegerAttr(source.attributes[ORDER_ATTR]).value
-        spec = read_conv_spec(source)
+        frontend = FRONTENDS[source.name]
+        spec = frontend.read(source)
         plan = spec if isinstance(spec, Refusal) else plan_convolution(spec)
         if isinstance(plan, Refusal):
             decisions[number] = _decision(source, spec, None, plan.reason, strategy)
             return NOT_MATCHED
         choice = choose(strategy, plan)
         with rewriter.ip, source.location:
-            result = emit_plan(plan, source, choice.emitter)
+            result = frontend.emit(plan, source, choice.emitter)
         decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
         rewriter.replace_op(source, [result])
         return MATCHED
 
     patterns = rewrite.RewritePatternSet(module.context)
-    patterns.add(torch_d.AtenConvolutionOp, rewrite_convolution)
+    for frontend in FRONTENDS.values():
+        patterns.add(frontend.op_class, rewrite_convolution)
     frozen = patterns.freeze()
     try:
         rewrite.apply_patterns_and_fold_greedily(module, frozen)
@@ -102,6 +125,14 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     b_in = op.operands[2]
     bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
     return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter), op.results[0].type)
+
+
+def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+    """`torch.aten.conv_tbc`: [T, B, C] -> [B, C, T] (and the weight [k, C, F] ->
+    [F, C, k]), the conv, then [B, F, T'] -> [T', B, F] (see conv_tbc.py)."""
+    x, w, bias = conv_tbc.builtin_operands(plan.spec, op)
+    result = conv_tbc.result_layout(emit_builtin(plan, x, w, bias, emitter))
+    return builders.from_builtin(result, op.results[0].type)
 
 
 def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
@@ -195,6 +226,12 @@ def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value,
     return sizes
 
 
+FRONTENDS: dict[str, Frontend] = {
+    CONVOLUTION_OP: Frontend(torch_d.AtenConvolutionOp, read_conv_spec, emit_plan),
+    conv_tbc.CONV_TBC_OP: Frontend(torch_d.AtenConvTbcOp, conv_tbc.read_conv_tbc_spec, emit_conv_tbc),
+}
+
+
 def _bias_info(bias: ir.Value) -> TensorInfo:
     info = parse_vtensor_type(str(bias.type))
     assert info is not None, "aten.convolution's bias is a ranked vtensor or none"
@@ -205,10 +242,12 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
               reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
     if isinstance(spec, Refusal):
         return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
+    # Shapes as the op has them (conv_tbc's [T, B, C] / [k, C, F], not the spec's layout).
+    x_info, w_info = parse_vtensor_type(str(op.operands[0].type)), parse_vtensor_type(str(op.operands[1].type))
     return ConvDecision(
         location=spec.location,
-        input_shape=list(spec.input.shape),
-        weight_shape=list(spec.weight.shape),
+        input_shape=list(x_info.shape) if x_info else None,
+        weight_shape=list(w_info.shape) if w_info else None,
         groups=spec.groups,
         case=None if plan is None else plan.label,
         reason=reason,

@@ -83,7 +83,9 @@ class ConvPlan:
 
     @property
     def label(self) -> str:
-        """The case as reported: `transposed_` + case for transposed convs."""
+        """The case as reported: `transposed_` + case for transposed convs; `conv_tbc` for that op."""
+        if self.spec.entry != "convolution":
+            return self.spec.entry
         return f"transposed_{self.case}" if self.spec.transposed else str(self.case)
 
     @property

@@ -43,6 +43,8 @@ class ConvSpec:
 
     Layout: input [N, C, *spatial], weight [F, C/G, *kernel] (not transposed)
     or [C, F/G, *kernel] (transposed), result [N, F, *spatial_out].
+    `entry` is the op it was read from: "convolution" (`torch.aten.convolution`)
+    or "conv_tbc" (`torch.aten.conv_tbc`, read into this layout by conv_tbc.py).
     """
 
     location: str
@@ -56,6 +58,7 @@ class ConvSpec:
     output_padding: tuple[int, ...]
     transposed: bool
     groups: int
+    entry: str = "convolution"
 
     @property
     def spatial_rank(self) -> int:
