@@ -340,8 +340,9 @@ for _rank in (1, 2, 3):
         _prefix = "transposed_" if _transposed else ""
         dynamic_weight_case(f"cov_dynw_{_rank}d_{_prefix}conv", _rank, _transposed, Window(3, stride=2, padding=1,
                                                                                            output_padding=1), 1)
-dynamic_weight_case("cov_dynw_2d_grouped", 2, False, Window(3, padding=1), 2)
-dynamic_weight_case("cov_dynw_2d_transposed_grouped", 2, True, Window(3, stride=2, output_padding=1), 2)
+for _rank in (1, 2, 3):
+    dynamic_weight_case(f"cov_dynw_{_rank}d_grouped", _rank, False, Window(3, padding=1), 2)
+    dynamic_weight_case(f"cov_dynw_{_rank}d_transposed_grouped", _rank, True, Window(3, stride=2, output_padding=1), 2)
 
 
 # -------------------------------------------------------------- ENTRY_POINTS
