@@ -396,8 +396,17 @@ entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w
            (7, 2, 4), "conv_tbc", "linalg.conv_1d_ncw_fcw")
 entry_case("cov_aten_conv_tbc_pad0_k1", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 0), (1, 3, 2), (2,)),
            (5, 1, 3), "conv_tbc", "linalg.conv_1d_ncw_fcw")
-# (No dynamic case: PyTorch's conv_tbc meta function specializes T, B and k
-# to constants under torch.export.)
+# Every dim Dim.AUTO, as torch-mlir's ConvTbcModule_basic declares it: export
+# keeps the inputs [?, ?, ?] but PyTorch's conv_tbc shape function makes the
+# result static ([7, 4, 6]); the lowering casts to it (and the bias [?] to [6]).
+register(E2ECase(
+    name="cov_dyn_conv_tbc_auto",
+    make_module=lambda: FunctionalConv(lambda x, w, b: torch.conv_tbc(x, w, b)),
+    make_inputs=_randn((9, 4, 5), (3, 5, 6), (6,)),
+    expected_counts={"conv_tbc": 1},
+    expected_ops=("linalg.conv_1d_ncw_fcw", "linalg.transpose", "tensor.cast"),
+    dynamic_shapes=({0: Dim.AUTO, 1: Dim.AUTO, 2: Dim.AUTO}, {0: Dim.AUTO, 1: Dim.AUTO, 2: Dim.AUTO}, {0: Dim.AUTO}),
+))
 
 
 def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:

@@ -12,7 +12,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 from torch_mlir.dialects.linalg import IteratorType
 
-from .spec import Dim, TensorInfo
+from .spec import Dim, TensorInfo, parse_vtensor_type
 
 SizeValue = int | ir.Value  # a static size, or an index-typed SSA value
 
@@ -39,6 +39,14 @@ def to_builtin(value: ir.Value, info: TensorInfo) -> ir.Value:
 
 
 def from_builtin(value: ir.Value, vtensor_type: ir.Type) -> ir.Value:
+    """builtin tensor -> `vtensor_type`, through a `tensor.cast` where the result
+    type knows a size the computation does not (e.g. torch.export with Dim.AUTO
+    can give dynamic inputs a static result: conv_tbc's [7, 4, 6] from [?, ?, ?])."""
+    info = parse_vtensor_type(str(vtensor_type))
+    if info is not None:
+        want = tensor_type(info.shape, ir.RankedTensorType(value.type).element_type)
+        if value.type != want:
+            value = tensor.cast(want, value)
     return ir.Operation.create("torch_c.from_builtin_tensor", results=[vtensor_type], operands=[value]).result
 
 
@@ -107,6 +115,11 @@ def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value |
     if bias is None:
         return linalg.fill(zero(elem), outs=[empty])
     bias_rank = ir.RankedTensorType(bias.type).rank
+    # linalg.broadcast wants the bias's dims exactly as the accumulator's: a bias
+    # [?] for a result with a known channel count (or the converse) is cast.
+    want = tensor_type(as_dims(list(sizes)[1:1 + bias_rank]), ir.RankedTensorType(bias.type).element_type)
+    if bias.type != want:
+        bias = tensor.cast(want, bias)
     broadcast_dims = [i for i in range(len(sizes)) if not 1 <= i <= bias_rank]
     return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
 
