@@ -16,7 +16,9 @@ torch-mlir's test_suite/conv.py does:
   rank x case x forward/transposed (`cov_dynk_*`), run with several kernel
   sizes per compile; and every dim of input and weight dynamic
   (`cov_dynw_*`), the form of torch-mlir's own e2e convolution tests run with
-  dynamic shapes.
+  dynamic shapes; padding known only at run time (`padding="same"` with a
+  dynamic kernel, `cov_dynk_same_*`; padding computed from the weight's
+  shape, `cov_dynpad_*`).
 - ENTRY_POINTS: torch.nn.functional and torch.ops.aten spellings (conv1d,
   conv_transpose2d, _convolution, conv_tbc, ...) and padding modes, which
   torch-mlir decomposes into aten.convolution (plus pad ops).
@@ -305,6 +307,54 @@ for _rank in (1, 2, 3):
                 f"cov_dynk_{_rank}d_{'transposed_' if _transposed else ''}{_case}", _rank, _case, _transposed,
                 DYNAMIC_KERNEL_WINDOWS[(_i + _rank + _transposed) % len(DYNAMIC_KERNEL_WINDOWS)], (1, 2),
             )
+
+
+class RuntimePaddingConv(torch.nn.Module):
+    """aten.convolution with padding computed from the weight's (dynamic) kernel
+    sizes, so torch-mlir's IR carries it as runtime !torch.int items."""
+
+    def __init__(self, transposed: bool, stride: list[int], output_padding: list[int], groups: int):
+        super().__init__()
+        self.transposed, self.stride, self.output_padding, self.groups = transposed, stride, output_padding, groups
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        padding = [w.shape[2] // 2, w.shape[3] - 1]
+        return _aten.convolution(x, w, b, self.stride, padding, [1, 1], self.transposed, self.output_padding,
+                                 self.groups)
+
+
+# padding="same" with a dynamic kernel (torch-mlir's Conv3dWithSamePaddingModule form):
+# torch-mlir computes the padding (k-1)//2 at run time. Odd kernels only: for an
+# even one PyTorch pads asymmetrically, which torch-mlir's decomposition does not.
+for _name, _rank, _groups, _case in (("cov_dynk_same_3d_conv", 3, 1, "conv"),
+                                     ("cov_dynk_same_2d_grouped", 2, 2, "grouped")):
+    register(E2ECase(
+        name=_name,
+        make_module=(lambda rank, groups: lambda: FunctionalConv(getattr(_F, f"conv{rank}d"), padding="same",
+                                                                 groups=groups))(_rank, _groups),
+        make_inputs=_randn((1, 4, *SPATIAL[_rank]), (6, 4 // _groups, *(3,) * _rank), (6,)),
+        expected_counts={_case: 1},
+        expected_ops=(CASE_OPS[(_rank, _case)], "tensor.insert_slice", "arith.maxsi"),
+        # Dim.AUTO, as the upstream suite is run: PyTorch's "same" guards relate k to the padding.
+        dynamic_shapes=({}, {2 + i: Dim.AUTO for i in range(_rank)}, {}),
+        more_inputs=(lambda rank, groups: lambda: [_randn((1, 4, *SPATIAL[rank]),
+                                                          (6, 4 // groups, *(1,) * rank), (6,))()])(_rank, _groups),
+    ))
+
+# Transposed (and forward) with runtime padding: d*(k-1)-p computed from two runtime values.
+for _name, _transposed, _case in (("cov_dynpad_2d_transposed_grouped", True, "transposed_grouped"),
+                                  ("cov_dynpad_2d_grouped", False, "grouped")):
+    _w = (4, 3, 3, 3) if _transposed else (6, 2, 3, 3)
+    register(E2ECase(
+        name=_name,
+        make_module=(lambda t: lambda: RuntimePaddingConv(t, [2, 1], [1, 0] if t else [0, 0], 2))(_transposed),
+        make_inputs=_randn((1, 4, 6, 7), _w, (6,)),
+        expected_counts={_case: 1},
+        expected_ops=("linalg.conv_2d_ngchw_gfchw", "arith.maxsi"),
+        dynamic_shapes=({}, _kernel_dims(2), {}),
+        more_inputs=(lambda w: lambda: [_randn((1, 4, 6, 7), (*w[:2], 2, 1), (6,))(),
+                                        _randn((1, 4, 6, 7), (*w[:2], 1, 2), (6,))()])(_w),
+    ))
 
 
 def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, groups: int) -> E2ECase:

@@ -124,7 +124,6 @@ REFUSALS = {
     "unranked_weight": (Conv(weight=vtensor(None)), "weight has type !torch.vtensor; a ranked !torch.vtensor"),
     "unranked_result": (Conv(result=vtensor(None)), "result has type !torch.vtensor; a ranked !torch.vtensor"),
     "stride_not_constant": (Conv(stride=(1, "arg")), "stride is not a list of constant ints"),
-    "padding_not_constant": (Conv(padding=("arg", 0)), "padding is not a list of constant ints"),
     "dilation_not_constant": (Conv(dilation=(1, "arg")), "dilation is not a list of constant ints"),
     "output_padding_not_constant": (Conv(output_padding=(0, "arg")), "output_padding is not a list of constant ints"),
     "transposed_not_constant": (Conv(transposed="arg"), "transposed is not a constant bool"),
@@ -175,6 +174,18 @@ REFUSALS = {
 }
 
 
+def test_padding_not_a_list_construct_is_refused() -> None:
+    """Padding items may be runtime ints, but the list itself must be a ListConstruct."""
+    text = module_text(Conv())
+    construct = next(line for line in text.splitlines() if line.strip().startswith("%padding0 = "))
+    text = text.replace(construct + "\n", "").replace("func.func @main(", "func.func @main(%padding0: !torch.list<int>, ")
+    module = parse(text)
+    report = tgc.lower(module)
+    [decision] = report.refused
+    assert decision.reason == "padding is not a list of ints (torch.prim.ListConstruct)"
+    assert len(ops_named(module, CONVOLUTION)) == 1 and module.operation.verify()
+
+
 @pytest.mark.parametrize(("conv", "reason"), list(REFUSALS.values()), ids=list(REFUSALS))
 def test_refusal_leaves_op_and_says_why(conv: Conv, reason: str) -> None:
     module = parse(module_text(conv))
@@ -217,6 +228,10 @@ LOWERED = {
     "forward_output_padding_single_zero": (Conv(output_padding=(0,)), "grouped", "linalg.conv_2d_ngchw_gfchw"),
     "depthwise_multiplier": (Conv(input=vtensor((1, 4, 6, 6)), weight=vtensor((8, 1, 3, 3))),
                              "depthwise_multiplier", "linalg.conv_2d_ngchw_gfchw"),
+    # Padding known only at run time (torch-mlir's padding="same" with a dynamic kernel).
+    "runtime_padding": (Conv(padding=("arg", 0), result=vtensor((1, 8, None, 4))), "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "transposed_runtime_padding": (transposed(padding=(1, "arg"), result=vtensor((1, 8, 6, None))),
+                                   "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
     # Kernel sizes known only at run time (a weight passed as an input): window math from tensor.dim.
     "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3)), result=vtensor((1, 8, None, 4))),
                        "grouped", "linalg.conv_2d_ngchw_gfchw"),
@@ -462,4 +477,13 @@ def test_strategies_fall_back_on_a_runtime_kernel_size(strategy: str) -> None:
     assert decision.note == (f"{strategy} declined: kernel size [None, None] is known only at run time; "
                              "fell back to grouped")
     assert len(ops_named(module, "linalg.conv_2d_ngchw_gfchw")) == 1
+    assert module.operation.verify()
+
+
+def test_strategies_fall_back_on_runtime_padding() -> None:
+    conv = Conv(padding=("arg", 0))
+    module = parse(module_text(conv))
+    [decision] = tgc.lower(module, grouped_conv="auto").decisions
+    assert (decision.case, decision.strategy) == ("grouped", "grouped")
+    assert decision.note == "auto declined: padding [None, 0] is known only at run time; fell back to grouped"
     assert module.operation.verify()

@@ -54,6 +54,12 @@ def index(n: int) -> ir.Value:
     return arith.constant(ir.IndexType.get(), n)
 
 
+def torch_int_to_index(value: ir.Value) -> ir.Value:
+    """A `!torch.int` as an index value (torch_c.to_i64, then arith.index_cast)."""
+    i64 = ir.Operation.create("torch_c.to_i64", results=[ir.IntegerType.get_signless(64)], operands=[value]).result
+    return arith.index_cast(ir.IndexType.get(), i64)
+
+
 def static_dims(value: ir.Value) -> list[Dim]:
     shaped = ir.RankedTensorType(value.type)
     return [None if shaped.is_dynamic_dim(i) else shaped.get_dim_size(i) for i in range(shaped.rank)]

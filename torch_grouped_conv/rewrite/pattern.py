@@ -15,8 +15,8 @@ from torch_mlir.dialects import torch as torch_d
 from ..report import ConvDecision, RewriteReport
 from . import builders, conv_tbc
 from .emit import EMITTERS, Emitter
-from .plan import ConvPlan, plan_convolution, runtime_transposed_pad
-from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
+from .plan import ConvPlan, plan_convolution
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec, runtime_int_list
 from .strategies import STRATEGIES, choose
 
 CONVOLUTION_OP = "torch.aten.convolution"
@@ -124,7 +124,17 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     w = builders.to_builtin(op.operands[1], plan.spec.weight)
     b_in = op.operands[2]
     bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
-    return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter), op.results[0].type)
+    padding = _padding_sizes(plan, op.operands[4])
+    return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter, padding), op.results[0].type)
+
+
+def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.SizeValue]:
+    """`aten.convolution`'s padding: the plan's ints, and the runtime !torch.int
+    items (None in the spec) as index values (torch_c.to_i64, arith.index_cast)."""
+    if None not in plan.spec.padding:
+        return list(plan.spec.padding)  # type: ignore[arg-type]
+    items = runtime_int_list(padding_list)
+    return [p if p is not None else builders.torch_int_to_index(items[i]) for i, p in enumerate(plan.spec.padding)]
 
 
 def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
@@ -136,7 +146,7 @@ def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = No
 
 
 def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
-                 emitter: Emitter | None = None) -> ir.Value:
+                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None) -> ir.Value:
     """Prepare input and weight, build the accumulator, run `emitter`
     (default: the case's own), round to the result type; builtin tensors in
     PyTorch's layout (input [N,C,*s], weight as `aten.convolution` has it,
@@ -154,6 +164,8 @@ def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None
 
     Kernel sizes unknown at compile time are read from the weight
     (`tensor.dim`): the transposed window's pads and the output sizes.
+    `padding` holds the padding where the spec has a runtime item (None):
+    an index value (default: the spec's ints).
     """
     spec, window = plan.spec, plan.window
     emitter = emitter or EMITTERS[plan.case]
@@ -161,7 +173,7 @@ def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None
     kernel = _kernel_sizes(plan, w)
     if grouped:
         x = builders.expand(x, 1, groups)
-    pad_low, pad_high = _window_pads(plan, kernel)
+    pad_low, pad_high = _window_pads(plan, kernel, padding if padding is not None else list(spec.padding))
     x = builders.window_input(x, window.input_dilation, pad_low, pad_high)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
@@ -185,21 +197,25 @@ def _kernel_sizes(plan: ConvPlan, w: ir.Value) -> list[builders.SizeValue]:
     return [k if k is not None else builders.size_of(w, 2 + i) for i, k in enumerate(plan.kernel)]
 
 
-def _window_pads(plan: ConvPlan, kernel: list[builders.SizeValue]
+def _window_pads(plan: ConvPlan, kernel: list[builders.SizeValue], padding: list[builders.SizeValue]
                  ) -> tuple[list[builders.SizeValue], list[builders.SizeValue]]:
-    """The window's pads; those the plan left to run time (None: a transposed
-    conv's d*(k-1)-p and d*(k-1)-p+op with k dynamic) computed from `kernel`."""
+    """The window's pads; those the plan left to run time (None) computed with
+    plan.py's formulas on index values: forward p on both sides; transposed
+    d*(k-1)-p low and d*(k-1)-p+op high."""
+    spec = plan.spec
     low: list[builders.SizeValue] = []
     high: list[builders.SizeValue] = []
     for i, (lo, hi) in enumerate(zip(plan.window.pad_low, plan.window.pad_high)):
         if lo is not None and hi is not None:
             low.append(lo)
             high.append(hi)
-            continue
-        dilation, low_offset, high_offset = runtime_transposed_pad(plan.spec, i)
-        reach = builders.mul(builders.add(kernel[i], -1), dilation)
-        low.append(builders.add(reach, low_offset))
-        high.append(builders.add(reach, high_offset))
+        elif not spec.transposed:
+            low.append(padding[i])
+            high.append(padding[i])
+        else:
+            reach = builders.mul(builders.add(kernel[i], -1), spec.dilation[i])
+            low.append(builders.subtract(reach, padding[i]))
+            high.append(builders.add(low[-1], spec.output_padding[i]))
     return low, high
 
 

@@ -17,8 +17,9 @@ Kernel sizes unknown at compile time (a weight passed as an input with
 dynamic dims) are `None` in `ConvPlan.kernel`. The plan says so explicitly:
 a transposed conv's padding along such a dim depends on k, so its
 `Window.pad_low`/`pad_high` entry is `None` too and the emitter computes
-d*(k-1)-p (+op) from `tensor.dim` of the weight at run time
-(`runtime_transposed_pad`); output sizes are computed at run time as well.
+d*(k-1)-p (+op) from `tensor.dim` of the weight at run time; output sizes
+are computed at run time as well. Padding itself may be a runtime value
+(`None` in `ConvSpec.padding`): then the window's pads on that dim are None too.
 """
 
 from __future__ import annotations
@@ -139,23 +140,16 @@ def trim_unread_input(window: Window, in_sizes: tuple[Dim, ...], kernel: tuple[D
 def transposed_window(spec: ConvSpec, kernel: tuple[Dim, ...]) -> Window:
     """Low pad d*(k-1)-p, high pad d*(k-1)-p+op, stride 1, input dilated by s.
 
-    Where k is unknown at compile time both pads are None: the emitter
-    computes them with `runtime_transposed_pad`.
+    Where k or p is unknown at compile time both pads are None: the emitter
+    computes the same formula on index values.
     """
     low: list[Dim] = []
     high: list[Dim] = []
     for k, d, p, op in zip(kernel, spec.dilation, spec.padding, spec.output_padding):
-        pad = None if k is None else d * (k - 1) - p
+        pad = None if k is None or p is None else d * (k - 1) - p
         low.append(pad)
         high.append(None if pad is None else pad + op)
     return Window(spec.stride, tuple(low), tuple(high), (1,) * spec.spatial_rank, spec.dilation)
-
-
-def runtime_transposed_pad(spec: ConvSpec, axis: int) -> tuple[int, int, int]:
-    """(d, -p, -p+op) for spatial `axis`: the transposed window's pads are
-    low = d*(k-1) - p and high = d*(k-1) - p + op once k is known at run time."""
-    d, p, op = spec.dilation[axis], spec.padding[axis], spec.output_padding[axis]
-    return d, -p, op - p
 
 
 def group_channels(spec: ConvSpec) -> tuple[Dim, Dim]:
@@ -204,7 +198,7 @@ def _check_consistent(spec: ConvSpec) -> Refusal | None:
         values = getattr(spec, name)
         if len(values) != rank:
             return Refusal(f"{name}={list(values)} has {len(values)} entries for a {rank}D convolution")
-    if any(s < 1 for s in spec.stride) or any(d < 1 for d in spec.dilation) or any(p < 0 for p in spec.padding):
+    if any(s < 1 for s in spec.stride) or any(d < 1 for d in spec.dilation) or any(p is not None and p < 0 for p in spec.padding):
         return Refusal(f"stride={list(spec.stride)} dilation={list(spec.dilation)} padding={list(spec.padding)} out of range")
     refusal = _check_output_padding(spec)
     if refusal is not None:

@@ -67,6 +67,9 @@ def choose(strategy: str, plan: ConvPlan) -> Choice:
         # Every alternative emitter unrolls or slices by kernel position: it needs k.
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: kernel size {list(plan.kernel)} is known "
                       f"only at run time; fell back to {DEFAULT_STRATEGY}")
+    if strategy != DEFAULT_STRATEGY and None in plan.spec.padding:
+        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: padding {list(plan.spec.padding)} is known "
+                      f"only at run time; fell back to {DEFAULT_STRATEGY}")
     if strategy in PICKERS:
         picked, why = PICKERS[strategy](plan)
         inner = choose(picked, plan)
