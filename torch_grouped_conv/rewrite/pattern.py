@@ -1,7 +1,10 @@
-"""The rewrite pattern on `torch.aten.convolution` and the driver that applies it.
+"""The rewrite pattern on `torch.aten.convolution` (and `torch.aten.conv_tbc`)
+and the driver that applies it.
 
-Flow per op: read (spec.py) -> decide (plan.py) -> emit (emit.py). A refusal
-leaves the op for torch-mlir's own lowering and is recorded in the report.
+Flow per op: read (spec.py; conv_tbc.py for conv_tbc) -> decide (plan.py) ->
+emit (emit.py). Each op kind is a `Frontend` in `FRONTENDS`: its reader and
+its emitter around the shared `emit_builtin`. A refusal leaves the op for
+torch-mlir's own lowering and is recorded in the report.
 """
 
 from __future__ import annotations
