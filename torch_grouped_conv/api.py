@@ -27,6 +27,11 @@ PRE_BACKEND_CONV_OPS = (
 )
 
 
+# Ops kept out of torch-mlir's decompositions at import, for the plugin to lower:
+# its decomposition of aten.conv_tbc returns [B, F, T] unpermuted (rewrite/conv_tbc.py).
+PLUGIN_LEGAL_OPS = ("aten.conv_tbc",)
+
+
 def compile(
     model: torch.nn.Module,
     *example_args: Any,
@@ -72,10 +77,11 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included).
 
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
-    torch-mlir's per-element Python conversion.
+    torch-mlir's per-element Python conversion. `PLUGIN_LEGAL_OPS` stay as they are.
     """
     try:
-        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks())
+        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks(),
+                                    backend_legal_ops=list(PLUGIN_LEGAL_OPS))
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
 
