@@ -38,6 +38,8 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> Co
     (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
     (32, 64, 32, 3, 1, "im2col"),  # channel multiplier (depthwise_multiplier): grouped GEMM
     (64, 128, 1, 3, 1, "grouped"),  # plain 3x3 conv: direct
+    (128, 128, 1, 3, 2, "matmul"),  # 3x3 stride 2 (ResNet-50 downsampling): im2col + matmul
+    (96, 192, 1, 2, 2, "matmul"),  # 2x2 stride 2 (ConvNeXt downsampling): im2col + matmul
     (64, 128, 1, 1, 1, "matmul"),  # 1x1
     (512, 1024, 1, 1, 2, "matmul"),  # 1x1 stride 2 (ResNet downsample)
     (3, 64, 1, 7, 2, "matmul"),  # stem: im2col + matmul

@@ -20,7 +20,10 @@ The rule, in order:
    conv_2d_nchw_fchw, stride 1 about the same);
 6. groups == 1 with few input channels (C_in <= `FEW_CHANNELS`, a stem)
    -> `matmul` (im2col + matmul: ~2x faster than direct for 3->64 7x7/2);
-7. other groups == 1 -> `grouped` (direct conv_2d_nchw_fchw: ~2x faster
+7. groups == 1 with a stride > 1 -> `matmul` (im2col + matmul): IREE's
+   direct strided conv_2d_nchw_fchw is pathological (ConvNeXt's 2x2/2
+   downsampling convs: ~80 ms each direct, ~3 ms as im2col + matmul);
+8. other groups == 1 -> `grouped` (direct conv_2d_nchw_fchw: ~2x faster
    than im2col for 64->64 3x3).
 """
 
@@ -57,6 +60,8 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
             return "matmul", "groups=1, 1x1 kernel: matmul"
         if c_in is not None and c_in <= FEW_CHANNELS:
             return "matmul", f"groups=1, C_in={c_in} <= {FEW_CHANNELS}: im2col + matmul"
+        if any(s > 1 for s in plan.spec.stride):
+            return "matmul", f"groups=1, stride {list(plan.spec.stride)}: im2col + matmul (direct strided conv is slow in IREE)"
         return "grouped", f"groups=1, C_in={c_in}, kernel {kernel}: direct conv_2d_nchw_fchw"
     return "grouped", f"{plan.case}: default emitter"
 PICKERS["auto"] = pick_strategy
