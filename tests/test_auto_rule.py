@@ -10,7 +10,8 @@ from torch_grouped_conv.rewrite.strategies.auto import FEW_CHANNELS, GROUPED_TAP
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
-def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> ConvPlan:
+def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
+         channels_last_result: bool = False) -> ConvPlan:
     out = (14 + 2 * (kernel // 2) - kernel) // stride + 1
     spec = ConvSpec(
         location="loc(unknown)",
@@ -18,7 +19,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1) -> Co
         weight=TensorInfo((c_out, c_in // groups, kernel, kernel), "f32"),
         result=TensorInfo((1, c_out, out, out), "f32"),
         has_bias=True, stride=(stride, stride), padding=(kernel // 2,) * 2, dilation=(1, 1),
-        output_padding=(0, 0), transposed=False, groups=groups,
+        output_padding=(0, 0), transposed=False, groups=groups, channels_last_result=channels_last_result,
     )
     planned = plan_convolution(spec)
     assert isinstance(planned, ConvPlan), planned
@@ -71,3 +72,10 @@ def test_note_names_the_case(c_in: int, c_out: int, groups: int, case: Case) -> 
     _, why = pick_strategy(planned)
     assert ("groups=1" in why) == (case is Case.CONV), why
     assert ("depthwise" in why) == (case in (Case.DEPTHWISE, Case.DEPTHWISE_MULTIPLIER)), why
+
+
+def test_depthwise_permuted_to_channels_last_says_nhwc() -> None:
+    """ConvNeXt's dwconv feeds a permute to NHWC: still taps, and the note says it is computed NHWC."""
+    strategy, why = pick_strategy(plan(96, 96, 96, 7, channels_last_result=True))
+    assert strategy == "taps" and "NHWC" in why
+    assert "NHWC" not in pick_strategy(plan(96, 96, 96, 7))[1]

@@ -5,7 +5,9 @@ The rule, in order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
-   vs 3.4x for the NCHW named op and 3.2x for NHWC);
+   vs 3.4x for the NCHW named op and 3.2x for NHWC); computed channels-last
+   when the result goes straight into a permute to NHWC (ConvNeXt), so the
+   transposes cancel (taps.emit_depthwise_taps_nhwc);
 2. larger depthwise windows -> `channels-last` (NHWC depthwise);
 3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= `GROUPED_TAPS`
    (C/G <= 8 at 3x3: ResNeXt layer1/2, every RegNet shape) -> `taps`: the
@@ -45,7 +47,8 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
         taps *= k
     if plan.case is Case.DEPTHWISE:
         if taps <= MAX_TAPS:
-            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps"
+            layout = ", computed NHWC (the result is permuted to channels-last next)" if plan.spec.channels_last_result else ""
+            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}"
         return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
     if plan.case is Case.GROUPED:
         products = (plan.spec.weight.shape[1] or GROUPED_TAPS + 1) * taps
