@@ -6,7 +6,7 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import FEW_CHANNELS, GROUPED_TAPS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, pick_strategy
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
@@ -38,7 +38,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
     (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
     (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
     (32, 64, 32, 3, 1, "im2col"),  # channel multiplier (depthwise_multiplier): grouped GEMM
-    (64, 128, 1, 3, 1, "grouped"),  # plain 3x3 conv: direct
+    (64, 128, 1, 3, 1, "matmul"),  # plain 3x3 conv: im2col + matmul
     (128, 128, 1, 3, 2, "matmul"),  # 3x3 stride 2 (ResNet-50 downsampling): im2col + matmul
     (96, 192, 1, 2, 2, "matmul"),  # 2x2 stride 2 (ConvNeXt downsampling): im2col + matmul
     (64, 128, 1, 1, 1, "matmul"),  # 1x1
@@ -57,8 +57,6 @@ def test_thresholds_are_the_boundaries() -> None:
     assert pick_strategy(plan(64, 64, 64, 9))[0] == "channels-last"
     assert pick_strategy(plan(8 * GROUPED_TAPS // 9, 64, 8, 3))[0] == "taps"  # C/G * 9 == GROUPED_TAPS
     assert pick_strategy(plan(8 * (GROUPED_TAPS // 9 + 1), 64, 8, 3))[0] == "im2col"
-    assert pick_strategy(plan(FEW_CHANNELS, 64, 1, 3))[0] == "matmul"
-    assert pick_strategy(plan(FEW_CHANNELS + 1, 64, 1, 3))[0] == "grouped"
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "groups", "case"), [
