@@ -59,6 +59,10 @@ class ConvSpec:
     transposed: bool
     groups: int
     entry: str = "convolution"
+    # The result's only uses are `torch.aten.permute` to channels-last
+    # ([0, 2, 3, 1] in 2D): an emitter may compute in NHWC so that its
+    # transpose back to NCHW cancels against that permute.
+    channels_last_result: bool = False
 
     @property
     def spatial_rank(self) -> int:
@@ -137,6 +141,18 @@ def _defining_op(value: ir.Value) -> ir.Operation | None:
     return owner.operation if isinstance(owner, (ir.Operation, ir.OpView)) else None
 
 
+CHANNELS_LAST_PERMUTE = (0, 2, 3, 1)
+
+
+def permuted_to_channels_last(result: ir.Value) -> bool:
+    """Whether `result` is used, and only by `torch.aten.permute` with dims [0, 2, 3, 1]."""
+    users = [use.owner for use in result.uses]
+    return bool(users) and all(
+        user.name == "torch.aten.permute" and constant_int_list(user.operands[1]) == CHANNELS_LAST_PERMUTE
+        for user in users
+    )
+
+
 def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
     """Read the operands of `torch.aten.convolution` (input, weight, bias,
     stride, padding, dilation, transposed, output_padding, groups)."""
@@ -173,5 +189,6 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
         has_bias=not is_none(b),
         transposed=is_transposed,
         groups=group_count,
+        channels_last_result=permuted_to_channels_last(op.results[0]),
         **lists,
     )

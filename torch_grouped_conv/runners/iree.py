@@ -17,6 +17,7 @@ from torch_mlir import ir
 
 from ..errors import CompileError
 from .common import module_bytecode
+from .iree_flags import TUNED, flag_set
 
 # Flags that select the target; benchmarks may add tuning flags on top.
 IREE_TARGET_FLAGS = [
@@ -45,8 +46,14 @@ def has_bf16_boundary(module: ir.Module) -> bool:
 
 
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
-    """Compile a linalg-on-tensors module; return (vmfb, warnings text)."""
-    flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + list(extra_flags or [])
+    """Compile a linalg-on-tensors module; return (vmfb, warnings text).
+
+    `extra_flags` are the tuning flags on top of the target flags; None means
+    the default set, `iree_flags.TUNED` (measured on whole networks, see
+    docs/performance.md); [] means none.
+    """
+    tuning = flag_set(TUNED) if extra_flags is None else list(extra_flags)
+    flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
         source.write_bytes(module_bytecode(module))

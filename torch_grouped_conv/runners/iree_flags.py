@@ -2,8 +2,9 @@
 
 `IREE_TARGET_FLAGS` (runners/iree.py) selects the device and `target-cpu=host`;
 a flag set adds tuning on top. The measured effect of each set is in
-docs/performance.md ("Compiler flags"); `TUNED` is the set the benchmark uses
-by default for the plugin's strategies and for the upstream baseline alike.
+docs/performance.md ("Compiler flags"); `TUNED` is the set the `iree` runner
+compiles with unless told otherwise, and the one the benchmark uses by default
+for the plugin's strategies and for the upstream baseline alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ FLAG_SETS: dict[str, list[str]] = {
     ],
 }
 
-TUNED = "default"  # data tiling and ukernels measured no better for auto; see docs/performance.md, "Compiler flags"
+# The `iree` runner's default (and the benchmark's): data tiling, measured better on whole
+# networks side by side (docs/performance.md, "Whole networks, round 3").
+TUNED = "data-tiling"
 
 
 def flag_set(name: str) -> list[str]:

@@ -38,7 +38,7 @@ from torch_mlir.dialects import arith, tensor
 
 from ..builders import pad_spatial, tensor_type
 from ..plan import Case, ConvPlan
-from .layout import elem_type, parallel_generic, reshape, shape
+from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, elem_type, parallel_generic, reshape, shape, transpose
 from .registry import declines, emits
 
 MAX_TAPS = 64  # a body of 2*KH*KW arith ops; bigger windows stay on the named op
@@ -132,6 +132,8 @@ def decline_taps(plan: ConvPlan) -> str | None:
 
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
+    if plan.spec.channels_last_result:
+        return emit_depthwise_taps_nhwc(plan, x, w, acc)
     out_shape = shape(acc)
     views = input_taps(plan, x, out_shape[2:], [slice(0, out_shape[1], 1)])
     weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in tap_offsets(plan.kernel, plan.spec.dilation)]
@@ -159,3 +161,21 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
     acc5 = reshape(acc, [[0], [1, 2], [3], [4]], [n, groups, f_group, ho, wo])
     out = parallel_generic(views + weights, acc5, maps, multiply_add(len(views)))
     return reshape(out, [[0], [1, 2], [3], [4]], [n, f, ho, wo])
+
+
+def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
+    """Depthwise taps computed channels-last, for a result that is permuted to
+    NHWC next (ConvNeXt): x and the accumulator are transposed to NHWC, the
+    taps x[:, ho*sh + kh*dh, wo*sw + kw*dw, :] are [N,Ho,Wo,C] strided views
+    (contiguous along C, which IREE vectorizes), and the result is transposed
+    back to NCHW, where it cancels against the consumer's permute."""
+    xt, acct = transpose(x, NCHW_TO_NHWC), transpose(acc, NCHW_TO_NHWC)
+    n, ho, wo, c = shape(acct)
+    sh, sw = plan.spec.stride
+    view_type = tensor_type([n, ho, wo, c], elem_type(xt))
+    views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
+             for *_, row, col in tap_offsets(plan.kernel, plan.spec.dilation)]
+    weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in tap_offsets(plan.kernel, plan.spec.dilation)]
+    identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
+    maps = [identity] * len(views) + [channel] * len(weights) + [identity]
+    return transpose(parallel_generic(views + weights, acct, maps, multiply_add(len(views))), NHWC_TO_NCHW)
