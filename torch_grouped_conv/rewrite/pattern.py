@@ -11,9 +11,10 @@ from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
 from . import builders
-from .emit import EMITTERS, Emitter
+from .emit import Emitter
+from .emit_quantized import default_emitter
 from .plan import ConvPlan, plan_convolution
-from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, quantized_storage, read_conv_spec
 from .strategies import STRATEGIES, choose
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
@@ -108,16 +109,21 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     and bias broadcasting then happen on grouped tensors, so no expand_shape
     of a padded or broadcast tensor is left for fusion to move (with dynamic
     channels that trips upstream elementwise fusion and IREE 3.13).
+
+    Quantized plans (`plan.quant`) read input and weight from the i8 storage
+    their quantized operands are made from, shift ui8 data to signed, and pad
+    with the input's zero point (see plan.QuantPlan).
     """
     spec, window = plan.spec, plan.window
-    x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
-    emitter = emitter or EMITTERS[plan.case]
-    grouped, groups = plan.grouped_layout and emitter is EMITTERS[plan.case], spec.groups
-    x = builders.to_builtin(x_in, spec.input)
+    b_in = op.operands[2]
+    default = default_emitter(plan)
+    emitter = emitter or default
+    grouped, groups = plan.grouped_layout and emitter is default, spec.groups
+    x, w = _builtin_operands(plan, op)
     if grouped:
         x = builders.expand(x, 1, groups)
-    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high)
-    w = builders.to_builtin(w_in, spec.weight)
+    fill = plan.quant.input_zero_point if plan.quant is not None else 0
+    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high, fill)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
         if not grouped:
@@ -135,6 +141,19 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
         result = builders.collapse(result, 1)
     result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
     return builders.from_builtin(result, op.results[0].type)
+
+
+def _builtin_operands(plan: ConvPlan, op: ir.Operation) -> tuple[ir.Value, ir.Value]:
+    """Input and weight as builtin tensors: the operands themselves, or for a
+    quantized plan their i8 storage, ui8 shifted to signed."""
+    spec, quant = plan.spec, plan.quant
+    x_in, w_in = op.operands[0], op.operands[1]
+    if quant is None or spec.input_quant is None or spec.weight_quant is None:
+        return builders.to_builtin(x_in, spec.input), builders.to_builtin(w_in, spec.weight)
+    x = builders.to_builtin(quantized_storage(x_in), TensorInfo(spec.input.shape, spec.input_quant.storage))
+    w = builders.to_builtin(quantized_storage(w_in), TensorInfo(spec.weight.shape, spec.weight_quant.storage))
+    return (builders.shift_to_signed(x) if quant.shift_input else x,
+            builders.shift_to_signed(w) if quant.shift_weight else w)
 
 
 def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..emit import EMITTERS, Emitter
+from ..emit import Emitter
+from ..emit_quantized import default_emitter
 from ..plan import Case, ConvPlan
 
 DEFAULT_STRATEGY = "grouped"
@@ -66,7 +67,7 @@ def choose(strategy: str, plan: ConvPlan) -> Choice:
         picked, why = PICKERS[strategy](plan)
         inner = choose(picked, plan)
         return Choice(inner.strategy, inner.emitter, f"{strategy}: {why}" + (f"; {inner.note}" if inner.note else ""))
-    default = EMITTERS[plan.case]
+    default = default_emitter(plan)
     if strategy == DEFAULT_STRATEGY:
         return Choice(strategy, default)
     if not (plan.spec.input.is_static and plan.spec.result.is_static):
