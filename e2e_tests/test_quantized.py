@@ -10,7 +10,9 @@
   marked `upstream_lowers=False` its legalization fails, and the test pins
   that), and onnxruntime's within one output quantization step;
 - per-channel QLinearConv: torch-mlir's import dequantizes the weight, so it
-  is a float convolution; the plugin lowers it as one, within one step too.
+  is a float convolution; the plugin lowers it as one, within one step too;
+- torch.export of dequantize -> conv (PT2E's form): a float convolution in
+  torch-mlir's FX import, lowered as one and compared with PyTorch eager.
 
 IREE must compile without warnings.
 """
@@ -18,9 +20,12 @@ IREE must compile without warnings.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
+import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
 
 import torch_grouped_conv as tgc
 from torch_grouped_conv.errors import CompileError
@@ -28,6 +33,7 @@ from torch_grouped_conv.errors import CompileError
 from .cases_quantized import ACCUMULATOR_ONLY, FORWARD, PER_CHANNEL, TRANSPOSED
 from .quantized import (QConv, integer_data, lowered_accumulator, lowered_qlinearconv, onnxruntime_output,
                         qlinearconv_model, reference_accumulator, runner_args)
+from .tolerances import tolerance
 
 BACKENDS = tgc.BACKENDS
 
@@ -90,3 +96,41 @@ def test_per_channel_qlinearconv_is_a_float_conv(conv: QConv, backend: str) -> N
     step = model.y_scale * (1 + 1e-5)
     assert np.abs(got - theirs).max() <= step
     assert np.abs(got - onnxruntime_output(model)).max() <= step
+
+
+class DequantizeThenConv(torch.nn.Module):
+    """What torch.export gives for a PT2E-style quantized model: int8 tensors
+    through `quantized_decomposed.dequantize_per_tensor` into a float grouped conv.
+    torch-mlir 20261001's FX import keeps the dequantize ops and the float conv
+    (nothing fuses them into a quantized `aten.convolution`), so the plugin
+    lowers a float convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.register_buffer("weight", torch.randint(-128, 128, (8, 2, 3, 3), dtype=torch.int8, generator=generator))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dequantize = torch.ops.quantized_decomposed.dequantize_per_tensor
+        x_real = dequantize(x, 0.02, 3, -128, 127, torch.int8)
+        w_real = dequantize(self.weight, 0.01, 0, -128, 127, torch.int8)
+        return torch.nn.functional.conv2d(x_real, w_real, None, 1, 1, 1, 4)
+
+
+@functools.lru_cache(maxsize=None)
+def exported_dequantize_then_conv():
+    x = torch.randint(-128, 128, (1, 8, 6, 6), dtype=torch.int8, generator=torch.Generator().manual_seed(1))
+    model = DequantizeThenConv().eval()
+    module = tgc.compile(model, x)
+    return module, tgc.last_report(), model, x
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_export_dequantize_then_conv_is_a_float_conv(backend: str) -> None:
+    module, report, model, x = exported_dequantize_then_conv()
+    assert report.counts() == {"grouped": 1}, report.summary()
+    [got] = load(module, backend)(x)
+    with torch.no_grad():
+        want = model(x).numpy()
+    rtol, atol = tolerance(torch.float32)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
