@@ -15,6 +15,8 @@ FORWARD = [
     QConv("q2d_depthwise_dilation2", (7, 7), 4, 4, 4, (3, 3), padding=(2, 2), dilation=(2, 2),
           input_zero_point=255, weight_zero_point=-3, expected_case="quantized_depthwise"),
     QConv("q2d_multiplier_batch2", (5, 5), 3, 6, 3, (3, 3), batch=2, expected_case="quantized_depthwise_multiplier"),
+    QConv("q2d_grouped_dynamic_batch", (6, 6), 8, 8, 4, (3, 3), padding=(1, 1), batch=3, dynamic_batch=True,
+          expected_case="quantized_grouped"),
     QConv("q1d_grouped_stride2", (9,), 6, 4, 2, (3,), stride=(2,), padding=(2,), expected_case="quantized_grouped"),
     QConv("q1d_conv_ui8_weight", (8,), 3, 5, 1, (2,), weight_storage="ui8", weight_zero_point=7,
           expected_case="quantized_conv", upstream_lowers=False),

@@ -61,6 +61,7 @@ class QConv:
     # Whether torch-mlir 20261001's own lowering handles the QLinearConv model
     # (it fails to legalize some quantized 1D/3D convolutions).
     upstream_lowers: bool = True
+    dynamic_batch: bool = False  # QLinearConv only: the model's batch dim is symbolic ("N")
     expected_case: str = field(default="", compare=False)
 
     @property
@@ -253,9 +254,10 @@ def qlinearconv_model(conv: QConv, seed: int = 0) -> QLinearModel:
         ),
         helper.make_node("DequantizeLinear", ["y_q", "y_scale", "y_zp"], ["y"]),
     ]
+    batch: list[int | str] = ["N"] if conv.dynamic_batch else [conv.batch]
     graph = helper.make_graph(
-        nodes, conv.name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(conv.input_shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(conv.output_shape))], inits,
+        nodes, conv.name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, batch + list(conv.input_shape[1:]))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, batch + list(conv.output_shape[1:]))], inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
