@@ -24,6 +24,8 @@ setup(
         "tqdm",
         "ml_dtypes",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # onnx + onnxruntime: the quantized-convolution tests build QLinearConv models
+    # and compare with onnxruntime (e2e_tests/test_quantized.py).
+    extras_require={"test": ["pytest", "hypothesis", "onnx", "onnxruntime"]},
     entry_points={"console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"]},
 )
