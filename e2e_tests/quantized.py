@@ -61,7 +61,7 @@ class QConv:
     # Whether torch-mlir 20261001's own lowering handles the QLinearConv model
     # (it fails to legalize some quantized 1D/3D convolutions).
     upstream_lowers: bool = True
-    dynamic_batch: bool = False  # QLinearConv only: the model's batch dim is symbolic ("N")
+    dynamic_batch: bool = False  # the batch dim is dynamic ("?" in the IR, "N" in the ONNX model)
     expected_case: str = field(default="", compare=False)
 
     @property
@@ -130,8 +130,8 @@ def reference_accumulator(conv: QConv, x: np.ndarray, w: np.ndarray, b: np.ndarr
 # --- hand-written torch-backend IR -------------------------------------------------
 
 
-def vtensor(shape: tuple[int, ...], dtype: str) -> str:
-    return f"!torch.vtensor<[{','.join(str(d) for d in shape)}],{dtype}>"
+def vtensor(shape: tuple[int | None, ...], dtype: str) -> str:
+    return f"!torch.vtensor<[{','.join('?' if d is None else str(d) for d in shape)}],{dtype}>"
 
 
 def accumulator_ir(conv: QConv, weight_maker: str = "per_tensor") -> str:
@@ -140,10 +140,12 @@ def accumulator_ir(conv: QConv, weight_maker: str = "per_tensor") -> str:
     `weight_maker="per_channel"` makes the weight with
     `aten._make_per_channel_quantized_tensor` instead (for the refusal test).
     """
-    x_t, w_t = vtensor(conv.input_shape, conv.input_storage), vtensor(conv.weight_shape, conv.weight_storage)
-    qx_t = vtensor(conv.input_shape, QUANTIZED_TYPE[conv.input_storage])
+    batch = None if conv.dynamic_batch else conv.batch
+    x_shape, y_shape = (batch, *conv.input_shape[1:]), (batch, *conv.output_shape[1:])
+    x_t, w_t = vtensor(x_shape, conv.input_storage), vtensor(conv.weight_shape, conv.weight_storage)
+    qx_t = vtensor(x_shape, QUANTIZED_TYPE[conv.input_storage])
     qw_t = vtensor(conv.weight_shape, QUANTIZED_TYPE[conv.weight_storage])
-    acc_t, out_t = vtensor(conv.output_shape, "!torch.qint32"), vtensor(conv.output_shape, "si32")
+    acc_t, out_t = vtensor(y_shape, "!torch.qint32"), vtensor(y_shape, "si32")
     b_t = vtensor((conv.c_out,), "si32")
     args = [f"%x: {x_t}", f"%w: {w_t}"] + ([f"%b: {b_t}"] if conv.bias else [])
     lines = [
