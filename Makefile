@@ -32,3 +32,8 @@ fuzz: setup
 # The full benchmark (slow; see docs/performance.md).
 bench: setup
 	$(BIN)/torch-grouped-conv bench --set core --repeats 20 --out-dir docs
+
+# The quantized-convolution campaign (exact i32 results, both runners on every config).
+.PHONY: fuzz-quantized
+fuzz-quantized: setup
+	$(BIN)/python -m e2e_tests.fuzz_quantized --examples $(N) --out quantized_fuzz_failures.json
