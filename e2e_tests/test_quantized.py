@@ -55,10 +55,26 @@ def load(module, backend: str):
     return program
 
 
-@pytest.mark.parametrize(("conv", "backend"), params(FORWARD + ACCUMULATOR_ONLY + TRANSPOSED))
-def test_accumulator_is_exact(conv: QConv, backend: str) -> None:
-    lowered = lowered_accumulator(conv)
+def takes_im2col(conv: QConv) -> bool:
+    """Whether `auto` lowers `conv` with the grouped GEMM (2D forward static, not depthwise)."""
+    depthwise = conv.groups == conv.c_in == conv.c_out
+    return conv.rank == 2 and not conv.transposed and not conv.dynamic_batch and not depthwise
+
+
+ACCUMULATOR_PARAMS = [
+    *[pytest.param(c, "grouped", backend, id=f"{c.name}-{backend}")
+      for c in FORWARD + ACCUMULATOR_ONLY + TRANSPOSED for backend in BACKENDS],
+    *[pytest.param(c, "auto", backend, id=f"{c.name}-auto-{backend}")
+      for c in FORWARD + ACCUMULATOR_ONLY if takes_im2col(c) for backend in BACKENDS],
+]
+
+
+@pytest.mark.parametrize(("conv", "strategy", "backend"), ACCUMULATOR_PARAMS)
+def test_accumulator_is_exact(conv: QConv, strategy: str, backend: str) -> None:
+    """`grouped`: the *_q ops; `auto`: im2col + batch_matmul on centered i32 operands."""
+    lowered = lowered_accumulator(conv, strategy)
     assert lowered.report.counts() == {conv.expected_case: 1}, lowered.report.summary()
+    assert {d.strategy for d in lowered.report.decisions} == {"grouped" if strategy == "grouped" else "im2col"}
     x, w, b = integer_data(conv)
     [got] = load(lowered.module, backend)(*runner_args(conv, x, w, b))
     want = reference_accumulator(conv, x, w, b if conv.bias else None)
@@ -66,9 +82,12 @@ def test_accumulator_is_exact(conv: QConv, backend: str) -> None:
     np.testing.assert_array_equal(got, want, err_msg=conv.name)
 
 
-@pytest.mark.parametrize(("conv", "backend"), params(FORWARD))
-def test_qlinearconv_matches_upstream_and_onnxruntime(conv: QConv, backend: str) -> None:
-    plugin = lowered_qlinearconv(conv)
+@pytest.mark.parametrize(("conv", "strategy", "backend"), [
+    *[pytest.param(c, "grouped", backend, id=f"{c.name}-{backend}") for c in FORWARD for backend in BACKENDS],
+    *[pytest.param(FORWARD[0], "auto", backend, id=f"{FORWARD[0].name}-auto-{backend}") for backend in BACKENDS],
+])
+def test_qlinearconv_matches_upstream_and_onnxruntime(conv: QConv, strategy: str, backend: str) -> None:
+    plugin = lowered_qlinearconv(conv, strategy)
     assert plugin.report.counts() == {conv.expected_case: 1}, plugin.report.summary()
     model = qlinearconv_model(conv)
     [got] = load(plugin.module, backend)(model.input)

@@ -18,6 +18,10 @@ from e2e_tests.cases_quantized import ACCUMULATOR_ONLY, FORWARD, TRANSPOSED
 from torch_grouped_conv.errors import CompileError
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.pattern import STRATEGIES, ops_named
+from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
+from torch_grouped_conv.rewrite.spec import read_conv_spec
+from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
+from torch_grouped_conv.rewrite.strategies.registry import QUANTIZED_STRATEGIES
 
 CONVS = {c.name: c for c in FORWARD + ACCUMULATOR_ONLY + TRANSPOSED}
 CONVOLUTION = "torch.aten.convolution"
@@ -139,15 +143,63 @@ def test_3d_is_an_integer_generic(name: str) -> None:
     assert not [n for n in QUANTIZED_2D_OPS if ops_named(module, n)]
 
 
-@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "grouped"])
-def test_other_strategies_fall_back_to_grouped(strategy: str) -> None:
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s not in ("grouped", "auto", *QUANTIZED_STRATEGIES)])
+def test_float_strategies_fall_back_to_grouped(strategy: str) -> None:
     module, report = plugin(accumulator_ir(CONVS["q2d_grouped"]), strategy)
     [decision] = report.decisions
     assert decision.case == "quantized_grouped" and decision.strategy == "grouped"
-    assert "declined" in decision.note and "f32/f64" in decision.note, decision.note
-    if strategy == "auto":
-        assert decision.note.startswith("auto: ")
+    assert f"{strategy} declined: it covers f32/f64 convolutions (quantized: im2col)" in decision.note, decision.note
     assert len(ops_named(module, "linalg.conv_2d_ngchw_gfchw_q")) == 1
+
+
+def centering(op: ir.Operation) -> tuple[str, int] | None:
+    """("arith.extui"/"arith.extsi", zero point) for a builders.centered_i32 generic, else None
+    (a zero zero point's subtraction folds away)."""
+    if op.name != "linalg.generic":
+        return None
+    body = list(op.regions[0].blocks[0].operations)
+    names = [o.name for o in body]
+    if names[0] not in ("arith.extui", "arith.extsi") or names[1:] not in (["linalg.yield"],
+                                                                          ["arith.subi", "linalg.yield"]):
+        return None
+    return names[0], constant_value(body[1].operands[1]) if len(names) == 3 else 0
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "auto"])
+@pytest.mark.parametrize("name", ["q2d_grouped", "q2d_conv_stride2_ui8_weight", "q2d_grouped_si8_input"])
+def test_im2col_on_centered_i32_operands(name: str, strategy: str) -> None:
+    """im2col (and auto, which picks it for quantized non-depthwise 2D convs):
+    x and w become i32 q - zero point (zero-extended for ui8), padding is 0,
+    one i32 linalg.batch_matmul, no `_q` op."""
+    conv = CONVS[name]
+    module, report = plugin(accumulator_ir(conv), strategy)
+    [decision] = report.decisions
+    assert decision.case == conv.expected_case and decision.strategy == "im2col", decision
+    [matmul] = ops_named(module, "linalg.batch_matmul")
+    i32 = ir.IntegerType.get_signless(32, module.context)
+    assert all(ir.RankedTensorType(v.type).element_type == i32 for v in matmul.operands)
+    extend = {"ui8": "arith.extui", "si8": "arith.extsi"}
+    found = sorted(c for c in (centering(g) for g in ops_named(module, "linalg.generic")) if c is not None)
+    assert found == sorted([(extend[conv.input_storage], conv.input_zero_point),
+                            (extend[conv.weight_storage], conv.weight_zero_point)])
+    for pad in ops_named(module, "tensor.pad"):
+        [yielded] = list(pad.regions[0].blocks[0].operations)[-1].operands
+        assert constant_value(yielded) == 0
+    assert not [n for n in QUANTIZED_2D_OPS if ops_named(module, n)]
+
+
+@pytest.mark.parametrize(("name", "strategy"), [
+    ("q2d_depthwise_dilation2", "grouped"),  # im2col has no depthwise form
+    ("q2d_grouped", "im2col"), ("q2d_conv_stride2_ui8_weight", "im2col"), ("q2d_multiplier_batch2", "im2col"),
+    ("q1d_grouped_stride2", "im2col"), ("qt2d_grouped", "im2col"),  # picked, then declined (not 2D forward)
+])
+def test_auto_rule_for_quantized(name: str, strategy: str) -> None:
+    conv = CONVS[name]
+    module = parse(accumulator_ir(conv))  # keep it alive while its op is read
+    spec = read_conv_spec(ops_named(module, CONVOLUTION)[0])
+    planned = plan_convolution(spec)
+    assert isinstance(planned, ConvPlan) and planned.quant is not None
+    assert pick_strategy(planned)[0] == strategy
 
 
 # --- refusals ----------------------------------------------------------------------

@@ -305,6 +305,19 @@ def shift_to_signed(value: ir.Value) -> ir.Value:
                    [IteratorType.parallel] * source.rank, lambda q, _out: arith.addi(q, offset))
 
 
+def centered_i32(value: ir.Value, unsigned: bool, zero_point: int) -> ir.Value:
+    """Elementwise ext(q) - zero_point in i32 of an i8 tensor (`unsigned`: ui8
+    data, zero-extended): the real value over its scale, exactly. A conv of
+    such operands is an ordinary integer conv (zero padding, no zero points)."""
+    source = ir.RankedTensorType(value.type)
+    i32 = ir.IntegerType.get_signless(32)
+    identity = ir.AffineMap.get_identity(source.rank)
+    offset = constant(i32, zero_point)
+    extend = arith.extui if unsigned else arith.extsi
+    return generic([value], tensor.empty(sizes_of(value), i32), [identity, identity],
+                   [IteratorType.parallel] * source.rank, lambda q, _out: arith.subi(extend(i32, q), offset))
+
+
 def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[int]) -> ir.Value:
     """A transposed conv's weight as the equivalent forward conv's, grouped.
 

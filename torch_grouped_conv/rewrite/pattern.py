@@ -111,18 +111,21 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     channels that trips upstream elementwise fusion and IREE 3.13).
 
     Quantized plans (`plan.quant`) read input and weight from the i8 storage
-    their quantized operands are made from, shift ui8 data to signed, and pad
-    with the input's zero point (see plan.QuantPlan).
+    their quantized operands are made from. For the default (`*_q`) emitters
+    ui8 data is shifted to signed and padding is the input's zero point (see
+    plan.QuantPlan); a strategy emitter gets them centered instead, i32
+    q - zero point, an ordinary integer conv with zero padding.
     """
     spec, window = plan.spec, plan.window
     b_in = op.operands[2]
     default = default_emitter(plan)
     emitter = emitter or default
     grouped, groups = plan.grouped_layout and emitter is default, spec.groups
-    x, w = _builtin_operands(plan, op)
+    centered = plan.quant is not None and emitter is not default
+    x, w = _builtin_operands(plan, op, centered)
     if grouped:
         x = builders.expand(x, 1, groups)
-    fill = plan.quant.input_zero_point if plan.quant is not None else 0
+    fill = plan.quant.input_zero_point if plan.quant is not None and not centered else 0
     x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high, fill)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
@@ -143,15 +146,19 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     return builders.from_builtin(result, op.results[0].type)
 
 
-def _builtin_operands(plan: ConvPlan, op: ir.Operation) -> tuple[ir.Value, ir.Value]:
+def _builtin_operands(plan: ConvPlan, op: ir.Operation, centered: bool) -> tuple[ir.Value, ir.Value]:
     """Input and weight as builtin tensors: the operands themselves, or for a
-    quantized plan their i8 storage, ui8 shifted to signed."""
+    quantized plan their i8 storage, ui8 shifted to signed (or, `centered`,
+    i32 q - zero point)."""
     spec, quant = plan.spec, plan.quant
     x_in, w_in = op.operands[0], op.operands[1]
     if quant is None or spec.input_quant is None or spec.weight_quant is None:
         return builders.to_builtin(x_in, spec.input), builders.to_builtin(w_in, spec.weight)
     x = builders.to_builtin(quantized_storage(x_in), TensorInfo(spec.input.shape, spec.input_quant.storage))
     w = builders.to_builtin(quantized_storage(w_in), TensorInfo(spec.weight.shape, spec.weight_quant.storage))
+    if centered:
+        return (builders.centered_i32(x, quant.shift_input, spec.input_quant.zero_point),
+                builders.centered_i32(w, quant.shift_weight, spec.weight_quant.zero_point))
     return (builders.shift_to_signed(x) if quant.shift_input else x,
             builders.shift_to_signed(w) if quant.shift_weight else w)
 
