@@ -6,8 +6,9 @@ PyTorch's float64 convolution of q - zero point.
     python -m e2e_tests.fuzz_quantized --examples 300 --out failures.json [--seed 0]
 
 prints one line per failure and closes with "N passed, M failed"; failing
-configs are written as JSON (the `QConv` fields), replayable with
-`check_quantized(QConv(**fields))`.
+configs are written as JSON (the `QConv` fields and the strategy), replayable
+with `check_quantized(QConv(**fields), strategy)`. Strategies rotate over
+`grouped`, `auto` and `im2col`.
 """
 
 from __future__ import annotations
@@ -67,9 +68,19 @@ def expected_case(conv: QConv) -> str:
     return "quantized_" + ("transposed_" if conv.transposed else "") + case
 
 
-def check_quantized(conv: QConv, backends: tuple[str, ...] = tgc.BACKENDS) -> None:
-    """Lower `conv` with the plugin and compare its i32 accumulator with PyTorch's on `backends`."""
-    lowered = lower(parse(accumulator_ir(conv)), "grouped")
+# Rotated over the campaign: the `_q` ops, and the grouped GEMM on centered
+# i32 operands (`im2col`, and `auto`, which picks it or the `_q` ops).
+STRATEGIES = ("grouped", "auto", "im2col")
+
+
+def strategy_for(conv: QConv) -> str:
+    return STRATEGIES[zlib.crc32(repr(conv).encode()) % len(STRATEGIES)]
+
+
+def check_quantized(conv: QConv, strategy: str = "grouped", backends: tuple[str, ...] = tgc.BACKENDS) -> None:
+    """Lower `conv` with the plugin's `strategy` and compare its i32 accumulator
+    with PyTorch's on `backends`."""
+    lowered = lower(parse(accumulator_ir(conv)), strategy)
     assert lowered.report.counts() == {expected_case(conv): 1}, lowered.report.summary()
     x, w, b = integer_data(conv, seed=zlib.crc32(repr(conv).encode()))
     want = reference_accumulator(conv, x, w, b if conv.bias else None)
@@ -96,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     def campaign(conv: QConv) -> None:
         nonlocal passed
         try:
-            check_quantized(conv)
+            check_quantized(conv, strategy_for(conv))
             passed += 1
         except Exception as e:  # noqa: BLE001  (a campaign records every failure and goes on)
-            failures.append(dataclasses.asdict(conv))
+            failures.append({**dataclasses.asdict(conv), "strategy": strategy_for(conv)})
             print(f"FAIL {conv}: {str(e).splitlines()[0] if str(e) else type(e).__name__}", flush=True)
 
     campaign()
