@@ -40,7 +40,7 @@ GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
     """Quantized convolutions: IREE 3.13 runs `conv_2d_nchw_fchw_q` /
     `conv_2d_ngchw_gfchw_q` slowly (scalar loops; torch-mlir's own lowering
-    emits the same ops); the grouped GEMM on centered i32 operands is 10-50x
+    emits the same ops); the grouped GEMM on centered i32 operands is 3-26x
     faster (docs/design.md, "Quantized convolutions"). Depthwise keeps the `_q` op:
     im2col has no depthwise form."""
     if plan.case is Case.DEPTHWISE:
