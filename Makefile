@@ -33,3 +33,8 @@ fuzz: setup
 # networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.
 bench: setup
 	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir docs --update-doc docs/performance.md
+
+# The quantized-convolution campaign (exact i32 results, both runners on every config).
+.PHONY: fuzz-quantized
+fuzz-quantized: setup
+	$(BIN)/python -m e2e_tests.fuzz_quantized --examples $(N) --out quantized_fuzz_failures.json

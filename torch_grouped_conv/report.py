@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 class ConvDecision:
     """What happened to one convolution.
 
-    `case` is the lowering taken (`conv`, `depthwise`, `grouped`), or None when
+    `case` is the lowering taken (`conv`, `depthwise`, `grouped`, ..., prefixed
+    `quantized_` and/or `transposed_`), or None when
     the op was refused; then `reason` says why and torch-mlir's own lowering
     handles the op. `strategy` is the strategy actually used for this op (it
     differs from the requested one when a strategy declined or `auto` picked);

@@ -20,11 +20,18 @@ DYNAMIC = ir.ShapedType.get_dynamic_size
 
 
 def element_type(dtype: str) -> ir.Type:
+    """The builtin element type of a vtensor dtype; integers are signless
+    (torch-mlir's backend type conversion: ui8/si8 -> i8, qint32 -> i32)."""
     return {
         "f16": ir.F16Type.get,
         "bf16": ir.BF16Type.get,
         "f32": ir.F32Type.get,
         "f64": ir.F64Type.get,
+        "ui8": lambda: ir.IntegerType.get_signless(8),
+        "si8": lambda: ir.IntegerType.get_signless(8),
+        "si32": lambda: ir.IntegerType.get_signless(32),
+        "i32": lambda: ir.IntegerType.get_signless(32),
+        "!torch.qint32": lambda: ir.IntegerType.get_signless(32),
     }[dtype]()
 
 
@@ -97,7 +104,14 @@ def dynamic_values(sizes: Sequence[SizeValue]) -> list[ir.Value]:
 
 
 def zero(elem: ir.Type) -> ir.Value:
-    return arith.constant(elem, 0.0)
+    return constant(elem, 0)
+
+
+def constant(elem: ir.Type, value: int) -> ir.Value:
+    """A scalar `arith.constant` of a float or integer type."""
+    if isinstance(elem, ir.IntegerType):
+        return arith.constant(elem, ir.IntegerAttr.get(elem, value))
+    return arith.constant(elem, float(value))
 
 
 def conv_output_size(padded: SizeValue, kernel: SizeValue, stride: int, dilation: int) -> SizeValue:
@@ -240,9 +254,10 @@ def _mixed(sizes: Sequence[SizeValue]) -> tuple[list[ir.Value], list[int]]:
 
 
 def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[SizeValue],
-                           high: Sequence[SizeValue]) -> ir.Value:
+                           high: Sequence[SizeValue], fill: int = 0) -> ir.Value:
     """Insert factor-1 zeros between the elements of each spatial dim, and
-    zero-pad by low/high (all >= 0; ints or index values), in one step:
+    zero-pad by low/high (all >= 0; ints or index values), in one step (`fill`
+    instead of zero: a quantized input's zero point):
 
         zeros[N, C, low + (H-1)*s+1 + high, ...] with x inserted at offset
         `low`, stride `s` (tensor.insert_slice with strides).
@@ -255,7 +270,7 @@ def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[Si
     lead = len(sizes) - len(factors)  # [N, C] or grouped [N, G, C/G]
     out_sizes = sizes[:lead] + [plus(plus(dilated_size(s, f), lo), hi)
                                 for s, f, lo, hi in zip(sizes[lead:], factors, low, high)]
-    zeros = linalg.fill(zero(elem), outs=[tensor.empty(out_sizes, elem)])
+    zeros = linalg.fill(constant(elem, fill), outs=[tensor.empty(out_sizes, elem)])
     dyn_sizes, static_sizes = _mixed(sizes)
     dyn_offsets, static_offsets = _mixed([0] * lead + list(low))
     return tensor.insert_slice(x, zeros, dyn_offsets, dyn_sizes, [], static_offsets, static_sizes,
@@ -277,12 +292,12 @@ def crop_spatial(x: ir.Value, low: Sequence[SizeValue], high: Sequence[SizeValue
                                 [1] * len(sizes))
 
 
-def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
-    """Zero-pad spatial dim i by `low[i]` before and `high[i]` after (all >= 0)."""
+def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int], fill: int = 0) -> ir.Value:
+    """Pad spatial dim i by `low[i]` before and `high[i]` after (all >= 0) with `fill` (default zero)."""
     if not any(low) and not any(high):
         return x
     elem = ir.RankedTensorType(x.type).element_type
-    pad_value = zero(elem)
+    pad_value = constant(elem, fill)
     lead = ir.RankedTensorType(x.type).rank - len(low)
     lows, highs = [0] * lead + list(low), [0] * lead + list(high)
     shape = [None if d is None else d + lo + hi for d, lo, hi in zip(static_dims(x), lows, highs)]
@@ -294,9 +309,10 @@ def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Valu
 
 
 def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[SizeValue],
-                 high: Sequence[SizeValue]) -> ir.Value:
+                 high: Sequence[SizeValue], fill: int = 0) -> ir.Value:
     """The forward conv's input: x dilated by `factors`, padded by the positive
-    low/high amounts, then cropped by the negative ones.
+    low/high amounts (inserted and padded elements are `fill`), then cropped
+    by the negative ones.
 
     Amounts are ints, or index values whose sign is known only at run time
     (a transposed conv with a dynamic kernel size): then the positive part
@@ -306,9 +322,9 @@ def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[SizeValue],
     pad_low, pad_high = [positive_part(v) for v in low], [positive_part(v) for v in high]
     runtime = any(not isinstance(v, int) for v in (*low, *high))
     if runtime or any(f > 1 for f in factors):
-        x = dilate_and_pad_spatial(x, factors, pad_low, pad_high)
+        x = dilate_and_pad_spatial(x, factors, pad_low, pad_high, fill)
     else:
-        x = pad_spatial(x, [int(v) for v in pad_low], [int(v) for v in pad_high])
+        x = pad_spatial(x, [int(v) for v in pad_low], [int(v) for v in pad_high], fill)
     return crop_spatial(x, [negative_part(v) for v in low], [negative_part(v) for v in high])
 
 
@@ -348,6 +364,29 @@ def convert_elements(value: ir.Value, elem: ir.Type) -> ir.Value:
     convert = arith.extf if wider else arith.truncf
     return generic([value], init, [identity, identity], [IteratorType.parallel] * source.rank,
                    lambda x, _out: convert(elem, x))
+
+
+def shift_to_signed(value: ir.Value) -> ir.Value:
+    """Elementwise q - 128 on an i8 tensor holding ui8 data (wraps: flips the
+    top bit), so that sign extension gives q - 128 (see plan.QuantPlan)."""
+    source = ir.RankedTensorType(value.type)
+    identity = ir.AffineMap.get_identity(source.rank)
+    offset = constant(source.element_type, -128)
+    return generic([value], tensor.empty(sizes_of(value), source.element_type), [identity, identity],
+                   [IteratorType.parallel] * source.rank, lambda q, _out: arith.addi(q, offset))
+
+
+def centered_i32(value: ir.Value, unsigned: bool, zero_point: int) -> ir.Value:
+    """Elementwise ext(q) - zero_point in i32 of an i8 tensor (`unsigned`: ui8
+    data, zero-extended): the real value over its scale, exactly. A conv of
+    such operands is an ordinary integer conv (zero padding, no zero points)."""
+    source = ir.RankedTensorType(value.type)
+    i32 = ir.IntegerType.get_signless(32)
+    identity = ir.AffineMap.get_identity(source.rank)
+    offset = constant(i32, zero_point)
+    extend = arith.extui if unsigned else arith.extsi
+    return generic([value], tensor.empty(sizes_of(value), i32), [identity, identity],
+                   [IteratorType.parallel] * source.rank, lambda q, _out: arith.subi(extend(i32, q), offset))
 
 
 def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[Dim]) -> ir.Value:

@@ -17,9 +17,10 @@ from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
 from . import builders, conv_tbc
-from .emit import EMITTERS, Emitter
+from .emit import Emitter
+from .emit_quantized import default_emitter
 from .plan import ConvPlan, plan_convolution
-from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec, runtime_int_list
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, quantized_storage, read_conv_spec, runtime_int_list
 from .strategies import STRATEGIES, choose
 
 CONVOLUTION_OP = "torch.aten.convolution"
@@ -122,13 +123,41 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 
 def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
-    """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back."""
-    x = builders.to_builtin(op.operands[0], plan.spec.input)
-    w = builders.to_builtin(op.operands[1], plan.spec.weight)
+    """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back.
+
+    Quantized plans (`plan.quant`) read input and weight from the i8 storage
+    their quantized operands are made from. For the default (`*_q`) emitters
+    ui8 data is shifted to signed and padding is the input's zero point (see
+    plan.QuantPlan); a strategy emitter gets them centered instead, i32
+    q - zero point, an ordinary integer conv with zero padding.
+    """
+    default = default_emitter(plan)
+    emitter = emitter or default
+    centered = plan.quant is not None and emitter is not default
+    x, w = _builtin_operands(plan, op, centered)
     b_in = op.operands[2]
     bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
     padding = _padding_sizes(plan, op.operands[4])
-    return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter, padding), op.results[0].type)
+    fill = plan.quant.input_zero_point if plan.quant is not None and not centered else 0
+    result = emit_builtin(plan, x, w, bias, emitter, padding, fill)
+    return builders.from_builtin(result, op.results[0].type)
+
+
+def _builtin_operands(plan: ConvPlan, op: ir.Operation, centered: bool) -> tuple[ir.Value, ir.Value]:
+    """Input and weight as builtin tensors: the operands themselves, or for a
+    quantized plan their i8 storage, ui8 shifted to signed (or, `centered`,
+    i32 q - zero point)."""
+    spec, quant = plan.spec, plan.quant
+    x_in, w_in = op.operands[0], op.operands[1]
+    if quant is None or spec.input_quant is None or spec.weight_quant is None:
+        return builders.to_builtin(x_in, spec.input), builders.to_builtin(w_in, spec.weight)
+    x = builders.to_builtin(quantized_storage(x_in), TensorInfo(spec.input.shape, spec.input_quant.storage))
+    w = builders.to_builtin(quantized_storage(w_in), TensorInfo(spec.weight.shape, spec.weight_quant.storage))
+    if centered:
+        return (builders.centered_i32(x, quant.shift_input, spec.input_quant.zero_point),
+                builders.centered_i32(w, quant.shift_weight, spec.weight_quant.zero_point))
+    return (builders.shift_to_signed(x) if quant.shift_input else x,
+            builders.shift_to_signed(w) if quant.shift_weight else w)
 
 
 def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.SizeValue]:
@@ -149,7 +178,8 @@ def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = No
 
 
 def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
-                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None) -> ir.Value:
+                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None,
+                 fill: int = 0) -> ir.Value:
     """Prepare input and weight, build the accumulator, run `emitter`
     (default: the case's own), round to the result type; builtin tensors in
     PyTorch's layout (input [N,C,*s], weight as `aten.convolution` has it,
@@ -168,16 +198,18 @@ def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None
     Kernel sizes unknown at compile time are read from the weight
     (`tensor.dim`): the transposed window's pads and the output sizes.
     `padding` holds the padding where the spec has a runtime item (None):
-    an index value (default: the spec's ints).
+    an index value (default: the spec's ints). `fill` is the value padding
+    and inserted zeros take (a quantized input's zero point; default 0).
     """
     spec, window = plan.spec, plan.window
-    emitter = emitter or EMITTERS[plan.case]
-    grouped, groups = plan.grouped_layout and emitter is EMITTERS[plan.case], spec.groups
+    default = default_emitter(plan)
+    emitter = emitter or default
+    grouped, groups = plan.grouped_layout and emitter is default, spec.groups
     kernel = _kernel_sizes(plan, w)
     if grouped:
         x = builders.expand(x, 1, groups)
     pad_low, pad_high = _window_pads(plan, kernel, padding if padding is not None else list(spec.padding))
-    x = builders.window_input(x, window.input_dilation, pad_low, pad_high)
+    x = builders.window_input(x, window.input_dilation, pad_low, pad_high, fill)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
         if not grouped:

@@ -28,7 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 
-from .spec import FLOAT_DTYPES, ConvSpec, Dim, Refusal
+from .spec import FLOAT_DTYPES, QUANTIZED_RESULT, ConvSpec, Dim, QuantOperand, Refusal
 
 # Spatial ranks with a lowering for every case (see emit.py's tables).
 SUPPORTED_SPATIAL_RANKS = (1, 2, 3)
@@ -36,6 +36,11 @@ SUPPORTED_SPATIAL_RANKS = (1, 2, 3)
 # Element types whose products are accumulated in a wider type, as PyTorch's
 # CPU kernels do; the result is rounded once at the end.
 ACCUMULATOR_DTYPE = {"f16": "f32", "bf16": "f32", "f32": "f32", "f64": "f64"}
+# Quantized convolutions (8-bit input and weight) accumulate in i32, exactly.
+QUANTIZED_ACCUMULATOR = "i32"
+QUANTIZED_BIAS_DTYPES = ("si32",)  # the bias is already in accumulator units (scale_x * scale_w)
+STORAGE_RANGE = {"ui8": (0, 255), "si8": (-128, 127)}
+SIGNED_SHIFT = 128  # ui8 q -> i8 q - 128 (flip the top bit); differences q - zp are unchanged
 
 
 class Case(str, Enum):
@@ -71,12 +76,30 @@ class Window:
 
 
 @dataclass(frozen=True)
+class QuantPlan:
+    """An integer convolution: out = bias + sum (x - input_zp) * (w - weight_zp), in i32.
+
+    Operands enter as signed i8 (linalg's `*_q` convolutions sign-extend): a
+    ui8 operand is shifted by -128 (`shift_*`) and its zero point with it, so
+    every difference q - zp, and the result, is unchanged. Padding and the
+    transposed conv's inserted zeros use `input_zero_point`: they then add
+    nothing, like a real 0.0.
+    """
+
+    input_zero_point: int  # signed domain
+    weight_zero_point: int
+    shift_input: bool
+    shift_weight: bool
+
+
+@dataclass(frozen=True)
 class ConvPlan:
     spec: ConvSpec
     case: Case
     window: Window
     kernel: tuple[Dim, ...]  # None: known only at run time (tensor.dim of the weight)
     accumulator_dtype: str
+    quant: QuantPlan | None = None
 
     @property
     def static_kernel(self) -> bool:
@@ -84,15 +107,21 @@ class ConvPlan:
 
     @property
     def label(self) -> str:
-        """The case as reported: `transposed_` + case for transposed convs; `conv_tbc` for that op."""
+        """The case as reported: [`quantized_`][`transposed_`] + case; `conv_tbc` for that op."""
         if self.spec.entry != "convolution":
             return self.spec.entry
-        return f"transposed_{self.case}" if self.spec.transposed else str(self.case)
+        prefix = ("quantized_" if self.quant else "") + ("transposed_" if self.spec.transposed else "")
+        return f"{prefix}{self.case}"
 
     @property
     def grouped_layout(self) -> bool:
-        """Whether operands are split by group ([N, G, C/G, ...]) before the emitter sees them."""
-        return self.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
+        """Whether operands are split by group ([N, G, C/G, ...]) before the emitter sees them.
+
+        Quantized depthwise convs too: linalg has no NCHW depthwise `_q` op,
+        the grouped one with C/G = F/G = 1 is it.
+        """
+        grouped = (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER) + ((Case.DEPTHWISE,) if self.quant else ())
+        return self.case in grouped
 
     @property
     def needs_padding(self) -> bool:
@@ -108,7 +137,16 @@ def plan_convolution(spec: ConvSpec) -> ConvPlan | Refusal:
     kernel = spec.kernel
     window = transposed_window(spec, kernel) if spec.transposed else forward_window(spec)
     window = trim_unread_input(window, spec.input.shape[2:], kernel)
+    if spec.input_quant is not None and spec.weight_quant is not None:
+        quant = quant_plan(spec.input_quant, spec.weight_quant)
+        return ConvPlan(spec, classify(spec), window, kernel, QUANTIZED_ACCUMULATOR, quant)
     return ConvPlan(spec, classify(spec), window, kernel, ACCUMULATOR_DTYPE[spec.input.dtype])
+
+
+def quant_plan(x: QuantOperand, w: QuantOperand) -> QuantPlan:
+    """Zero points in the signed i8 domain the integer convolution works in."""
+    shift_x, shift_w = x.storage == "ui8", w.storage == "ui8"
+    return QuantPlan(x.zero_point - SIGNED_SHIFT * shift_x, w.zero_point - SIGNED_SHIFT * shift_w, shift_x, shift_w)
 
 
 def forward_window(spec: ConvSpec) -> Window:
@@ -179,13 +217,32 @@ def _check_supported(spec: ConvSpec) -> Refusal | None:
     if spec.spatial_rank not in SUPPORTED_SPATIAL_RANKS:
         return Refusal(f"{spec.spatial_rank}D convolution is not lowered (input rank {spec.spatial_rank + 2}; "
                        f"supported spatial ranks: {list(SUPPORTED_SPATIAL_RANKS)})")
+    refusal = _check_quantized(spec) if spec.quantized else None
+    if refusal is not None:
+        return refusal
     for name, info in (("input", spec.input), ("weight", spec.weight), ("result", spec.result)):
-        if info.dtype not in FLOAT_DTYPES:
+        if info.dtype not in FLOAT_DTYPES and not spec.quantized:
             return Refusal(f"{name} dtype {info.dtype} is not a float type {FLOAT_DTYPES}; PyTorch's CPU conv has none")
-    if len({spec.input.dtype, spec.weight.dtype, spec.result.dtype}) != 1:
+    if len({spec.input.dtype, spec.weight.dtype, spec.result.dtype}) != 1 and not spec.quantized:
         return Refusal(
             f"mixed dtypes input={spec.input.dtype} weight={spec.weight.dtype} result={spec.result.dtype}"
         )
+    return None
+
+
+def _check_quantized(spec: ConvSpec) -> Refusal | None:
+    """Per-tensor quantized 8-bit input and weight, an i32 (qint32) result, an si32 bias."""
+    if spec.input_quant is None or spec.weight_quant is None:
+        return Refusal(f"input {spec.input.dtype} and weight {spec.weight.dtype}: a quantized convolution "
+                       "needs both quantized")
+    if spec.result.dtype != QUANTIZED_RESULT:
+        return Refusal(f"quantized convolution with result dtype {spec.result.dtype}; expected {QUANTIZED_RESULT}")
+    if spec.bias_dtype is not None and spec.bias_dtype not in QUANTIZED_BIAS_DTYPES:
+        return Refusal(f"quantized convolution with a {spec.bias_dtype} bias; expected {QUANTIZED_BIAS_DTYPES}")
+    for name, operand in (("input", spec.input_quant), ("weight", spec.weight_quant)):
+        low, high = STORAGE_RANGE[operand.storage]
+        if not low <= operand.zero_point <= high:
+            return Refusal(f"{name} zero point {operand.zero_point} is outside {operand.storage}'s [{low}, {high}]")
     return None
 
 

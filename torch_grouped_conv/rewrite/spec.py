@@ -17,6 +17,15 @@ Dim = int | None  # None is a dynamic size ("?")
 # Element types PyTorch's CPU convolution accepts, and so do we.
 FLOAT_DTYPES = ("f16", "bf16", "f32", "f64")
 
+# Quantized element types of a quantized convolution's input and weight, and
+# the integer storage type each is made from (`aten._make_per_tensor_quantized_tensor`).
+QUANTIZED_STORAGE = {"!torch.quint8": "ui8", "!torch.qint8": "si8"}
+# A quantized convolution's result: the i32 accumulator (torch-mlir's QLinearConv
+# import and its quantized-op fusion both produce this type).
+QUANTIZED_RESULT = "!torch.qint32"
+PER_TENSOR_OP = "torch.aten._make_per_tensor_quantized_tensor"
+PER_CHANNEL_OP = "torch.aten._make_per_channel_quantized_tensor"
+
 _VTENSOR = re.compile(r"^!torch\.vtensor<\[(?P<shape>[^\]]*)\],(?P<dtype>[^>]+)>$")
 
 
@@ -35,6 +44,16 @@ class TensorInfo:
     @property
     def is_static(self) -> bool:
         return all(d is not None for d in self.shape)
+
+
+@dataclass(frozen=True)
+class QuantOperand:
+    """How a quantized operand is made: `storage` integers (ui8 or si8) with a
+    per-tensor `zero_point`; real value = scale * (q - zero_point). The scale
+    does not enter the integer convolution (it is applied after it)."""
+
+    storage: str
+    zero_point: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,14 @@ class ConvSpec:
     # ([0, 2, 3, 1] in 2D): an emitter may compute in NHWC so that its
     # transpose back to NCHW cancels against that permute.
     channels_last_result: bool = False
+    bias_dtype: str | None = None  # None: no bias
+    # Both set for a quantized convolution (input and weight !torch.quint8/qint8).
+    input_quant: QuantOperand | None = None
+    weight_quant: QuantOperand | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.input_quant is not None or self.weight_quant is not None
 
     @property
     def spatial_rank(self) -> int:
@@ -181,6 +208,13 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
     group_count = constant_int(groups)
     if group_count is None:
         return Refusal("groups is not a compile-time constant int; expand_shape needs a constant group count")
+    quant: dict[str, QuantOperand | None] = {}
+    for name, value in (("input", x), ("weight", w)):
+        operand = read_quant_operand(name, value, tensors[name].dtype)
+        if isinstance(operand, Refusal):
+            return operand
+        quant[f"{name}_quant"] = operand
+    bias_info = None if is_none(b) else parse_vtensor_type(str(b.type))
     return ConvSpec(
         location=str(op.location),
         input=tensors["input"],
@@ -190,5 +224,39 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
         transposed=is_transposed,
         groups=group_count,
         channels_last_result=permuted_to_channels_last(op.results[0]),
+        bias_dtype=None if bias_info is None else bias_info.dtype,
+        **quant,
         **lists,
     )
+
+
+def read_quant_operand(name: str, value: ir.Value, dtype: str) -> QuantOperand | Refusal | None:
+    """For a `!torch.quint8`/`!torch.qint8` operand, its storage type and zero
+    point, read from the `aten._make_per_tensor_quantized_tensor` that makes it
+    (None for any other dtype). The zero point must be a constant int."""
+    if dtype not in QUANTIZED_STORAGE:
+        return None
+    op = _defining_op(value)
+    found = "a block argument" if op is None else op.name
+    if op is not None and op.name == PER_CHANNEL_OP:
+        return Refusal(f"{name} is {dtype} quantized per channel ({PER_CHANNEL_OP}); only per-tensor "
+                       "quantization is lowered (torch-mlir's ONNX import dequantizes per-channel weights "
+                       "to a float convolution instead)")
+    if op is None or op.name != PER_TENSOR_OP:
+        return Refusal(f"{name} is {dtype} but made by {found}, not {PER_TENSOR_OP}; its zero point is unknown")
+    storage = parse_vtensor_type(str(op.operands[0].type))
+    zero_point = constant_int(op.operands[2])
+    if zero_point is None:
+        return Refusal(f"{name}'s zero point ({PER_TENSOR_OP} operand 2) is not a constant int")
+    if storage is None or storage.dtype != QUANTIZED_STORAGE[dtype]:
+        return Refusal(f"{name} is {dtype} made from {op.operands[0].type}; expected {QUANTIZED_STORAGE[dtype]} storage")
+    return QuantOperand(storage.dtype, zero_point)
+
+
+def quantized_storage(value: ir.Value) -> ir.Value:
+    """The integer tensor a per-tensor quantized operand is made from (its
+    `aten._make_per_tensor_quantized_tensor`'s first operand); `read_quant_operand`
+    checked that it has one."""
+    op = _defining_op(value)
+    assert op is not None and op.name == PER_TENSOR_OP, f"{value} is not made by {PER_TENSOR_OP}"
+    return op.operands[0]

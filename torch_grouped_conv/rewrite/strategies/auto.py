@@ -26,6 +26,9 @@ The rule, in order:
    stride-1 convs moved), and the direct strided conv is pathological
    (ConvNeXt's 2x2/2 downsampling convs: ~80 ms each direct, ~3 ms as
    im2col + matmul).
+
+Quantized convolutions have their own rule (`pick_quantized`): `im2col`
+except depthwise.
 """
 
 from __future__ import annotations
@@ -37,8 +40,21 @@ from .taps import MAX_TAPS
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 
 
+def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
+    """Quantized convolutions: IREE 3.13 runs `conv_2d_nchw_fchw_q` /
+    `conv_2d_ngchw_gfchw_q` slowly (scalar loops; torch-mlir's own lowering
+    emits the same ops); the grouped GEMM on centered i32 operands is 3-26x
+    faster (docs/design.md, "Quantized convolutions"). Depthwise keeps the `_q` op:
+    im2col has no depthwise form."""
+    if plan.case is Case.DEPTHWISE:
+        return "grouped", "quantized depthwise: conv_2d_ngchw_gfchw_q"
+    return "im2col", f"quantized {plan.case}: grouped GEMM on i32 (im2col + batch_matmul)"
+
+
 def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
     """(strategy, why) for one convolution; see the module docstring."""
+    if plan.quant is not None:
+        return pick_quantized(plan)
     kernel = [k for k in plan.spec.kernel if k is not None]
     taps = 1
     for k in kernel:

@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..emit import EMITTERS, Emitter
+from ..emit import Emitter
+from ..emit_quantized import default_emitter
 from ..plan import Case, ConvPlan
 
 DEFAULT_STRATEGY = "grouped"
+
+# Strategies whose emitters use only type-generic ops (copies, reshapes,
+# named matmuls): given a quantized plan's operands centered to i32
+# (q - zero point, see pattern.emit_plan) they compute its exact accumulator.
+QUANTIZED_STRATEGIES = ("im2col",)
 
 STRATEGY_EMITTERS: dict[tuple[str, Case], Emitter] = {}
 
@@ -62,7 +68,7 @@ def declines(strategy: str) -> Callable[[Decliner], Decliner]:
 
 def choose(strategy: str, plan: ConvPlan) -> Choice:
     """The emitter `strategy` uses for `plan`, falling back to the default with a note."""
-    default = EMITTERS[plan.case]
+    default = default_emitter(plan)
     if strategy != DEFAULT_STRATEGY and not plan.static_kernel:
         # Every alternative emitter unrolls or slices by kernel position: it needs k.
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: kernel size {list(plan.kernel)} is known "
@@ -79,9 +85,14 @@ def choose(strategy: str, plan: ConvPlan) -> Choice:
     if not (plan.spec.input.is_static and plan.spec.result.is_static):
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: dynamic shape {list(plan.spec.input.shape)}; "
                       f"fell back to {DEFAULT_STRATEGY}")
-    if plan.spec.spatial_rank != 2 or plan.spec.transposed or plan.spec.input.dtype not in ("f32", "f64"):
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers 2D forward f32/f64 convolutions; "
-                      f"fell back to {DEFAULT_STRATEGY}")
+    if plan.quant is not None and strategy not in QUANTIZED_STRATEGIES:
+        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers f32/f64 convolutions (quantized: "
+                      f"{', '.join(QUANTIZED_STRATEGIES)}); fell back to {DEFAULT_STRATEGY}")
+    if plan.spec.spatial_rank != 2 or plan.spec.transposed or (plan.quant is None and plan.spec.input.dtype
+                                                                not in ("f32", "f64")):
+        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers 2D forward f32/f64"
+                      f"{' and quantized' if plan.quant is not None else ''} convolutions; fell back to "
+                      f"{DEFAULT_STRATEGY}")
     reason = DECLINERS[strategy](plan) if strategy in DECLINERS else None
     if reason is not None:
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: {reason}; fell back to {DEFAULT_STRATEGY}")
