@@ -35,6 +35,8 @@ class ConvDecision:
 class RewriteReport:
     strategy: str | None
     decisions: list[ConvDecision] = field(default_factory=list)
+    # Set by `lower` when its input was raw IR: which torch-backend pipeline ran first.
+    input_note: str | None = None
 
     @property
     def lowered(self) -> list[ConvDecision]:
@@ -54,7 +56,8 @@ class RewriteReport:
         if self.strategy is None:
             return "plugin off (grouped_conv=None): torch-mlir's own lowering handled every convolution"
         counts = ", ".join(f"{case}={n}" for case, n in self.counts().items()) or "none"
-        lines = [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
+        lines = [self.input_note] if self.input_note else []
+        lines += [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
         lines += [f"  refused at {d.location}: {d.reason}" for d in self.refused]
         lines += [f"  {d.strategy} at {d.location}: {d.note}" for d in self.lowered if d.note]
         return "\n".join(lines)
@@ -62,6 +65,7 @@ class RewriteReport:
     def to_dict(self) -> dict:
         return {
             "strategy": self.strategy,
+            "input_note": self.input_note,
             "counts": self.counts(),
             "decisions": [asdict(d) for d in self.decisions],
         }
