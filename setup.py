@@ -24,6 +24,15 @@ setup(
         "tqdm",
         "ml_dtypes",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
-    entry_points={"console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"]},
+    extras_require={
+        # The ONNX frontend: compile_onnx, `verify model.onnx` against onnxruntime.
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],
+        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript"],
+    },
+    entry_points={
+        "console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"],
+        # torch.compile(model, backend="torch_grouped_conv"): torch._dynamo.backends.registry
+        # reads this group (_discover_entrypoint_backends).
+        "torch_dynamo_backends": ["torch_grouped_conv = torch_grouped_conv.frontends.dynamo:backend"],
+    },
 )

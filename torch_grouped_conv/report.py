@@ -63,9 +63,9 @@ class RewriteReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {
+        as_dict = {
             "strategy": self.strategy,
-            "input_note": self.input_note,
             "counts": self.counts(),
             "decisions": [asdict(d) for d in self.decisions],
         }
+        return {**as_dict, "input_note": self.input_note} if self.input_note else as_dict
