@@ -236,3 +236,32 @@ def test_cli_onnx_bad_input(capsys: pytest.CaptureFixture[str], mixed_onnx: Path
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not target.exists()
+
+
+def test_quantized_qlinearconv_reaches_the_plugin(tmp_path: Path) -> None:
+    """compile_onnx does not refuse quantized models itself: a quantize_static
+    model's QLinearConvs arrive at the plugin as convolutions on qint8 tensors
+    (what the plugin then does with them is the int8 lowering's business)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, groups=4, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 16, 3, groups=16)).eval()
+    float_path = export_onnx(model, torch.randn(1, 8, 16, 16), tmp_path / "float.onnx")
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.batches = iter([{"x": rng.standard_normal((1, 8, 16, 16)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    quantized = tmp_path / "quantized.onnx"
+    quantize_static(str(float_path), str(quantized), Calibration(), quant_format=QuantFormat.QOperator,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    assert [n.op_type for n in onnx.load(str(quantized)).graph.node].count("QLinearConv") == 2
+    tgc.compile_onnx(quantized, output_type="torch")
+    report = tgc.last_report()
+    assert report is not None and len(report.decisions) == 2
+    assert all("Conv_quant" in d.location for d in report.decisions)
