@@ -168,3 +168,25 @@ def test_entry_point_declared_and_loadable() -> None:
     entry = importlib.metadata.EntryPoint(name="torch_grouped_conv", value=value, group="torch_dynamo_backends")
     assert entry.load() is dynamo.backend
     assert "torch_grouped_conv" in torch._dynamo.list_backends()
+
+
+class ScaledConv(torch.nn.Module):
+    """A tensor constant made in forward: it lives in the graph, not among the inputs."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, groups=8)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * torch.tensor([self.scale] * 8).reshape(1, 8, 1, 1)
+
+
+def test_same_code_with_other_constants_is_not_served_from_the_cache() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 6, 6)
+    for scale in (2.0, 3.0):
+        torch._dynamo.reset()
+        actual, expected = run_both(ScaledConv(scale).eval(), x)
+        assert_matches(actual, expected)
+    assert dynamo.STATS["cache_hits"] == 0 and dynamo.STATS["compiled"] == 2

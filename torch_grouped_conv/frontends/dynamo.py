@@ -12,7 +12,7 @@ eagerly.
 Options (`torch.compile(..., options={...})`): `grouped_conv` (a strategy,
 default "auto"), `runtime` ("iree", the default, or "refbackend").
 
-Compiled artifacts are cached per graph (its code) and input signature
+Compiled artifacts are cached per graph (its code and its own constants) and input signature
 (dtypes, shapes with symbolic dims as symbols), so the same graph met again —
 another instance of the same architecture, a recompile after
 `torch._dynamo.reset()` — is not compiled twice. A graph that cannot be
@@ -23,6 +23,7 @@ with one warning naming the reason.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import warnings
 from collections import Counter
@@ -82,20 +83,24 @@ def backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: di
 def compile_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: Options) -> Callable:
     """AOTAutograd's forward compiler: a boxed callable (list of inputs -> tuple of outputs)."""
     from torch._functorch.aot_autograd import make_boxed_func
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-    key = (gm.code, signature(example_inputs), options)
-    with _LOCK:
-        compiled = _CACHE.get(key)
-    if compiled is not None:
-        STATS["cache_hits"] += 1
-    else:
-        try:
-            compiled = CompiledGraph(gm, options)
-        except Exception as e:  # noqa: BLE001  (any failure: run eagerly, say why)
-            return make_boxed_func(_fallback(gm, f"it could not be compiled: {_reason(e)}"))
-        STATS["compiled"] += 1
-        with _LOCK:
-            _CACHE[key] = compiled
+    try:
+        # AOTAutograd calls us under its fake mode; the graph's own constants
+        # and the import need real tensors.
+        with unset_fake_temporarily():
+            key = (gm.code, constants_key(gm), signature(example_inputs), options)
+            with _LOCK:
+                compiled = _CACHE.get(key)
+            if compiled is not None:
+                STATS["cache_hits"] += 1
+            else:
+                compiled = CompiledGraph(gm, options)
+                STATS["compiled"] += 1
+                with _LOCK:
+                    _CACHE[key] = compiled
+    except Exception as e:  # noqa: BLE001  (any failure: run eagerly, say why)
+        return make_boxed_func(_fallback(gm, f"it could not be compiled: {_reason(e)}"))
     return make_boxed_func(_guarded(compiled, gm))
 
 
@@ -150,6 +155,25 @@ def tensors_only(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         node.replace_all_uses_with(size)
         graph.erase_node(node)
     return torch.fx.GraphModule(gm, graph)
+
+
+def constants_key(gm: torch.fx.GraphModule) -> tuple[Any, ...]:
+    """The tensors the graph holds itself (get_attr: constants made in forward),
+    by content: same code with other constants is another graph."""
+    key: list[Any] = []
+    for node in gm.graph.nodes:
+        if node.op != "get_attr":
+            continue
+        value: Any = gm
+        for part in str(node.target).split("."):
+            value = getattr(value, part)
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous()
+            digest = hashlib.sha1(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
+            key.append((node.target, str(data.dtype), tuple(data.shape), digest))
+        else:
+            key.append((node.target, repr(value)))
+    return tuple(key)
 
 
 def signature(example_inputs: Sequence[Any]) -> tuple[Any, ...]:
