@@ -93,6 +93,9 @@ def check_against_onnxruntime(path: Path, model: torch.nn.Module, strategy: str,
 # every single strategy matches. Reported to the lead; pinned here.
 REFBACKEND_AUTO_FUSION = pytest.mark.xfail(
     reason="refbackend's linalg-fuse-elementwise-ops miscompiles the auto-lowered ONNX mixed net", strict=True)
+# The same on mobilenet_v2 with `taps` and `auto` (matches with that pass removed; IREE matches).
+REFBACKEND_TAPS_FUSION = pytest.mark.xfail(
+    reason="refbackend's linalg-fuse-elementwise-ops miscompiles taps-lowered ONNX mobilenet_v2", strict=True)
 
 
 def _mixed_params() -> list:
@@ -114,8 +117,10 @@ def _model_params() -> list:
             # the default strategy fits the CI budget there.
             for backend in tgc.BACKENDS:
                 in_ci = strategy in CI_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
-                params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}",
-                                           marks=() if in_ci else (pytest.mark.slow,)))
+                marks = [] if in_ci else [pytest.mark.slow]
+                if (name, backend) == ("mobilenet_v2", "refbackend") and strategy in ("taps", "auto"):
+                    marks.append(REFBACKEND_TAPS_FUSION)
+                params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}", marks=marks))
     return params
 
 
