@@ -94,6 +94,7 @@ def check_against_onnxruntime(path: Path, model: torch.nn.Module, strategy: str,
 REFBACKEND_AUTO_FUSION = pytest.mark.xfail(
     reason="refbackend's linalg-fuse-elementwise-ops miscompiles the auto-lowered ONNX mixed net", strict=True)
 # The same on mobilenet_v2 with `taps` and `auto` (matches with that pass removed; IREE matches).
+# Not ONNX-specific: `compile(mobilenet_v2, x, grouped_conv="taps")` on refbackend is as wrong.
 REFBACKEND_TAPS_FUSION = pytest.mark.xfail(
     reason="refbackend's linalg-fuse-elementwise-ops miscompiles taps-lowered ONNX mobilenet_v2", strict=True)
 
