@@ -29,6 +29,7 @@ N ?= 2000
 fuzz: setup
 	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --out fuzz_failures.json
 
-# The full benchmark (slow; see docs/performance.md).
+# The full benchmark (slow, ~1 h on 2 cores; see docs/performance.md): whole
+# networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.
 bench: setup
-	$(BIN)/torch-grouped-conv bench --set core --repeats 20 --out-dir docs
+	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir docs --update-doc docs/performance.md

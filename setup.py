@@ -10,6 +10,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["torch_grouped_conv", "torch_grouped_conv.*"]),
+    # The benchmark's shape suite ships with the package (`torch-grouped-conv bench`
+    # works from pip install); a test keeps it identical to ../shared/bench/shapes.json.
+    package_data={"torch_grouped_conv.bench": ["shapes.json"]},
     install_requires=[
         # The pinned stack: torch-mlir's wheel is built against this torch, and
         # the IR it emits is what IREE 3.13 accepts.
@@ -27,6 +30,8 @@ setup(
     extras_require={
         # The ONNX frontend: compile_onnx, `verify model.onnx` against onnxruntime.
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
+        # ONNX Runtime is the benchmark's peer column (torch.onnx export -> onnxruntime CPU).
+        "bench": ["onnx", "onnxruntime", "onnxscript"],
         "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript"],
     },
     entry_points={

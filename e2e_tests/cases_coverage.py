@@ -12,6 +12,13 @@ torch-mlir's test_suite/conv.py does:
 - DTYPES: f16, bf16, f64.
 - DYNAMIC: dynamic batch/spatial dims (torch.export.Dim), dynamic channel dims
   (weights as inputs, derived dims), several concrete shapes per compile.
+- DYNAMIC_KERNEL: weights as inputs whose kernel sizes are dynamic, every
+  rank x case x forward/transposed (`cov_dynk_*`), run with several kernel
+  sizes per compile; and every dim of input and weight dynamic
+  (`cov_dynw_*`), the form of torch-mlir's own e2e convolution tests run with
+  dynamic shapes; padding known only at run time (`padding="same"` with a
+  dynamic kernel, `cov_dynk_same_*`; padding computed from the weight's
+  shape, `cov_dynpad_*`).
 - ENTRY_POINTS: torch.nn.functional and torch.ops.aten spellings (conv1d,
   conv_transpose2d, _convolution, conv_tbc, ...) and padding modes, which
   torch-mlir decomposes into aten.convolution (plus pad ops).
@@ -243,6 +250,151 @@ register(E2ECase(
 ))
 
 
+# ------------------------------------------------------------ DYNAMIC_KERNEL
+def _kernel_dims(rank: int) -> dict[int, Dim]:
+    return {2 + i: Dim(f"K{i}", min=1, max=3) for i in range(rank)}
+
+
+def _weight_shape(case: str, rank: int, transposed: bool, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    c_in, c_out, groups = CHANNELS[case]
+    return (c_in, c_out // groups, *kernel) if transposed else (c_out, c_in // groups, *kernel)
+
+
+def _functional(rank: int, transposed: bool, window: Window, groups: int) -> Callable[[], torch.nn.Module]:
+    fn = getattr(_F, f"conv_transpose{rank}d" if transposed else f"conv{rank}d")
+    kw = window.kwargs(transposed)
+    del kw["kernel_size"]
+    return lambda: FunctionalConv(fn, groups=groups, **kw)
+
+
+def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, window: Window,
+                        more_kernels: tuple[int, ...], marks: tuple[Any, ...] = (),
+                        backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
+    """`conv{rank}d(x, w, b)` with w an input whose kernel sizes are dynamic; run with
+    the export kernel `window.kernel` and each of `more_kernels` (same size on every dim)."""
+    c_in, c_out, groups = CHANNELS[case]
+    k = window.kernel if isinstance(window.kernel, int) else window.kernel[0]
+    x_shape = (2, c_in, *SPATIAL[rank])
+
+    def inputs(kernel: int) -> Callable[[], tuple[torch.Tensor, ...]]:
+        return _randn(x_shape, _weight_shape(case, rank, transposed, (kernel,) * rank), (c_out,))
+
+    label = f"transposed_{case}" if transposed else case
+    return register(E2ECase(
+        name=name,
+        make_module=_functional(rank, transposed, window, groups),
+        make_inputs=inputs(k),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, case)],),
+        dynamic_shapes=({}, _kernel_dims(rank), {}),
+        more_inputs=lambda: [inputs(m)() for m in more_kernels],
+        marks=marks,
+        backend_marks=backend_marks or {},
+    ))
+
+
+# Windows with a kernel of 3 whose smaller kernels still give every output size >= 1.
+DYNAMIC_KERNEL_WINDOWS = (
+    Window(3),
+    Window(3, stride=2, padding=1),
+    Window(3, stride=2, dilation=2, padding=2, output_padding=1),
+    Window(3, stride=3, padding=1, output_padding=2),
+)
+for _rank in (1, 2, 3):
+    for _i, _case in enumerate(CHANNELS):
+        for _transposed in (False, True):
+            dynamic_kernel_case(
+                f"cov_dynk_{_rank}d_{'transposed_' if _transposed else ''}{_case}", _rank, _case, _transposed,
+                DYNAMIC_KERNEL_WINDOWS[(_i + _rank + _transposed) % len(DYNAMIC_KERNEL_WINDOWS)], (1, 2),
+            )
+
+
+class RuntimePaddingConv(torch.nn.Module):
+    """aten.convolution with padding computed from the weight's (dynamic) kernel
+    sizes, so torch-mlir's IR carries it as runtime !torch.int items."""
+
+    def __init__(self, transposed: bool, stride: list[int], output_padding: list[int], groups: int):
+        super().__init__()
+        self.transposed, self.stride, self.output_padding, self.groups = transposed, stride, output_padding, groups
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        padding = [w.shape[2] // 2, w.shape[3] - 1]
+        return _aten.convolution(x, w, b, self.stride, padding, [1, 1], self.transposed, self.output_padding,
+                                 self.groups)
+
+
+# padding="same" with a dynamic kernel (torch-mlir's Conv3dWithSamePaddingModule form):
+# torch-mlir computes the padding (k-1)//2 at run time. Odd kernels only: for an
+# even one PyTorch pads asymmetrically, which torch-mlir's decomposition does not.
+for _name, _rank, _groups, _case in (("cov_dynk_same_3d_conv", 3, 1, "conv"),
+                                     ("cov_dynk_same_2d_grouped", 2, 2, "grouped")):
+    register(E2ECase(
+        name=_name,
+        make_module=(lambda rank, groups: lambda: FunctionalConv(getattr(_F, f"conv{rank}d"), padding="same",
+                                                                 groups=groups))(_rank, _groups),
+        make_inputs=_randn((1, 4, *SPATIAL[_rank]), (6, 4 // _groups, *(3,) * _rank), (6,)),
+        expected_counts={_case: 1},
+        expected_ops=(CASE_OPS[(_rank, _case)], "tensor.insert_slice", "arith.maxsi"),
+        # Dim.AUTO, as the upstream suite is run: PyTorch's "same" guards relate k to the padding.
+        dynamic_shapes=({}, {2 + i: Dim.AUTO for i in range(_rank)}, {}),
+        more_inputs=(lambda rank, groups: lambda: [_randn((1, 4, *SPATIAL[rank]),
+                                                          (6, 4 // groups, *(1,) * rank), (6,))()])(_rank, _groups),
+    ))
+
+# Transposed (and forward) with runtime padding: d*(k-1)-p computed from two runtime values.
+for _name, _transposed, _case in (("cov_dynpad_2d_transposed_grouped", True, "transposed_grouped"),
+                                  ("cov_dynpad_2d_grouped", False, "grouped")):
+    _w = (4, 3, 3, 3) if _transposed else (6, 2, 3, 3)
+    register(E2ECase(
+        name=_name,
+        make_module=(lambda t: lambda: RuntimePaddingConv(t, [2, 1], [1, 0] if t else [0, 0], 2))(_transposed),
+        make_inputs=_randn((1, 4, 6, 7), _w, (6,)),
+        expected_counts={_case: 1},
+        expected_ops=("linalg.conv_2d_ngchw_gfchw", "arith.maxsi"),
+        dynamic_shapes=({}, _kernel_dims(2), {}),
+        more_inputs=(lambda w: lambda: [_randn((1, 4, 6, 7), (*w[:2], 2, 1), (6,))(),
+                                        _randn((1, 4, 6, 7), (*w[:2], 1, 2), (6,))()])(_w),
+    ))
+
+
+def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, groups: int) -> E2ECase:
+    """Every dim of input, weight and bias dynamic (grouped: channels as derived dims
+    C = G*Cg, F = G*Fg), as torch-mlir's e2e tests with dynamic shapes declare them."""
+    cg, fg, k = 2, 3, 3
+    spatial_dims = {2 + i: Dim(f"S{i}", min=4, max=32) for i in range(rank)}
+    batch = Dim("N", min=1, max=8)
+    x_dims = {0: batch, 1: groups * _CG if groups > 1 else Dim("C", min=1, max=16), **spatial_dims}
+    c_dim, f_dim = x_dims[1], groups * _FG if groups > 1 else Dim("F", min=1, max=16)
+    per_group = _FG if groups > 1 else f_dim  # the transposed weight's dim 1 is F/G
+    w_dims = {0: c_dim, 1: per_group} if transposed else {0: f_dim, 1: _CG if groups > 1 else c_dim}
+    w_dims.update(_kernel_dims(rank))
+
+    def inputs(n: int, c: int, f: int, size: int, kernel: int) -> Callable[[], tuple[torch.Tensor, ...]]:
+        w = (groups * c, f, *(kernel,) * rank) if transposed else (groups * f, c, *(kernel,) * rank)
+        return _randn((n, groups * c, *(size,) * rank), w, (groups * f,))
+
+    label = "transposed_" + ("grouped" if groups > 1 else "conv") if transposed else ("grouped" if groups > 1 else "conv")
+    return register(E2ECase(
+        name=name,
+        make_module=_functional(rank, transposed, window, groups),
+        make_inputs=inputs(2, cg, fg, 6, k),
+        expected_counts={label: 1},
+        expected_ops=(CASE_OPS[(rank, "grouped" if groups > 1 else "conv")],),
+        dynamic_shapes=(x_dims, w_dims, {0: f_dim}),
+        more_inputs=lambda: [inputs(1, 1, 2, 5, 2)(), inputs(3, 3, 1, 7, 1)()],
+    ))
+
+
+for _rank in (1, 2, 3):
+    for _transposed in (False, True):
+        _prefix = "transposed_" if _transposed else ""
+        dynamic_weight_case(f"cov_dynw_{_rank}d_{_prefix}conv", _rank, _transposed, Window(3, stride=2, padding=1,
+                                                                                           output_padding=1), 1)
+for _rank in (1, 2, 3):
+    dynamic_weight_case(f"cov_dynw_{_rank}d_grouped", _rank, False, Window(3, padding=1), 2)
+    dynamic_weight_case(f"cov_dynw_{_rank}d_transposed_grouped", _rank, True, Window(3, stride=2, output_padding=1), 2)
+
+
 # -------------------------------------------------------------- ENTRY_POINTS
 class Call(torch.nn.Module):
     """A module whose forward is `fn(x, *params)` with constant parameters."""
@@ -287,16 +439,24 @@ entry_case("cov_aten__convolution",
            lambda: Call(lambda x, w: _aten._convolution(x, w, None, [2], [1], [1], True, [1], 1,
                                                         False, False, True, True), (3, 4, 3)),
            (1, 3, 6), "transposed_conv", "linalg.conv_1d_ncw_fcw")
-# conv_tbc: input [T, B, C], weight [k, C, F], bias [F], pad on T.
-# torch-mlir 20261001's decomposition of conv_tbc returns the convolution's
-# [B, F, T] result unpermuted: its own torch-backend pipeline rejects the
-# module ("type of return operand 0 ('[5,7,2]') doesn't match function result
-# type ('[7,2,5]')") before the plugin runs. Pinned so a fix is noticed.
+# conv_tbc: input [T, B, C], weight [k, C, F], bias [F], pad on T. torch-mlir
+# 20261001's decomposition returns [B, F, T] unpermuted; the importer keeps the
+# op out of it and the plugin lowers it (rewrite/conv_tbc.py).
 entry_case("cov_aten_conv_tbc", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 1), (3, 4, 5), (5,)),
-           (7, 2, 4), "conv", "linalg.conv_1d_ncw_fcw",
-           marks=(pytest.mark.xfail(reason="torch-mlir's conv_tbc decomposition returns [B, F, T] instead of "
-                                           "[T, B, F]; export_and_import fails before the plugin",
-                                    raises=CompileError, strict=True),))
+           (7, 2, 4), "conv_tbc", "linalg.conv_1d_ncw_fcw")
+entry_case("cov_aten_conv_tbc_pad0_k1", lambda: Call(lambda x, w, b: _aten.conv_tbc(x, w, b, 0), (1, 3, 2), (2,)),
+           (5, 1, 3), "conv_tbc", "linalg.conv_1d_ncw_fcw")
+# Every dim Dim.AUTO, as torch-mlir's ConvTbcModule_basic declares it: export
+# keeps the inputs [?, ?, ?] but PyTorch's conv_tbc shape function makes the
+# result static ([7, 4, 6]); the lowering casts to it (and the bias [?] to [6]).
+register(E2ECase(
+    name="cov_dyn_conv_tbc_auto",
+    make_module=lambda: FunctionalConv(lambda x, w, b: torch.conv_tbc(x, w, b)),
+    make_inputs=_randn((9, 4, 5), (3, 5, 6), (6,)),
+    expected_counts={"conv_tbc": 1},
+    expected_ops=("linalg.conv_1d_ncw_fcw", "linalg.transpose", "tensor.cast"),
+    dynamic_shapes=({0: Dim.AUTO, 1: Dim.AUTO, 2: Dim.AUTO}, {0: Dim.AUTO, 1: Dim.AUTO, 2: Dim.AUTO}, {0: Dim.AUTO}),
+))
 
 
 def padding_mode_case(name: str, rank: int, mode: str, padding: Any, case: str) -> E2ECase:

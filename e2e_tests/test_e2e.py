@@ -95,3 +95,18 @@ def test_register_rejects_lax_marks(marks: tuple, backend_marks: dict, error: st
     with pytest.raises(ValueError, match=error):
         register(case)
     assert "lax" not in CASES
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dynamic_kernel_under_auto_falls_back_and_matches_eager(backend: str) -> None:
+    """`auto` (what users run) on a kernel known only at run time: the default
+    emitter, a note saying why, and the same numbers on every kernel size."""
+    name = "cov_dynk_2d_grouped"
+    result = compiled(name, grouped_conv="auto")
+    [decision] = result.report.decisions
+    assert decision.strategy == "grouped" and "known only at run time" in (decision.note or "")
+    program = tgc.load(result.module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    for case_inputs in all_inputs(CASES[name]):
+        assert_matches_eager(name, program, case_inputs)

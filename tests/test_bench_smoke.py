@@ -1,41 +1,108 @@
-"""The benchmark harness end to end on one shape (--smoke): files exist and are
-well-formed. No timing assertions: the machine is shared and noisy."""
+"""The benchmark end to end, cheaply: files exist and are well-formed, every
+variant matches PyTorch, both thread counts are timed. No timing assertions:
+the machine is shared and noisy."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from benchmarks import run
-from benchmarks.output import JSON_NAME, MD_NAME, PNG_NAME
+import pytest
+
+from torch_grouped_conv.bench import run
+from torch_grouped_conv.bench.output import BEGIN_MARK, END_MARK, JSON_NAME, MD_NAME, PNG_NAME, splice
 from torch_grouped_conv.cli import main as cli_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_smoke_writes_json_markdown_png(tmp_path: Path) -> None:
+def _check_timed(data: dict, samples: int) -> None:
+    assert "error" not in data, data
+    assert len(data["times_ms"]) == samples and 0 < data["min_ms"] <= data["median_ms"]
+
+
+def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys) -> None:
     # Through the CLI, as the README shows it: `torch-grouped-conv bench ...`.
-    assert cli_main(["bench", "--smoke", "--out-dir", str(tmp_path)]) == 0
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Perf\n\n{BEGIN_MARK}\nold tables\n{END_MARK}\n\nafter\n")
+    assert cli_main(["bench", "--smoke", "--out-dir", str(tmp_path), "--update-doc", str(doc)]) == 0
     results = json.loads((tmp_path / JSON_NAME).read_text())
-    assert results["config"]["repeats"] == 2
-    assert results["machine"]["peak_gflops"] > 0
-    (row,) = results["shapes"]
-    assert set(row["variants"]) == {"pytorch", "upstream", *run.PLUGIN_STRATEGIES}
-    for name, data in row["variants"].items():
-        assert "error" not in data, (name, data)
-        assert len(data["times_ms"]) == 2 and data["median_ms"] > 0
-        if name != "pytorch":
-            assert data["matches_pytorch"], (name, data["max_abs_err"])
-    assert results["summary"]["auto"]["geomean_ratio_to_pytorch"] > 0
+    assert results["config"]["mode"] == "steady" and results["config"]["threads"] == [1, 2]
+    assert results["config"]["iree_drivers"] == {"1": "local-sync", "2": "local-task"}
+    (row,) = results["rows"]
+    assert row["section"] == "core" and row["flops"] > 0
+    assert row["build"]["ort"]["exporter"] in ("dynamo", "torchscript")
+    for threads in ("1", "2"):
+        timings = row["threads"][threads]
+        assert set(timings) == {"pytorch", "ort", "upstream", "auto"}
+        for name, data in timings.items():
+            _check_timed(data, samples=2)
+            if name != "pytorch":
+                assert data["matches_pytorch"], (threads, name, data["max_abs_err"])
+        assert results["summary"][threads]["core"]["auto/pytorch"]["geomean_median"] > 0
     table = (tmp_path / MD_NAME).read_text()
-    assert row["name"] in table and "| shape |" in table and "geomean" in table.lower()
+    assert table.strip() in capsys.readouterr().out  # printed as well as written
+    assert "### Core shapes, 1 thread" in table and "### Core shapes, 2 threads" in table
+    assert row["name"] in table and "| ORT ms |" in table.replace("| row | PyTorch ms ", "| ")
     assert (tmp_path / PNG_NAME).read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / run.PARTIAL_NAME).exists()  # only there while a run is under way
+    updated = doc.read_text()  # the tables, spliced between the markers, the rest kept
+    assert "old tables" not in updated and table.strip() in updated and updated.endswith("\nafter\n")
 
 
-def test_bench_rejects_unknown_strategy(tmp_path: Path) -> None:
-    assert run.main(["--smoke", "--strategies", "nope", "--out-dir", str(tmp_path)]) == 2
+def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
+    """bf16 auto vs PyTorch bf16 and auto f32; a dynamic-batch module at batch 1 and 8
+    vs the same strategy compiled static."""
+    shape = "shufflenetv2_dw_116_14"
+    assert run.main(["--set", "none", "--no-models", "--dtypes", "bf16", "--dtype-shapes", shape,
+                     "--dynamic-shapes", shape, "--threads", "1", "--rounds", "1", "--block", "2",
+                     "--out-dir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / JSON_NAME).read_text())
+    rows = {r["name"]: r for r in results["rows"]}
+    assert set(rows) == {f"{shape}_bf16", f"{shape}_b1", f"{shape}_b8"}
+    dtype_row = rows[f"{shape}_bf16"]["threads"]["1"]
+    assert set(dtype_row) == {"pytorch", "auto", "auto-f32"}
+    for name in ("auto", "auto-f32"):
+        _check_timed(dtype_row[name], samples=2)
+        assert dtype_row[name]["matches_pytorch"], (name, dtype_row[name]["max_abs_err"])
+    for batch in ("b1", "b8"):
+        timings = rows[f"{shape}_{batch}"]["threads"]["1"]
+        assert set(timings) == {"pytorch", "auto", "auto-dynamic"}
+        assert all(timings[n]["matches_pytorch"] for n in ("auto", "auto-dynamic"))
+    table = (tmp_path / MD_NAME).read_text()
+    assert "### f16 / bf16, 1 thread" in table and "### Dynamic batch, 1 thread" in table
+    assert "auto-dynamic ×auto" in table and "auto ×auto-f32" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategies", "nope"], "unknown strategies ['nope']"),
+    (["--set", "nope"], "argument --set: invalid choice: 'nope'"),
+    (["--threads", "0"], "--threads '0'"),
+    (["--threads", "2,4"], "at most one count above 1"),
+    (["--models", "no_such_net"], "unknown models ['no_such_net']"),
+    (["--dtypes", "f8"], "unknown dtypes ['f8']"),
+    (["--dtypes", "f16", "--dtype-shapes", "nope"], "--dtype-shapes: no shape 'nope'"),
+])
+def test_bench_usage_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    assert run.main(["--smoke", *argv, "--out-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / JSON_NAME).exists()
 
 
-def test_bench_reports_missing_shapes_file(tmp_path: Path) -> None:
+def test_splice_needs_both_markers() -> None:
+    assert splice(f"a {BEGIN_MARK} x {END_MARK} b", "T") == f"a {BEGIN_MARK}\n\nT\n\n{END_MARK} b"
+    with pytest.raises(ValueError, match="block to replace"):
+        splice("no markers", "T")
+
+
+def test_update_doc_without_markers_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("# no markers\n")
+    assert run.main(["--smoke", "--update-doc", str(doc), "--out-dir", str(tmp_path)]) == 2
+    assert "--update-doc" in capsys.readouterr().err and not (tmp_path / JSON_NAME).exists()
+    assert doc.read_text() == "# no markers\n"
+
+
+def test_bench_reports_missing_shapes_file(tmp_path: Path, capsys) -> None:
     assert run.main(["--smoke", "--shapes", str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)]) == 2
+    assert "cannot read shapes" in capsys.readouterr().err

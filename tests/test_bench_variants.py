@@ -1,8 +1,10 @@
-"""`--strategies STRATEGY@FLAGSET`: parsing of the benchmark's variant names (pure functions)."""
+"""`--strategies STRATEGY@FLAGSET` and `--threads`: parsing (pure functions)."""
 
 from __future__ import annotations
 
-from benchmarks.run import known_variant, main, variant_spec
+import pytest
+
+from torch_grouped_conv.bench.run import BenchUsageError, known_variant, main, parse_threads, variant_spec
 from torch_grouped_conv.runners.iree_flags import flag_set
 
 
@@ -24,3 +26,10 @@ def test_known_variants() -> None:
 def test_unknown_variant_is_a_usage_error(capsys) -> None:
     assert main(["--strategies", "auto@nope", "--smoke", "--no-models"]) == 2
     assert "unknown strategies ['auto@nope']" in capsys.readouterr().err
+
+
+def test_threads() -> None:
+    assert parse_threads("1,2") == [1, 2] and parse_threads("2") == [2] and parse_threads("1,1,4") == [1, 1, 4]
+    for bad in ("", "x", "0", "1,-2", "2,3"):
+        with pytest.raises(BenchUsageError):
+            parse_threads(bad)

@@ -201,3 +201,36 @@ def test_lower_unknown_input_form(capsys: pytest.CaptureFixture[str], tmp_path: 
     source.write_text(RAW_IR)
     code, _, err = run_cli(capsys, "lower", str(source), "--input-form", "tosa")
     assert (code, "unknown --input-form 'tosa'" in err, len(err.strip().splitlines())) == (2, True, 1)
+
+
+CONV_TBC_MODEL = """
+import torch
+
+class ConvTbc(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.w, self.b = torch.nn.Parameter(torch.randn(3, 4, 5)), torch.nn.Parameter(torch.randn(5))
+
+    def forward(self, x):
+        return torch.conv_tbc(x, self.w, self.b, 1)
+
+def make():
+    return ConvTbc()
+"""
+
+
+def test_conv_tbc_stays_for_the_plugin_then_lowers(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The import keeps aten.conv_tbc out of torch-mlir's (wrong) decomposition; `lower` takes it."""
+    model = tmp_path / "tbc.py"
+    model.write_text(CONV_TBC_MODEL)
+    torch_ir = tmp_path / "tbc.torch.mlir"
+    code, _, _ = run_cli(capsys, "compile", f"{model}:make", "--input-shape", "7,2,4",
+                         "--output-type", "torch", "--grouped-conv", "none", "-o", str(torch_ir))
+    assert code == 0
+    assert torch_ir.read_text().count("torch.aten.conv_tbc") == 1
+    lowered = tmp_path / "tbc.lowered.mlir"
+    code, _, err = run_cli(capsys, "lower", str(torch_ir), "-o", str(lowered))
+    assert code == 0 and "conv_tbc=1" in err
+    text = lowered.read_text()
+    assert "torch.aten.conv_tbc" not in text and text.count("linalg.conv_1d_ncw_fcw") == 1

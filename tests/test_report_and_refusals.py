@@ -124,7 +124,6 @@ REFUSALS = {
     "unranked_weight": (Conv(weight=vtensor(None)), "weight has type !torch.vtensor; a ranked !torch.vtensor"),
     "unranked_result": (Conv(result=vtensor(None)), "result has type !torch.vtensor; a ranked !torch.vtensor"),
     "stride_not_constant": (Conv(stride=(1, "arg")), "stride is not a list of constant ints"),
-    "padding_not_constant": (Conv(padding=("arg", 0)), "padding is not a list of constant ints"),
     "dilation_not_constant": (Conv(dilation=(1, "arg")), "dilation is not a list of constant ints"),
     "output_padding_not_constant": (Conv(output_padding=(0, "arg")), "output_padding is not a list of constant ints"),
     "transposed_not_constant": (Conv(transposed="arg"), "transposed is not a constant bool"),
@@ -140,7 +139,6 @@ REFUSALS = {
     "integer_weight": (Conv(weight=vtensor((8, 2, 3, 3), "si8")), "weight dtype si8 is not a float type"),
     "mixed_dtypes": (Conv(weight=vtensor((8, 2, 3, 3), "f64")), "mixed dtypes input=f32 weight=f64 result=f32"),
     "mixed_result_dtype": (Conv(result=vtensor((1, 8, 4, 4), "f16")), "mixed dtypes input=f32 weight=f32 result=f16"),
-    "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3))), "kernel size [None, 3] must be static"),
     # plan.py: a malformed op
     "stride_rank": (Conv(stride=(1,)), "stride=[1] has 1 entries for a 2D convolution"),
     "padding_rank": (Conv(padding=(0, 0, 0)), "padding=[0, 0, 0] has 3 entries for a 2D convolution"),
@@ -174,6 +172,18 @@ REFUSALS = {
         "groups=4 does not divide the transposed weight's C_in=6",
     ),
 }
+
+
+def test_padding_not_a_list_construct_is_refused() -> None:
+    """Padding items may be runtime ints, but the list itself must be a ListConstruct."""
+    text = module_text(Conv())
+    construct = next(line for line in text.splitlines() if line.strip().startswith("%padding0 = "))
+    text = text.replace(construct + "\n", "").replace("func.func @main(", "func.func @main(%padding0: !torch.list<int>, ")
+    module = parse(text)
+    report = tgc.lower(module)
+    [decision] = report.refused
+    assert decision.reason == "padding is not a list of ints (torch.prim.ListConstruct)"
+    assert len(ops_named(module, CONVOLUTION)) == 1 and module.operation.verify()
 
 
 @pytest.mark.parametrize(("conv", "reason"), list(REFUSALS.values()), ids=list(REFUSALS))
@@ -218,6 +228,19 @@ LOWERED = {
     "forward_output_padding_single_zero": (Conv(output_padding=(0,)), "grouped", "linalg.conv_2d_ngchw_gfchw"),
     "depthwise_multiplier": (Conv(input=vtensor((1, 4, 6, 6)), weight=vtensor((8, 1, 3, 3))),
                              "depthwise_multiplier", "linalg.conv_2d_ngchw_gfchw"),
+    # Padding known only at run time (torch-mlir's padding="same" with a dynamic kernel).
+    "runtime_padding": (Conv(padding=("arg", 0), result=vtensor((1, 8, None, 4))), "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "transposed_runtime_padding": (transposed(padding=(1, "arg"), result=vtensor((1, 8, 6, None))),
+                                   "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
+    # Kernel sizes known only at run time (a weight passed as an input): window math from tensor.dim.
+    "dynamic_kernel": (Conv(weight=vtensor((8, 2, None, 3)), result=vtensor((1, 8, None, 4))),
+                       "grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "transposed_dynamic_kernel": (transposed(weight=vtensor((8, 2, None, None)), result=vtensor((1, 8, None, None))),
+                                  "transposed_grouped", "linalg.conv_2d_ngchw_gfchw"),
+    "dynamic_weight_3d": (Conv(input=vtensor((1, 8, 6, 6, 6)), weight=vtensor((None,) * 5),
+                               result=vtensor((1, None, None, None, None)), stride=(1, 1, 1), padding=(0, 0, 0),
+                               dilation=(1, 1, 1), output_padding=(0, 0, 0)),
+                          "grouped", "linalg.generic"),
 }
 
 
@@ -377,9 +400,94 @@ def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.Mon
     def broken_emit(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(pattern, "emit_plan", broken_emit)
+    monkeypatch.setattr(pattern, "emit_builtin", broken_emit)  # what every frontend emits through
     with pytest.raises(PatternBoom) as caught:
         tgc.lower(module)
     assert caught.value is error
     assert module.operation.verify()
     assert len(ops_named(module, CONVOLUTION)) == 1
+
+
+# --- torch.aten.conv_tbc ----------------------------------------------------------------
+
+def conv_tbc_text(x: str = vtensor((7, 2, 4)), w: str = vtensor((3, 4, 5)), b: str = vtensor((5,)),
+                  result: str = vtensor((7, 2, 5)), pad: int | str = 1) -> str:
+    """`@main` applying `torch.aten.conv_tbc` (input [T, B, C], weight [k, C, F], bias [F])."""
+    args = [f"%x: {x}", f"%w: {w}", f"%b: {b}"]
+    lines = []
+    if pad == "arg":
+        args.append("%pad: !torch.int")
+    else:
+        lines.append(f"%pad = torch.constant.int {pad}")
+    lines.append(f"%y = torch.aten.conv_tbc %x, %w, %b, %pad : {x}, {w}, {b}, !torch.int -> {result}")
+    body = "\n    ".join([*lines, f"return %y : {result}"])
+    return f"func.func @main({', '.join(args)}) -> {result} {{\n    {body}\n}}"
+
+
+CONV_TBC_REFUSALS = {
+    "pad_not_constant": (conv_tbc_text(pad="arg"), "conv_tbc pad is not a constant int"),
+    "input_rank": (conv_tbc_text(x=vtensor((7, 2, 4, 1))), "conv_tbc input has type"),
+    "integer_dtype": (conv_tbc_text(x=vtensor((7, 2, 4), "si32"), w=vtensor((3, 4, 5), "si32"),
+                                    b=vtensor((5,), "si32"), result=vtensor((7, 2, 5), "si32")),
+                      "input dtype si32 is not a float type"),
+    "weight_channels": (conv_tbc_text(w=vtensor((3, 6, 5))), "weight dim 1 is 6, expected 4"),
+}
+
+
+@pytest.mark.parametrize(("text", "reason"), list(CONV_TBC_REFUSALS.values()), ids=list(CONV_TBC_REFUSALS))
+def test_conv_tbc_refusal_leaves_op_and_says_why(text: str, reason: str) -> None:
+    module = parse(text)
+    report = tgc.lower(module)
+    assert report.counts() == {"refused": 1}
+    [decision] = report.refused
+    assert reason in decision.reason, decision.reason
+    [op] = ops_named(module, "torch.aten.conv_tbc")
+    assert pattern.ORDER_ATTR not in op.attributes
+    assert module.operation.verify()
+
+
+@pytest.mark.parametrize("dims", [((7, 2, 4), (3, 4, 5), (7, 2, 5)), ((None, None, 4), (None, 4, 5), (None, None, 5))],
+                         ids=["static", "dynamic"])
+def test_conv_tbc_lowered_as_a_1d_conv_between_transposes(dims: tuple) -> None:
+    """[T,B,C] -transpose-> [B,C,T] -conv_1d_ncw_fcw (weight [k,C,F] -transpose-> [F,C,k])-> [B,F,T']
+    -transpose-> [T',B,F]; the report keeps the op's own shapes."""
+    x, w, y = dims
+    module = parse(conv_tbc_text(x=vtensor(x), w=vtensor(w), result=vtensor(y)))
+    report = tgc.lower(module)
+    assert report.counts() == {"conv_tbc": 1}, report.summary()
+    [decision] = report.decisions
+    assert (decision.input_shape, decision.weight_shape, decision.groups) == (list(x), list(w), 1)
+    assert ops_named(module, "torch.aten.conv_tbc") == []
+    [conv] = ops_named(module, "linalg.conv_1d_ncw_fcw")
+    transposes = ops_named(module, "linalg.transpose")
+    assert [list(ir.DenseI64ArrayAttr(t.attributes["permutation"])) for t in transposes] == \
+        [[1, 2, 0], [2, 1, 0], [2, 0, 1]]
+    pad = conv.operands[0].owner.operation
+    assert pad.name == "tensor.pad" and pad.operands[0].owner.operation == transposes[0]  # pad 1 on T
+    assert conv.operands[1].owner.operation == transposes[1]
+    assert transposes[2].operands[0].owner.operation == conv
+    assert module.operation.verify()
+
+
+@pytest.mark.parametrize("strategy", [s for s in tgc.STRATEGIES if s != "grouped"])
+def test_strategies_fall_back_on_a_runtime_kernel_size(strategy: str) -> None:
+    """Every alternative emitter needs k at compile time: with static input and
+    result but a dynamic kernel, each falls back to the default emitter and says why."""
+    conv = Conv(weight=vtensor((8, 2, None, None)))
+    module = parse(module_text(conv))
+    report = tgc.lower(module, grouped_conv=strategy)
+    [decision] = report.decisions
+    assert (decision.case, decision.strategy) == ("grouped", "grouped")
+    assert decision.note == (f"{strategy} declined: kernel size [None, None] is known only at run time; "
+                             "fell back to grouped")
+    assert len(ops_named(module, "linalg.conv_2d_ngchw_gfchw")) == 1
+    assert module.operation.verify()
+
+
+def test_strategies_fall_back_on_runtime_padding() -> None:
+    conv = Conv(padding=("arg", 0))
+    module = parse(module_text(conv))
+    [decision] = tgc.lower(module, grouped_conv="auto").decisions
+    assert (decision.case, decision.strategy) == ("grouped", "grouped")
+    assert decision.note == "auto declined: padding [None, 0] is known only at run time; fell back to grouped"
+    assert module.operation.verify()

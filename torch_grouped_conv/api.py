@@ -15,7 +15,7 @@ from typing import Any
 from .frontends.plugin_pass import plugin_pass
 from .frontends.torch_export import compile, export_program, import_to_torch
 from .frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_OPS, detect_form, lower
-from .stages import OUTPUT_TYPES, apply_strategy, check_options, last_report, lower_to_linalg
+from .stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
 
 
 def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: str = "linalg-on-tensors") -> Any:
@@ -28,6 +28,6 @@ def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: 
 _check_options = check_options  # the old private name, for callers on other branches
 
 __all__ = [
-    "INPUT_FORMS", "OUTPUT_TYPES", "PRE_BACKEND_CONV_OPS", "apply_strategy", "compile", "compile_onnx",
+    "INPUT_FORMS", "OUTPUT_TYPES", "PLUGIN_LEGAL_OPS", "PRE_BACKEND_CONV_OPS", "apply_strategy", "compile", "compile_onnx",
     "detect_form", "export_program", "import_to_torch", "last_report", "lower", "lower_to_linalg", "plugin_pass",
 ]

@@ -19,12 +19,17 @@ from .runners.common import run_pipeline
 
 OUTPUT_TYPES = ("torch", "linalg-on-tensors")
 
+# Ops kept out of torch-mlir's decompositions at import, for the plugin to lower:
+# its decomposition of aten.conv_tbc returns [B, F, T] unpermuted (rewrite/conv_tbc.py).
+PLUGIN_LEGAL_OPS = ("aten.conv_tbc",)
+
 # Raw IR -> torch-backend IR, per producer. One reason per line.
 FX_TO_TORCH_BACKEND = [
     # Fuse dequantize/quantize pairs around ops into quantized ops (as torch_mlir.fx does).
     "func.func(torch-match-quantized-custom-ops)",
-    # Shape/dtype refinement, decompositions, value semantics: the backend contract.
-    "torchdynamo-export-to-torch-backend-pipeline",
+    # Shape/dtype refinement, decompositions, value semantics: the backend contract
+    # (the plugin's own ops kept, as `compile` keeps them).
+    f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={','.join(PLUGIN_LEGAL_OPS)}}}",
 ]
 ONNX_TO_TORCH_BACKEND = [
     # torch.operator "onnx.*" -> torch.aten.*, then the same backend contract

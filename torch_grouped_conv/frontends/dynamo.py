@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..importer import FastLiteralHooks
 from ..runners import BACKENDS, load
 from ..rewrite.pattern import STRATEGIES
-from ..stages import finish
+from ..stages import PLUGIN_LEGAL_OPS, finish
 
 BACKEND_NAME = "torch_grouped_conv"
 DEFAULT_OPTIONS = {"grouped_conv": "auto", "runtime": "iree"}
@@ -112,7 +112,8 @@ class CompiledGraph:
 
         from ..stages import last_report
 
-        module = fx.stateless_fx_import(tensors_only(gm), output_type="torch", hooks=FastLiteralHooks())
+        module = fx.stateless_fx_import(tensors_only(gm), output_type="torch", hooks=FastLiteralHooks(),
+                                        backend_legal_ops=list(PLUGIN_LEGAL_OPS))
         finish(module, options.grouped_conv, "linalg-on-tensors")
         self.report = last_report()
         self.program = load(module, options.runtime)

@@ -14,7 +14,7 @@ from torch_mlir.compiler_utils import TorchMlirCompilerError
 
 from ..errors import CompileError
 from ..importer import FastLiteralHooks
-from ..stages import check_options, finish
+from ..stages import PLUGIN_LEGAL_OPS, check_options, finish
 
 
 def compile(
@@ -53,9 +53,10 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included).
 
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
-    torch-mlir's per-element Python conversion.
+    torch-mlir's per-element Python conversion. `PLUGIN_LEGAL_OPS` stay as they are.
     """
     try:
-        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks())
+        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks(),
+                                    backend_legal_ops=list(PLUGIN_LEGAL_OPS))
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None

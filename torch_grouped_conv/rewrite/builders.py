@@ -12,7 +12,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 from torch_mlir.dialects.linalg import IteratorType
 
-from .spec import Dim, TensorInfo
+from .spec import Dim, TensorInfo, parse_vtensor_type
 
 SizeValue = int | ir.Value  # a static size, or an index-typed SSA value
 
@@ -39,11 +39,25 @@ def to_builtin(value: ir.Value, info: TensorInfo) -> ir.Value:
 
 
 def from_builtin(value: ir.Value, vtensor_type: ir.Type) -> ir.Value:
+    """builtin tensor -> `vtensor_type`, through a `tensor.cast` where the result
+    type knows a size the computation does not (e.g. torch.export with Dim.AUTO
+    can give dynamic inputs a static result: conv_tbc's [7, 4, 6] from [?, ?, ?])."""
+    info = parse_vtensor_type(str(vtensor_type))
+    if info is not None:
+        want = tensor_type(info.shape, ir.RankedTensorType(value.type).element_type)
+        if value.type != want:
+            value = tensor.cast(want, value)
     return ir.Operation.create("torch_c.from_builtin_tensor", results=[vtensor_type], operands=[value]).result
 
 
 def index(n: int) -> ir.Value:
     return arith.constant(ir.IndexType.get(), n)
+
+
+def torch_int_to_index(value: ir.Value) -> ir.Value:
+    """A `!torch.int` as an index value (torch_c.to_i64, then arith.index_cast)."""
+    i64 = ir.Operation.create("torch_c.to_i64", results=[ir.IntegerType.get_signless(64)], operands=[value]).result
+    return arith.index_cast(ir.IndexType.get(), i64)
 
 
 def static_dims(value: ir.Value) -> list[Dim]:
@@ -86,13 +100,16 @@ def zero(elem: ir.Type) -> ir.Value:
     return arith.constant(elem, 0.0)
 
 
-def conv_output_size(padded: SizeValue, kernel: int, stride: int, dilation: int) -> SizeValue:
-    """(Hp - d*(k-1) - 1) floordiv s + 1, on ints or on index values."""
-    reach = dilation * (kernel - 1) + 1
-    if isinstance(padded, int):
+def conv_output_size(padded: SizeValue, kernel: SizeValue, stride: int, dilation: int) -> SizeValue:
+    """(Hp - d*(k-1) - 1) floordiv s + 1, on ints or on index values (k too may be a value)."""
+    if isinstance(kernel, int):
+        reach: SizeValue = dilation * (kernel - 1) + 1
+    else:
+        reach = add(mul(add(kernel, -1), dilation), 1)
+    if isinstance(padded, int) and isinstance(reach, int):
         return (padded - reach) // stride + 1
-    span = arith.subi(padded, index(reach))
-    return arith.addi(arith.divui(span, index(stride)), index(1))
+    span = subtract(padded, reach)
+    return arith.addi(arith.divui(as_value(span), index(stride)), index(1))
 
 
 def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value | None) -> ir.Value:
@@ -104,6 +121,11 @@ def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value |
     if bias is None:
         return linalg.fill(zero(elem), outs=[empty])
     bias_rank = ir.RankedTensorType(bias.type).rank
+    # linalg.broadcast wants the bias's dims exactly as the accumulator's: a bias
+    # [?] for a result with a known channel count (or the converse) is cast.
+    want = tensor_type(as_dims(list(sizes)[1:1 + bias_rank]), ir.RankedTensorType(bias.type).element_type)
+    if bias.type != want:
+        bias = tensor.cast(want, bias)
     broadcast_dims = [i for i in range(len(sizes)) if not 1 <= i <= bias_rank]
     return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
 
@@ -155,6 +177,46 @@ def add(size: SizeValue, n: int) -> SizeValue:
     return size if n == 0 else arith.addi(size, index(n)) if n > 0 else arith.subi(size, index(-n))
 
 
+def as_value(size: SizeValue) -> ir.Value:
+    return index(size) if isinstance(size, int) else size
+
+
+def plus(a: SizeValue, b: SizeValue) -> SizeValue:
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if isinstance(b, int):
+        return add(a, b)
+    if isinstance(a, int):
+        return add(b, a)
+    return arith.addi(a, b)
+
+
+def subtract(a: SizeValue, b: SizeValue) -> SizeValue:
+    if isinstance(b, int):
+        return add(a, -b)
+    return arith.subi(as_value(a), b)
+
+
+def mul(size: SizeValue, n: int) -> SizeValue:
+    if isinstance(size, int):
+        return size * n
+    return size if n == 1 else arith.muli(size, index(n))
+
+
+def positive_part(size: SizeValue) -> SizeValue:
+    """max(size, 0), signed (a runtime pad amount may be negative: then it crops)."""
+    if isinstance(size, int):
+        return max(size, 0)
+    return arith.maxsi(size, index(0))
+
+
+def negative_part(size: SizeValue) -> SizeValue:
+    """max(-size, 0): how much a (possibly negative) pad amount crops."""
+    if isinstance(size, int):
+        return max(-size, 0)
+    return arith.maxsi(arith.subi(index(0), size), index(0))
+
+
 def dilated_size(size: SizeValue, factor: int) -> SizeValue:
     """(H - 1) * factor + 1: the length after inserting factor-1 zeros between elements."""
     if isinstance(size, int):
@@ -177,9 +239,10 @@ def _mixed(sizes: Sequence[SizeValue]) -> tuple[list[ir.Value], list[int]]:
 # Input preparation: zero insertion, padding and cropping of [N, C, *spatial].
 
 
-def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[SizeValue],
+                           high: Sequence[SizeValue]) -> ir.Value:
     """Insert factor-1 zeros between the elements of each spatial dim, and
-    zero-pad by low/high (all >= 0), in one step:
+    zero-pad by low/high (all >= 0; ints or index values), in one step:
 
         zeros[N, C, low + (H-1)*s+1 + high, ...] with x inserted at offset
         `low`, stride `s` (tensor.insert_slice with strides).
@@ -190,26 +253,28 @@ def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[in
     elem = ir.RankedTensorType(x.type).element_type
     sizes = sizes_of(x)
     lead = len(sizes) - len(factors)  # [N, C] or grouped [N, G, C/G]
-    out_sizes = sizes[:lead] + [add(dilated_size(s, f), lo + hi)
+    out_sizes = sizes[:lead] + [plus(plus(dilated_size(s, f), lo), hi)
                                 for s, f, lo, hi in zip(sizes[lead:], factors, low, high)]
     zeros = linalg.fill(zero(elem), outs=[tensor.empty(out_sizes, elem)])
     dyn_sizes, static_sizes = _mixed(sizes)
-    return tensor.insert_slice(x, zeros, [], dyn_sizes, [], [0] * lead + list(low), static_sizes,
+    dyn_offsets, static_offsets = _mixed([0] * lead + list(low))
+    return tensor.insert_slice(x, zeros, dyn_offsets, dyn_sizes, [], static_offsets, static_sizes,
                                [1] * lead + list(factors))
 
 
-def crop_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
+def crop_spatial(x: ir.Value, low: Sequence[SizeValue], high: Sequence[SizeValue]) -> ir.Value:
     """Drop `low[i]` leading and `high[i]` trailing elements of spatial dim i (all >= 0)."""
-    if not any(low) and not any(high):
+    if all(isinstance(v, int) and v == 0 for v in (*low, *high)):
         return x
     sizes = sizes_of(x)
     lead = len(sizes) - len(low)
-    out_sizes = sizes[:lead] + [add(s, -(lo + hi)) for s, lo, hi in zip(sizes[lead:], low, high)]
+    out_sizes = sizes[:lead] + [subtract(subtract(s, lo), hi) for s, lo, hi in zip(sizes[lead:], low, high)]
     dyn_sizes, static_sizes = _mixed(out_sizes)
+    dyn_offsets, static_offsets = _mixed([0] * lead + list(low))
     elem = ir.RankedTensorType(x.type).element_type
     result_type = tensor_type(as_dims(out_sizes), elem)
-    offsets = [0] * lead + list(low)
-    return tensor.extract_slice(result_type, x, [], dyn_sizes, [], offsets, static_sizes, [1] * len(sizes))
+    return tensor.extract_slice(result_type, x, dyn_offsets, dyn_sizes, [], static_offsets, static_sizes,
+                                [1] * len(sizes))
 
 
 def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Value:
@@ -228,15 +293,23 @@ def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int]) -> ir.Valu
     return pad.result
 
 
-def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[int], high: Sequence[int]) -> ir.Value:
+def window_input(x: ir.Value, factors: Sequence[int], low: Sequence[SizeValue],
+                 high: Sequence[SizeValue]) -> ir.Value:
     """The forward conv's input: x dilated by `factors`, padded by the positive
-    low/high amounts, then cropped by the negative ones."""
-    pad_low, pad_high = [max(v, 0) for v in low], [max(v, 0) for v in high]
-    if any(f > 1 for f in factors):
+    low/high amounts, then cropped by the negative ones.
+
+    Amounts are ints, or index values whose sign is known only at run time
+    (a transposed conv with a dynamic kernel size): then the positive part
+    pads (one strided insert into zeros, as for dilation) and the negative
+    part crops.
+    """
+    pad_low, pad_high = [positive_part(v) for v in low], [positive_part(v) for v in high]
+    runtime = any(not isinstance(v, int) for v in (*low, *high))
+    if runtime or any(f > 1 for f in factors):
         x = dilate_and_pad_spatial(x, factors, pad_low, pad_high)
     else:
-        x = pad_spatial(x, pad_low, pad_high)
-    return crop_spatial(x, [max(-v, 0) for v in low], [max(-v, 0) for v in high])
+        x = pad_spatial(x, [int(v) for v in pad_low], [int(v) for v in pad_high])
+    return crop_spatial(x, [negative_part(v) for v in low], [negative_part(v) for v in high])
 
 
 # ----------------------------------------------------------------------------
@@ -277,11 +350,12 @@ def convert_elements(value: ir.Value, elem: ir.Type) -> ir.Value:
                    lambda x, _out: convert(elem, x))
 
 
-def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[int]) -> ir.Value:
+def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[Dim]) -> ir.Value:
     """A transposed conv's weight as the equivalent forward conv's, grouped.
 
     Layout: in [C, F/G, *k] -> expand [G, C/G, F/G, *k] -> out [G, F/G, C/G, *k]
     with every spatial index reversed: out[g, f, c, *i] = in[g, c, f, *(K-1-i)].
+    A kernel size unknown at compile time (None) is read with tensor.dim.
 
     One linalg.generic gathering with linalg.index + tensor.extract (as
     torch-mlir lowers aten.flip): an indexing map with a negative coefficient
@@ -293,10 +367,12 @@ def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[int]) -> ir.Val
     elem = ir.RankedTensorType(w.type).element_type
     rank = len(out_sizes)
     identity = ir.AffineMap.get_identity(rank)
+    # K-1 per spatial dim: static ones become constants in the body, dynamic ones are computed here.
+    last = [k - 1 if k is not None else add(size, -1) for k, size in zip(kernel, sizes[3:])]
 
     def gather(_out: ir.Value) -> ir.Value:
         g, f, c, *spatial = [linalg.IndexOp(i).result for i in range(rank)]
-        flipped = [arith.subi(index(k - 1), i) for k, i in zip(kernel, spatial)]
+        flipped = [arith.subi(as_value(k_last), i) for k_last, i in zip(last, spatial)]
         return tensor.extract(grouped, [g, c, f, *flipped])
 
     return generic([], tensor.empty(out_sizes, elem), [identity], [IteratorType.parallel] * rank, gather)

@@ -1,20 +1,27 @@
-"""The rewrite pattern on `torch.aten.convolution` and the driver that applies it.
+"""The rewrite pattern on `torch.aten.convolution` (and `torch.aten.conv_tbc`)
+and the driver that applies it.
 
-Flow per op: read (spec.py) -> decide (plan.py) -> emit (emit.py). A refusal
-leaves the op for torch-mlir's own lowering and is recorded in the report.
+Flow per op: read (spec.py; conv_tbc.py for conv_tbc) -> decide (plan.py) ->
+emit (emit.py). Each op kind is a `Frontend` in `FRONTENDS`: its reader and
+its emitter around the shared `emit_builtin`. A refusal leaves the op for
+torch-mlir's own lowering and is recorded in the report.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch_mlir import ir, passmanager, rewrite
 from torch_mlir.dialects import torch as torch_d
 
 from ..report import ConvDecision, RewriteReport
-from . import builders
+from . import builders, conv_tbc
 from .emit import EMITTERS, Emitter
 from .plan import ConvPlan, plan_convolution
-from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec
+from .spec import ConvSpec, Refusal, TensorInfo, parse_vtensor_type, read_conv_spec, runtime_int_list
 from .strategies import STRATEGIES, choose
+
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
 
@@ -51,9 +58,26 @@ def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
     return found
 
 
+@dataclass(frozen=True)
+class Frontend:
+    """One op the plugin lowers: how to read it and how to emit a plan for it."""
+
+    op_class: type
+    read: Callable[[ir.Operation], ConvSpec | Refusal]
+    emit: Callable[[ConvPlan, ir.Operation, Emitter | None], ir.Value]
+
+
 def convolution_ops(module: ir.Module) -> list[ir.Operation]:
-    """All `torch.aten.convolution` ops, in program order."""
-    return ops_named(module, CONVOLUTION_OP)
+    """All ops the plugin lowers (`torch.aten.convolution`, `torch.aten.conv_tbc`), in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name in FRONTENDS:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
 
 
 def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
@@ -71,20 +95,22 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     def rewrite_convolution(op: ir.OpView, rewriter: rewrite.PatternRewriter) -> bool:
         source = op.operation
         number = ir.IntegerAttr(source.attributes[ORDER_ATTR]).value
-        spec = read_conv_spec(source)
+        frontend = FRONTENDS[source.name]
+        spec = frontend.read(source)
         plan = spec if isinstance(spec, Refusal) else plan_convolution(spec)
         if isinstance(plan, Refusal):
             decisions[number] = _decision(source, spec, None, plan.reason, strategy)
             return NOT_MATCHED
         choice = choose(strategy, plan)
         with rewriter.ip, source.location:
-            result = emit_plan(plan, source, choice.emitter)
+            result = frontend.emit(plan, source, choice.emitter)
         decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
         rewriter.replace_op(source, [result])
         return MATCHED
 
     patterns = rewrite.RewritePatternSet(module.context)
-    patterns.add(torch_d.AtenConvolutionOp, rewrite_convolution)
+    for frontend in FRONTENDS.values():
+        patterns.add(frontend.op_class, rewrite_convolution)
     frozen = patterns.freeze()
     try:
         rewrite.apply_patterns_and_fold_greedily(module, frozen)
@@ -96,8 +122,38 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
 
 
 def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
-    """Cross into builtin tensors, prepare input and weight, build the
-    accumulator, run `emitter` (default: the case's own), round to the result type.
+    """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back."""
+    x = builders.to_builtin(op.operands[0], plan.spec.input)
+    w = builders.to_builtin(op.operands[1], plan.spec.weight)
+    b_in = op.operands[2]
+    bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
+    padding = _padding_sizes(plan, op.operands[4])
+    return builders.from_builtin(emit_builtin(plan, x, w, bias, emitter, padding), op.results[0].type)
+
+
+def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.SizeValue]:
+    """`aten.convolution`'s padding: the plan's ints, and the runtime !torch.int
+    items (None in the spec) as index values (torch_c.to_i64, arith.index_cast)."""
+    if None not in plan.spec.padding:
+        return list(plan.spec.padding)  # type: ignore[arg-type]
+    items = runtime_int_list(padding_list)
+    return [p if p is not None else builders.torch_int_to_index(items[i]) for i, p in enumerate(plan.spec.padding)]
+
+
+def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+    """`torch.aten.conv_tbc`: [T, B, C] -> [B, C, T] (and the weight [k, C, F] ->
+    [F, C, k]), the conv, then [B, F, T'] -> [T', B, F] (see conv_tbc.py)."""
+    x, w, bias = conv_tbc.builtin_operands(plan.spec, op)
+    result = conv_tbc.result_layout(emit_builtin(plan, x, w, bias, emitter))
+    return builders.from_builtin(result, op.results[0].type)
+
+
+def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
+                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None) -> ir.Value:
+    """Prepare input and weight, build the accumulator, run `emitter`
+    (default: the case's own), round to the result type; builtin tensors in
+    PyTorch's layout (input [N,C,*s], weight as `aten.convolution` has it,
+    bias [F]) in and out.
 
     Strategy emitters (strategies/) take the flat layout: input [N,C,*s],
     weight [F,C/G,*k], accumulator [N,F,*o].
@@ -108,16 +164,20 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     and bias broadcasting then happen on grouped tensors, so no expand_shape
     of a padded or broadcast tensor is left for fusion to move (with dynamic
     channels that trips upstream elementwise fusion and IREE 3.13).
+
+    Kernel sizes unknown at compile time are read from the weight
+    (`tensor.dim`): the transposed window's pads and the output sizes.
+    `padding` holds the padding where the spec has a runtime item (None):
+    an index value (default: the spec's ints).
     """
     spec, window = plan.spec, plan.window
-    x_in, w_in, b_in = op.operands[0], op.operands[1], op.operands[2]
     emitter = emitter or EMITTERS[plan.case]
     grouped, groups = plan.grouped_layout and emitter is EMITTERS[plan.case], spec.groups
-    x = builders.to_builtin(x_in, spec.input)
+    kernel = _kernel_sizes(plan, w)
     if grouped:
         x = builders.expand(x, 1, groups)
-    x = builders.window_input(x, window.input_dilation, window.pad_low, window.pad_high)
-    w = builders.to_builtin(w_in, spec.weight)
+    pad_low, pad_high = _window_pads(plan, kernel, padding if padding is not None else list(spec.padding))
+    x = builders.window_input(x, window.input_dilation, pad_low, pad_high)
     if spec.transposed:
         w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
         if not grouped:
@@ -125,19 +185,45 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     elif grouped:
         w = builders.expand(w, 0, groups)
     acc_elem = builders.element_type(plan.accumulator_dtype)
-    bias = None
-    if spec.has_bias:
-        bias = builders.to_builtin(b_in, _bias_info(b_in))
+    if bias is not None:
         bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
-    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w), acc_elem, bias)
+    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w, kernel), acc_elem, bias)
     result = emitter(plan, x, w, acc)
     if grouped:
         result = builders.collapse(result, 1)
-    result = builders.convert_elements(result, builders.element_type(spec.result.dtype))
-    return builders.from_builtin(result, op.results[0].type)
+    return builders.convert_elements(result, builders.element_type(spec.result.dtype))
 
 
-def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> list[builders.SizeValue]:
+def _kernel_sizes(plan: ConvPlan, w: ir.Value) -> list[builders.SizeValue]:
+    """The kernel sizes: the plan's, or `tensor.dim` of the weight (axes 2.. in
+    both the forward [F,C/G,*k] and the transposed [C,F/G,*k] layout)."""
+    return [k if k is not None else builders.size_of(w, 2 + i) for i, k in enumerate(plan.kernel)]
+
+
+def _window_pads(plan: ConvPlan, kernel: list[builders.SizeValue], padding: list[builders.SizeValue]
+                 ) -> tuple[list[builders.SizeValue], list[builders.SizeValue]]:
+    """The window's pads; those the plan left to run time (None) computed with
+    plan.py's formulas on index values: forward p on both sides; transposed
+    d*(k-1)-p low and d*(k-1)-p+op high."""
+    spec = plan.spec
+    low: list[builders.SizeValue] = []
+    high: list[builders.SizeValue] = []
+    for i, (lo, hi) in enumerate(zip(plan.window.pad_low, plan.window.pad_high)):
+        if lo is not None and hi is not None:
+            low.append(lo)
+            high.append(hi)
+        elif not spec.transposed:
+            low.append(padding[i])
+            high.append(padding[i])
+        else:
+            reach = builders.mul(builders.add(kernel[i], -1), spec.dilation[i])
+            low.append(builders.subtract(reach, padding[i]))
+            high.append(builders.add(low[-1], spec.output_padding[i]))
+    return low, high
+
+
+def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value,
+                  kernel: list[builders.SizeValue]) -> list[builders.SizeValue]:
     """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
     prepared input `x` and forward weight `w` in the same layout: static dims
     from the result type, dynamic ones computed."""
@@ -154,9 +240,15 @@ def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value) -> li
             sizes.append(known)
             continue
         sizes.append(builders.conv_output_size(
-            builders.size_of(x, lead + i), plan.kernel[i], window.stride[i], window.dilation[i]
+            builders.size_of(x, lead + i), kernel[i], window.stride[i], window.dilation[i]
         ))
     return sizes
+
+
+FRONTENDS: dict[str, Frontend] = {
+    CONVOLUTION_OP: Frontend(torch_d.AtenConvolutionOp, read_conv_spec, emit_plan),
+    conv_tbc.CONV_TBC_OP: Frontend(torch_d.AtenConvTbcOp, conv_tbc.read_conv_tbc_spec, emit_conv_tbc),
+}
 
 
 def _bias_info(bias: ir.Value) -> TensorInfo:
@@ -169,10 +261,12 @@ def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
               reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
     if isinstance(spec, Refusal):
         return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
+    # Shapes as the op has them (conv_tbc's [T, B, C] / [k, C, F], not the spec's layout).
+    x_info, w_info = parse_vtensor_type(str(op.operands[0].type)), parse_vtensor_type(str(op.operands[1].type))
     return ConvDecision(
         location=spec.location,
-        input_shape=list(spec.input.shape),
-        weight_shape=list(spec.weight.shape),
+        input_shape=list(x_info.shape) if x_info else None,
+        weight_shape=list(w_info.shape) if w_info else None,
         groups=spec.groups,
         case=None if plan is None else plan.label,
         reason=reason,

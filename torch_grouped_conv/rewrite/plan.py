@@ -12,6 +12,14 @@ A transposed convolution with stride s, padding p, output_padding op and
 dilation d is the forward convolution with stride 1 and dilation d over the
 input dilated by s, padded by d*(k-1)-p low and d*(k-1)-p+op high, with the
 flipped, per-group-transposed weight (the adjoint of the strided conv).
+
+Kernel sizes unknown at compile time (a weight passed as an input with
+dynamic dims) are `None` in `ConvPlan.kernel`. The plan says so explicitly:
+a transposed conv's padding along such a dim depends on k, so its
+`Window.pad_low`/`pad_high` entry is `None` too and the emitter computes
+d*(k-1)-p (+op) from `tensor.dim` of the weight at run time; output sizes
+are computed at run time as well. Padding itself may be a runtime value
+(`None` in `ConvSpec.padding`): then the window's pads on that dim are None too.
 """
 
 from __future__ import annotations
@@ -52,10 +60,14 @@ class Window:
     """
 
     input_dilation: tuple[int, ...]
-    pad_low: tuple[int, ...]
-    pad_high: tuple[int, ...]
+    pad_low: tuple[Dim, ...]  # None: depends on a kernel size known only at run time
+    pad_high: tuple[Dim, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
+
+    @property
+    def static_padding(self) -> bool:
+        return None not in self.pad_low and None not in self.pad_high
 
 
 @dataclass(frozen=True)
@@ -63,12 +75,18 @@ class ConvPlan:
     spec: ConvSpec
     case: Case
     window: Window
-    kernel: tuple[int, ...]
+    kernel: tuple[Dim, ...]  # None: known only at run time (tensor.dim of the weight)
     accumulator_dtype: str
 
     @property
+    def static_kernel(self) -> bool:
+        return None not in self.kernel
+
+    @property
     def label(self) -> str:
-        """The case as reported: `transposed_` + case for transposed convs."""
+        """The case as reported: `transposed_` + case for transposed convs; `conv_tbc` for that op."""
+        if self.spec.entry != "convolution":
+            return self.spec.entry
         return f"transposed_{self.case}" if self.spec.transposed else str(self.case)
 
     @property
@@ -78,7 +96,8 @@ class ConvPlan:
 
     @property
     def needs_padding(self) -> bool:
-        return any(self.window.pad_low) or any(self.window.pad_high)
+        pads = (*self.window.pad_low, *self.window.pad_high)
+        return any(p is None or p != 0 for p in pads)
 
 
 def plan_convolution(spec: ConvSpec) -> ConvPlan | Refusal:
@@ -86,7 +105,7 @@ def plan_convolution(spec: ConvSpec) -> ConvPlan | Refusal:
     refusal = _check_supported(spec) or _check_consistent(spec)
     if refusal is not None:
         return refusal
-    kernel = tuple(k for k in spec.kernel if k is not None)
+    kernel = spec.kernel
     window = transposed_window(spec, kernel) if spec.transposed else forward_window(spec)
     window = trim_unread_input(window, spec.input.shape[2:], kernel)
     return ConvPlan(spec, classify(spec), window, kernel, ACCUMULATOR_DTYPE[spec.input.dtype])
@@ -97,32 +116,40 @@ def forward_window(spec: ConvSpec) -> Window:
     return Window(ones, spec.padding, spec.padding, spec.stride, spec.dilation)
 
 
-def trim_unread_input(window: Window, in_sizes: tuple[Dim, ...], kernel: tuple[int, ...]) -> Window:
+def trim_unread_input(window: Window, in_sizes: tuple[Dim, ...], kernel: tuple[Dim, ...]) -> Window:
     """Crop the trailing input no output reads, along dims whose output size is 1.
 
     Same numbers, and IREE 3.13 needs it: a conv with a unit output dim and an
     input longer than its window fails to compile there (after unit-dim
     folding, "inferred input/output operand #1 has shape's dimension ... to
     be 4, but found 3"; torch-mlir's own lowering fails alike). Dynamic
-    sizes are left alone.
+    sizes (input, kernel or padding) are left alone.
     """
     high = list(window.pad_high)
     for i, size in enumerate(in_sizes):
-        if size is None:
+        k, low, hi = kernel[i], window.pad_low[i], high[i]
+        if size is None or k is None or low is None or hi is None:
             continue
-        extent = (size - 1) * window.input_dilation[i] + 1 + window.pad_low[i] + window.pad_high[i]
-        reach = window.dilation[i] * (kernel[i] - 1) + 1
+        extent = (size - 1) * window.input_dilation[i] + 1 + low + hi
+        reach = window.dilation[i] * (k - 1) + 1
         if extent >= reach and (extent - reach) // window.stride[i] == 0 and extent > reach:
-            high[i] -= extent - reach  # output size 1: only the first `reach` elements are read
+            high[i] = hi - (extent - reach)  # output size 1: only the first `reach` elements are read
     return dataclasses.replace(window, pad_high=tuple(high))
 
 
-def transposed_window(spec: ConvSpec, kernel: tuple[int, ...]) -> Window:
-    """Low pad d*(k-1)-p, high pad d*(k-1)-p+op, stride 1, input dilated by s."""
-    reach = [d * (k - 1) for d, k in zip(spec.dilation, kernel)]
-    low = tuple(r - p for r, p in zip(reach, spec.padding))
-    high = tuple(lo + op for lo, op in zip(low, spec.output_padding))
-    return Window(spec.stride, low, high, (1,) * spec.spatial_rank, spec.dilation)
+def transposed_window(spec: ConvSpec, kernel: tuple[Dim, ...]) -> Window:
+    """Low pad d*(k-1)-p, high pad d*(k-1)-p+op, stride 1, input dilated by s.
+
+    Where k or p is unknown at compile time both pads are None: the emitter
+    computes the same formula on index values.
+    """
+    low: list[Dim] = []
+    high: list[Dim] = []
+    for k, d, p, op in zip(kernel, spec.dilation, spec.padding, spec.output_padding):
+        pad = None if k is None or p is None else d * (k - 1) - p
+        low.append(pad)
+        high.append(None if pad is None else pad + op)
+    return Window(spec.stride, tuple(low), tuple(high), (1,) * spec.spatial_rank, spec.dilation)
 
 
 def group_channels(spec: ConvSpec) -> tuple[Dim, Dim]:
@@ -159,8 +186,6 @@ def _check_supported(spec: ConvSpec) -> Refusal | None:
         return Refusal(
             f"mixed dtypes input={spec.input.dtype} weight={spec.weight.dtype} result={spec.result.dtype}"
         )
-    if any(k is None for k in spec.kernel):
-        return Refusal(f"kernel size {list(spec.kernel)} must be static (window and flip need it)")
     return None
 
 
@@ -173,7 +198,7 @@ def _check_consistent(spec: ConvSpec) -> Refusal | None:
         values = getattr(spec, name)
         if len(values) != rank:
             return Refusal(f"{name}={list(values)} has {len(values)} entries for a {rank}D convolution")
-    if any(s < 1 for s in spec.stride) or any(d < 1 for d in spec.dilation) or any(p < 0 for p in spec.padding):
+    if any(s < 1 for s in spec.stride) or any(d < 1 for d in spec.dilation) or any(p is not None and p < 0 for p in spec.padding):
         return Refusal(f"stride={list(spec.stride)} dilation={list(spec.dilation)} padding={list(spec.padding)} out of range")
     refusal = _check_output_padding(spec)
     if refusal is not None:

@@ -43,6 +43,8 @@ class ConvSpec:
 
     Layout: input [N, C, *spatial], weight [F, C/G, *kernel] (not transposed)
     or [C, F/G, *kernel] (transposed), result [N, F, *spatial_out].
+    `entry` is the op it was read from: "convolution" (`torch.aten.convolution`)
+    or "conv_tbc" (`torch.aten.conv_tbc`, read into this layout by conv_tbc.py).
     """
 
     location: str
@@ -51,11 +53,12 @@ class ConvSpec:
     result: TensorInfo
     has_bias: bool
     stride: tuple[int, ...]
-    padding: tuple[int, ...]
+    padding: tuple[Dim, ...]  # None: a !torch.int known only at run time (e.g. "same" with a dynamic kernel)
     dilation: tuple[int, ...]
     output_padding: tuple[int, ...]
     transposed: bool
     groups: int
+    entry: str = "convolution"
 
     @property
     def spatial_rank(self) -> int:
@@ -108,6 +111,22 @@ def constant_int_list(value: ir.Value) -> tuple[int, ...] | None:
     return tuple(i for i in items if i is not None)
 
 
+def int_list_items(value: ir.Value) -> tuple[int | None, ...] | None:
+    """The items of a `torch.prim.ListConstruct`: ints where constant, None where
+    a runtime !torch.int; None if `value` is not a ListConstruct."""
+    op = _defining_op(value)
+    if op is None or op.name != "torch.prim.ListConstruct":
+        return None
+    return tuple(constant_int(v) for v in op.operands)
+
+
+def runtime_int_list(value: ir.Value) -> list[ir.Value]:
+    """The `!torch.int` items of the ListConstruct `value` (see `int_list_items`)."""
+    op = _defining_op(value)
+    assert op is not None and op.name == "torch.prim.ListConstruct"
+    return list(op.operands)
+
+
 def is_none(value: ir.Value) -> bool:
     op = _defining_op(value)
     return op is not None and op.name == "torch.constant.none"
@@ -129,12 +148,17 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
             return Refusal(f"{name} has type {value.type}; a ranked !torch.vtensor with a known dtype is required")
         tensors[name] = info
     lists = {}
-    for name, value in (("stride", stride), ("padding", padding), ("dilation", dilation),
-                        ("output_padding", output_padding)):
+    for name, value in (("stride", stride), ("dilation", dilation), ("output_padding", output_padding)):
         items = constant_int_list(value)
         if items is None:
             return Refusal(f"{name} is not a list of constant ints")
         lists[name] = items
+    # Padding may be computed at run time (torch-mlir's padding="same" with a
+    # dynamic kernel: (k-1)//2 from aten.size.int); the emitter reads those items.
+    padding_items = int_list_items(padding)
+    if padding_items is None:
+        return Refusal("padding is not a list of ints (torch.prim.ListConstruct)")
+    lists["padding"] = padding_items
     is_transposed = constant_bool(transposed)
     if is_transposed is None:
         return Refusal("transposed is not a constant bool")

@@ -62,11 +62,18 @@ def declines(strategy: str) -> Callable[[Decliner], Decliner]:
 
 def choose(strategy: str, plan: ConvPlan) -> Choice:
     """The emitter `strategy` uses for `plan`, falling back to the default with a note."""
+    default = EMITTERS[plan.case]
+    if strategy != DEFAULT_STRATEGY and not plan.static_kernel:
+        # Every alternative emitter unrolls or slices by kernel position: it needs k.
+        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: kernel size {list(plan.kernel)} is known "
+                      f"only at run time; fell back to {DEFAULT_STRATEGY}")
+    if strategy != DEFAULT_STRATEGY and None in plan.spec.padding:
+        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: padding {list(plan.spec.padding)} is known "
+                      f"only at run time; fell back to {DEFAULT_STRATEGY}")
     if strategy in PICKERS:
         picked, why = PICKERS[strategy](plan)
         inner = choose(picked, plan)
         return Choice(inner.strategy, inner.emitter, f"{strategy}: {why}" + (f"; {inner.note}" if inner.note else ""))
-    default = EMITTERS[plan.case]
     if strategy == DEFAULT_STRATEGY:
         return Choice(strategy, default)
     if not (plan.spec.input.is_static and plan.spec.result.is_static):

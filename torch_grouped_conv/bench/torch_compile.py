@@ -1,4 +1,4 @@
-"""`python -m benchmarks.torch_compile`: steady-state latency of whole nets
+"""`python -m torch_grouped_conv.bench.torch_compile`: steady-state latency of whole nets
 under PyTorch eager, `torch.compile` (inductor, its default backend) and
 `torch.compile(backend="torch_grouped_conv")` (auto strategy, IREE), at the
 same thread count. Writes JSON and prints a Markdown table (docs/performance.md).

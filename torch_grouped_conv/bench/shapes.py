@@ -1,4 +1,10 @@
-"""The benchmark shape suite (../shared/bench/shapes.json): loading, modules, FLOPs."""
+"""The benchmark shape suite: loading, modules, FLOPs.
+
+The suite ships inside the package (`torch_grouped_conv/bench/shapes.json`,
+`DEFAULT_SHAPES`), so `torch-grouped-conv bench` works from `pip install`. It
+is a byte-identical copy of the project's `../shared/bench/shapes.json`
+(tests/test_bench_shapes.py checks that whenever the shared file is present).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 import torch
 
 SETS = ("core", "extra", "all")
+DEFAULT_SHAPES = Path(__file__).resolve().parent / "shapes.json"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""auto's time breakdown: conv dispatches (by the source conv's location) vs the rest."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch import nn
+
+from torch_grouped_conv.bench import breakdown
+from torch_grouped_conv.bench.variants import compile_iree
+
+CONV = '"/x/torch/nn/modules/conv.py":565:0'
+NORM = '"/x/torch/nn/modules/batchnorm.py":210:0'
+
+
+def test_innermost_frame_is_the_callee() -> None:
+    assert breakdown.innermost_frame(f'loc(callsite({CONV} at "/m.py":13:0))') == CONV
+    assert breakdown.innermost_frame(f"loc({CONV})") == CONV
+
+
+def test_a_conv_frame_counts_only_where_it_opens_a_location() -> None:
+    conv_op = f'%1 = linalg.generic ... loc(callsite({CONV} at callsite("/m.py":15:0 at "/m.py":13:0)))'
+    norm_op = f'%2 = arith.mulf ... loc(callsite({NORM} at callsite("/m.py":14:0 at callsite({CONV} at "/m.py":13:0))))'
+    fused = f'%3 = arith.addf ... loc(fused[{NORM}, {CONV}])'
+    assert breakdown.is_conv_dispatch(conv_op, {CONV})
+    assert not breakdown.is_conv_dispatch(norm_op, {CONV})  # conv.py is a caller further out there
+    assert breakdown.is_conv_dispatch(fused, {CONV})
+
+
+def test_split_executables_maps_exports_to_bodies() -> None:
+    text = ("  flow.executable private @main_dispatch_0 {\n    flow.executable.export public @main_dispatch_0_matmul_8x8 "
+            "workgroups()\n  A\n  }\n  func.func @main() { C }\n  flow.executable private @main_dispatch_1 {\n"
+            "    flow.executable.export public @main_dispatch_1_generic_8 workgroups()\n  B\n  }\n  util.global @w = D\n")
+    bodies = breakdown.split_executables(text)
+    assert set(bodies) == {"main_dispatch_0_matmul_8x8", "main_dispatch_1_generic_8"}
+    assert "A" in bodies["main_dispatch_0_matmul_8x8"] and "C" not in bodies["main_dispatch_0_matmul_8x8"]
+    assert "B" in bodies["main_dispatch_1_generic_8"] and "D" not in bodies["main_dispatch_1_generic_8"]
+
+
+def test_summarize_sums_per_call() -> None:
+    rows = [{"type": "host_dispatch_group", "key": "d0_conv", "total_ns": 30e6},
+            {"type": "host_dispatch_group", "key": "d1_softmax", "total_ns": 10e6},
+            {"type": "host_dispatch_group", "key": "d2_unknown", "total_ns": 10e6},
+            {"type": "dispatch_summary"}]
+    b = breakdown.summarize("\n".join(map(json.dumps, rows)), {"d0_conv": True, "d1_softmax": False},
+                            wall_ms=6.0, calls=10)
+    assert (b.conv_ms, b.other_ms, b.conv_dispatches, b.other_dispatches) == (3.0, 2.0, 1, 2)
+    assert b.rest_ms == 1.0
+    assert [name for name, _, _ in b.top] == ["d0_conv", "d1_softmax", "d2_unknown"] and b.top[0][1]
+
+
+class ConvNormSoftmax(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(16, 32, 3, padding=1, groups=4)
+        self.norm = nn.BatchNorm2d(32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.norm(self.conv(x)))
+        return torch.softmax(y.flatten(1), dim=-1)
+
+
+def test_profiled_breakdown_of_a_real_module() -> None:
+    torch.manual_seed(0)
+    model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
+    build = compile_iree(model, [x], "auto", [])
+    assert build.conv_frames and all("conv.py" in f for f in build.conv_frames)
+    kinds = breakdown.conv_dispatches(build.linalg_bytecode, build.flags, build.conv_frames)
+    assert any(kinds.values()) and not all(kinds.values())  # the conv, and the softmax's reductions
+    result = breakdown.profile(build.vmfb, [x.numpy()], 1, kinds)
+    assert result.conv_dispatches >= 1 and result.other_dispatches >= 1
+    assert result.conv_ms > 0 and result.other_ms > 0 and result.wall_ms >= 0.5 * (result.conv_ms + result.other_ms)
+
+
+def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
+    """The model-row plumbing of run.py on a tiny module (the real nets are too slow for CI)."""
+    from torch_grouped_conv.bench import output, run
+    from torch_grouped_conv.bench.variants import UPSTREAM
+    from torch_grouped_conv.bench.workloads import Workload, standard_variants
+
+    torch.manual_seed(0)
+    model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
+    workload = Workload("tiny_net", "networks", [x], lambda: [])
+    workload.build = lambda: standard_variants(model, [x], [(UPSTREAM, None, []), ("auto", "auto", [])],
+                                               workload.errors, with_ort=False)
+    args = run.parse_args(["--rounds", "1", "--block", "2"])
+    row = run.bench_workload(workload, [1], args)
+    assert set(row["threads"]["1"]) == {"pytorch", "upstream", "auto"}
+    assert row["breakdown"]["1"]["conv_ms"] > 0 and row["breakdown"]["1"]["other_dispatches"] >= 1
+    results = {"config": {"threads": [1], "mode": "steady", "rounds": 1, "block": 2, "warmup": 3,
+                          "iree_drivers": {"1": "local-sync"}, "iree_flags": "", "command": "test", "wall_s": 1.0},
+               "machine": {"1": {"cpu": "cpu", "logical_cpus": 2, "simd": "avx2+fma", "ghz": 2.0}}, "rows": [row]}
+    results["summary"] = output.summarize(results)
+    table = output.markdown(results)
+    assert "### Whole networks, 1 thread" in table and "auto: conv / other dispatches / rest ms" in table
+    assert "| tiny_net |" in table and "geomean (8 image nets)" in table

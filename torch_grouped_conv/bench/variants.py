@@ -1,0 +1,175 @@
+"""The timed variants of one workload: PyTorch eager, ONNX Runtime, and IREE
+modules (torch-mlir's own lowering or a plugin strategy).
+
+A `Variant` is built once per workload (export, compile) and then
+instantiated per thread count: `instantiate(threads, inputs)` returns an
+`Instance` whose `call()` does one inference on inputs already placed where
+the variant reads them (torch CPU tensors; an ORT feed of numpy arrays; IREE
+device arrays in host memory). IREE's call is synchronous (the `main`
+wrapper waits on its fences) and returns device arrays without copying them
+back; PyTorch's and ORT's calls include their own operator dispatch.
+
+Threads: the caller sets torch.set_num_threads(threads) and IREE's local-task
+topology (runners/iree_flags.py) before instantiating; ORT gets
+intra_op_num_threads = threads, inter_op_num_threads = 1, spinning off (so
+its pool does not keep the cores busy while the next variant runs), and all
+graph optimizations.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from iree import runtime as iree_rt
+
+from torch_grouped_conv import api
+from torch_grouped_conv.runners.common import as_numpy, module_bytecode
+from torch_grouped_conv.runners.iree import compile_to_vmfb
+from torch_grouped_conv.runners.iree_flags import runtime_driver
+
+from .breakdown import conv_frames
+
+PYTORCH = "pytorch"
+ORT = "ort"
+UPSTREAM = "upstream"  # grouped_conv=None: torch-mlir's own lowering
+AUTO = "auto"
+
+
+@dataclass
+class Instance:
+    """One variant ready to run at one thread count on one set of inputs."""
+
+    call: Callable[[], object]
+    output: Callable[[], np.ndarray]  # one call, result as a float64 numpy array
+
+
+@dataclass
+class Variant:
+    name: str
+    instantiate: Callable[[int, Sequence[torch.Tensor]], Instance]
+    build_s: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # strategies used, exporter, compile warnings
+
+
+def to_float64(value: object) -> np.ndarray:
+    """A result (torch tensor, IREE device array, numpy array) as float64 numpy."""
+    if hasattr(value, "to_host"):
+        value = value.to_host()  # type: ignore[union-attr]
+    return np.asarray(as_numpy(value)).astype(np.float64)
+
+
+def first(result: object) -> object:
+    return result[0] if isinstance(result, (tuple, list)) else result
+
+
+def pytorch_variant(model: torch.nn.Module, name: str = PYTORCH) -> Variant:
+    def instantiate(threads: int, inputs: Sequence[torch.Tensor]) -> Instance:
+        def call() -> object:
+            with torch.inference_mode():
+                return model(*inputs)
+
+        return Instance(call, lambda: to_float64(first(call())))
+
+    return Variant(name, instantiate)
+
+
+def ort_variant(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> Variant:
+    """Export with torch.onnx (the dynamo exporter; the TorchScript one if that
+    fails) and run on ONNX Runtime's CPU execution provider."""
+    import onnxruntime as ort  # the `bench` extra
+
+    start = time.perf_counter()
+    onnx_bytes, exporter = export_onnx(model, example)
+    build_s = time.perf_counter() - start
+
+    def instantiate(threads: int, inputs: Sequence[torch.Tensor]) -> Instance:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        feed = {n: np.ascontiguousarray(t.numpy()) for n, t in zip(names, inputs)}
+
+        def call() -> object:
+            return session.run(None, feed)
+
+        return Instance(call, lambda: to_float64(first(call())))
+
+    return Variant(ORT, instantiate, build_s, {"exporter": exporter, "onnxruntime": ort.__version__})
+
+
+def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> tuple[bytes, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(model, tuple(example), dynamo=True, optimize=True, verbose=False)
+            return program.model_proto.SerializeToString(), "dynamo"
+        except Exception:  # noqa: BLE001 - some graphs only export with the TorchScript exporter
+            buffer = io.BytesIO()
+            torch.onnx.export(model, tuple(example), buffer, dynamo=False, opset_version=17)
+            return buffer.getvalue(), "torchscript"
+
+
+@dataclass
+class IreeBuild:
+    """A compiled module and what it took to get there."""
+
+    vmfb: bytes
+    linalg_bytecode: bytes  # kept for the dispatch breakdown (breakdown.py)
+    flags: list[str]
+    strategies_used: dict[str, int]
+    warnings: str
+    conv_frames: set[str]  # innermost locations of the module's convolutions (breakdown.py)
+
+
+def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
+                 flags: list[str], dynamic_shapes: Any = None) -> IreeBuild:
+    """The stages of tgc.compile, with the convolutions' locations read in between."""
+    module = api.import_to_torch(api.export_program(model, *example, dynamic_shapes=dynamic_shapes))
+    frames = conv_frames(module)
+    report = api.apply_strategy(module, strategy)
+    api.lower_to_linalg(module)
+    used: dict[str, int] = {}
+    for decision in report.lowered:
+        key = f"{decision.strategy}/{decision.case}"
+        used[key] = used.get(key, 0) + 1
+    vmfb, warning_text = compile_to_vmfb(module, flags)
+    return IreeBuild(vmfb, module_bytecode(module), list(flags), used, warning_text, frames)
+
+
+def iree_variant(name: str, build: IreeBuild, build_s: float) -> Variant:
+    def instantiate(threads: int, inputs: Sequence[torch.Tensor]) -> Instance:
+        config = iree_rt.Config(runtime_driver(threads))
+        context = iree_rt.SystemContext(config=config)
+        vm_module = iree_rt.VmModule.copy_buffer(context.instance, build.vmfb)
+        context.add_vm_module(vm_module)
+        function = context.modules[vm_module.name]["main"]
+        args = [iree_rt.asdevicearray(config.device, np.ascontiguousarray(as_numpy(t))) for t in inputs]
+
+        def call() -> object:
+            return function(*args)
+
+        call.keep_alive = context  # type: ignore[attr-defined]  # the function's module lives in it
+        return Instance(call, lambda: to_float64(first(call())))
+
+    info: dict[str, Any] = {"strategies_used": build.strategies_used, "iree_flags": build.flags}
+    if build.warnings:
+        info["iree_warnings"] = build.warnings[:2000]
+    return Variant(name, instantiate, build_s, info)
+
+
+def timed_build(build: Callable[[], Variant]) -> Variant:
+    start = time.perf_counter()
+    variant = build()
+    if not variant.build_s:
+        variant.build_s = time.perf_counter() - start
+    return variant
