@@ -237,9 +237,10 @@ def test_cli_onnx_bad_input(capsys: pytest.CaptureFixture[str], mixed_onnx: Path
     garbage.write_bytes(b"\x08\x07not a model\xff")
     paths = {"garbage": str(garbage), "missing": str(tmp_path / "missing.onnx"), "mixed": str(mixed_onnx)}
     target = tmp_path / "out.mlir"
-    code, _, err = run_cli(capsys, *[a.format(**paths) for a in argv], "-o" if argv[0] == "compile" else "--json",
-                           str(target))
+    code, out, err = run_cli(capsys, *[a.format(**paths) for a in argv], "-o" if argv[0] == "compile" else "--json",
+                             str(target))
     assert code == 2, err
+    assert out == ""  # the error comes before any progress output
     assert message in err and len(err.strip().splitlines()) == 1
     assert not target.exists()
 

@@ -207,10 +207,12 @@ def _verify_and_print(model, x, name: str, backend: str, strategy: str | None, j
 
 def _verify_onnx_and_print(model: str, shapes: dict | list, backend: str, strategy: str | None,
                            json_path: Path | None) -> int:
-    from .frontends.onnx import verify_onnx
+    from .frontends.onnx import graph_inputs, load_model, resolve_shapes, verify_onnx
 
+    proto = load_model(model)  # bad files and shapes fail here, before anything is printed
+    resolve_shapes(graph_inputs(proto), shapes)
     out.print(f"[bold]{model}[/bold] (ONNX, reference: onnxruntime CPU) backend={backend} grouped_conv={strategy}")
-    result = verify_onnx(model, input_shapes=shapes, backend=backend, grouped_conv=strategy,
+    result = verify_onnx(proto, name=model, input_shapes=shapes, backend=backend, grouped_conv=strategy,
                          on_stage=lambda stage, seconds: out.print(f"  {stage:<11} {seconds:8.2f} s"))
     _print_result(result)
     if json_path is not None:
