@@ -28,9 +28,16 @@ setup(
         "ml_dtypes",
     ],
     extras_require={
+        # The ONNX frontend: compile_onnx, `verify model.onnx` against onnxruntime.
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # ONNX Runtime is the benchmark's peer column (torch.onnx export -> onnxruntime CPU).
         "bench": ["onnx", "onnxruntime", "onnxscript"],
         "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript"],
     },
-    entry_points={"console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"]},
+    entry_points={
+        "console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"],
+        # torch.compile(model, backend="torch_grouped_conv"): torch._dynamo.backends.registry
+        # reads this group (_discover_entrypoint_backends).
+        "torch_dynamo_backends": ["torch_grouped_conv = torch_grouped_conv.frontends.dynamo:backend"],
+    },
 )

@@ -146,8 +146,8 @@ def test_factory_errors(capsys: pytest.CaptureFixture[str], model_file: Path) ->
 
 @pytest.mark.parametrize(
     "text, message",
-    [("this is not mlir", "cannot parse"), (NO_CONV_IR, "no torch.aten.convolution"), (RAW_IR, "not in torch-backend form")],
-    ids=["unparsable", "no-convolution", "raw-torch-ir"],
+    [("this is not mlir", "cannot parse"), (NO_CONV_IR, "no torch.aten.convolution")],
+    ids=["unparsable", "no-convolution"],
 )
 def test_lower_bad_ir_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, message: str) -> None:
     source, target = tmp_path / "in.mlir", tmp_path / "out.mlir"
@@ -180,6 +180,27 @@ def test_console_entry_point_exit_code() -> None:
                            "--input-shape", "oops"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "malformed" in done.stderr
+
+
+def test_lower_raw_torch_ir_runs_the_backend_pipeline_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Raw import output (aten.conv2d) is no longer refused: torch-mlir's
+    torch-backend pipeline runs first, the summary says so, the conv is lowered."""
+    source, target = tmp_path / "in.mlir", tmp_path / "out.mlir"
+    source.write_text(RAW_IR)
+    code, _, err = run_cli(capsys, "lower", str(source), "-o", str(target))
+    assert code == 0, err
+    assert "input is raw torch IR (it has torch.aten.conv2d)" in err
+    assert "torchdynamo-export-to-torch-backend-pipeline" in err
+    lowered = target.read_text()
+    assert "torch.aten.conv2d" not in lowered and "torch.aten.convolution" not in lowered
+    assert "linalg.conv_2d_ngchw_gfchw" in lowered or "linalg.depthwise_conv_2d_nchw_chw" in lowered or "linalg.conv_2d_nchw_fchw" in lowered
+
+
+def test_lower_unknown_input_form(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    source = tmp_path / "in.mlir"
+    source.write_text(RAW_IR)
+    code, _, err = run_cli(capsys, "lower", str(source), "--input-form", "tosa")
+    assert (code, "unknown --input-form 'tosa'" in err, len(err.strip().splitlines())) == (2, True, 1)
 
 
 CONV_TBC_MODEL = """

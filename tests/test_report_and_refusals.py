@@ -341,7 +341,8 @@ def test_lower_without_convolution() -> None:
 
 
 def test_lower_raw_import_form() -> None:
-    """aten.conv2d exists only before the torch-backend pipeline."""
+    """aten.conv2d exists only before the torch-backend pipeline: `lower` runs
+    that pipeline first (it used to refuse) and says so in the report."""
     x, w, y = vtensor((1, 8, 6, 6)), vtensor((8, 2, 3, 3)), vtensor((1, 8, 4, 4))
     module = parse(
         f"func.func @main(%x: {x}, %w: {w}) -> {y} {{\n"
@@ -353,8 +354,11 @@ def test_lower_raw_import_form() -> None:
         f"!torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> {y}\n"
         f"  return %y : {y}\n}}"
     )
-    with pytest.raises(tgc.InputError, match="not in torch-backend form .*torch.aten.conv2d"):
-        tgc.lower(module)
+    report = tgc.lower(module)
+    assert report.input_note is not None and "it has torch.aten.conv2d" in report.input_note
+    assert report.counts() == {"grouped": 1}
+    assert ops_named(module, "torch.aten.conv2d") == [] and ops_named(module, CONVOLUTION) == []
+    assert report.input_note in report.summary()
 
 
 def test_input_error_is_a_package_error() -> None:

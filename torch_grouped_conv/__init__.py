@@ -4,15 +4,31 @@ to MLIR linalg inside torch-mlir, and verify the result against PyTorch.
     module = torch_grouped_conv.compile(model, x, grouped_conv="grouped")
     report = torch_grouped_conv.last_report()
     [y] = torch_grouped_conv.run(module, x, backend="refbackend")
+
+Other entry points: `compile_onnx("model.onnx")`, `torch.compile(model,
+backend="torch_grouped_conv")`, `lower(module)` on torch IR, and
+`plugin_pass()` for a `PassManager` (see frontends/).
 """
 
-from .api import compile, last_report, lower
+import sys as _sys
+
+from .api import compile, compile_onnx, last_report, lower, plugin_pass
 from .errors import CompileError, GroupedConvError, InputError
+from .frontends.dynamo import backend as dynamo_backend
+from .frontends.dynamo import register as register_dynamo_backend
 from .report import ConvDecision, RewriteReport
 from .rewrite.pattern import STRATEGIES
 from .runners import BACKENDS, load, run
 
+# torch.compile finds backend="torch_grouped_conv" through the package's
+# `torch_dynamo_backends` entry point once installed. From a source checkout
+# on PYTHONPATH there is none, so register here too, but only when dynamo is
+# already imported: importing it costs ~2 s, too much for every CLI start.
+if "torch._dynamo" in _sys.modules:
+    register_dynamo_backend()
+
 __all__ = [
     "BACKENDS", "STRATEGIES", "CompileError", "ConvDecision", "GroupedConvError", "InputError",
-    "RewriteReport", "compile", "last_report", "load", "lower", "run",
+    "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower", "plugin_pass",
+    "register_dynamo_backend", "run",
 ]

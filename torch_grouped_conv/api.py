@@ -1,139 +1,33 @@
-"""Public entry points: `compile` (PyTorch -> linalg with the plugin) and
-`lower` (apply the plugin to torch-backend IR)."""
+"""The public surface: thin re-exports of the frontends (frontends/) and the
+shared stages (stages.py).
+
+- `compile(model, *args)`: torch.export frontend (frontends/torch_export.py);
+- `compile_onnx(model)`: ONNX frontend (frontends/onnx.py);
+- `lower(module)`: torch IR, torch-backend or raw (frontends/torch_ir.py);
+- `plugin_pass(...)`: the plugin as a pass (frontends/plugin_pass.py);
+- torch.compile: `backend="torch_grouped_conv"` (frontends/dynamo.py).
+"""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import torch
-from torch_mlir import fx, ir
-from torch_mlir.compiler_utils import OutputType, TorchMlirCompilerError, lower_mlir_module
-
-from .errors import CompileError, InputError
-from .importer import FastLiteralHooks
-from .report import RewriteReport
-from .rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops
-
-OUTPUT_TYPES = ("torch", "linalg-on-tensors")
-
-_last = threading.local()
-
-# Ops that only exist before torch-mlir's torch-backend pipeline has run: a
-# module holding one is raw import output, not torch-backend IR.
-PRE_BACKEND_CONV_OPS = (
-    "torch.aten.conv1d", "torch.aten.conv2d", "torch.aten.conv3d", "torch.aten._convolution",
-    "torch.aten.conv_transpose1d", "torch.aten.conv_transpose2d", "torch.aten.conv_transpose3d",
-)
+from .frontends.plugin_pass import plugin_pass
+from .frontends.torch_export import compile, export_program, import_to_torch
+from .frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_OPS, detect_form, lower
+from .stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
 
 
-# Ops kept out of torch-mlir's decompositions at import, for the plugin to lower:
-# its decomposition of aten.conv_tbc returns [B, F, T] unpermuted (rewrite/conv_tbc.py).
-PLUGIN_LEGAL_OPS = ("aten.conv_tbc",)
+def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: str = "linalg-on-tensors") -> Any:
+    """See frontends/onnx.py (imported on first use: it needs the `onnx` package, extra `[onnx]`)."""
+    from .frontends.onnx import compile_onnx as compile_onnx_
+
+    return compile_onnx_(model, grouped_conv=grouped_conv, output_type=output_type)
 
 
-def compile(
-    model: torch.nn.Module,
-    *example_args: Any,
-    grouped_conv: str | None = "grouped",
-    output_type: str = "linalg-on-tensors",
-    dynamic_shapes: Any = None,
-    **export_kwargs: Any,
-) -> ir.Module:
-    """Export `model` with torch-mlir and lower its convolutions with the plugin.
+_check_options = check_options  # the old private name, for callers on other branches
 
-    Same meaning as `torch_mlir.fx.export_and_import(model, *example_args,
-    dynamic_shapes=..., **export_kwargs)`, plus:
-
-    - `grouped_conv`: the plugin's strategy ("grouped"), or None to leave every
-      convolution to torch-mlir's own lowering (for comparison).
-    - `output_type`: "linalg-on-tensors" (default) or "torch" for the IR right
-      after our rewrite, before torch-mlir's linalg pipeline.
-
-    The RewriteReport of this call is returned by `last_report()`.
-    """
-    _check_options(grouped_conv, output_type)
-    module = import_to_torch(export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs))
-    _last.report = apply_strategy(module, grouped_conv)
-    if output_type == "torch":
-        return module
-    lower_to_linalg(module)
-    return module
-
-
-def apply_strategy(module: ir.Module, grouped_conv: str | None) -> RewriteReport:
-    """Stage 3: the plugin with `grouped_conv`, or nothing (an empty report) for None."""
-    return apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
-
-
-def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,
-                   **export_kwargs: Any) -> torch.export.ExportedProgram:
-    """Stage 1: torch.export (non-strict, as torch_mlir.fx does)."""
-    strict = export_kwargs.pop("strict", False)
-    return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
-
-
-def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
-    """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included).
-
-    Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
-    torch-mlir's per-element Python conversion. `PLUGIN_LEGAL_OPS` stay as they are.
-    """
-    try:
-        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks(),
-                                    backend_legal_ops=list(PLUGIN_LEGAL_OPS))
-    except TorchMlirCompilerError as e:
-        raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
-
-
-def lower_to_linalg(module: ir.Module) -> None:
-    """Stage 4 (after the plugin): torch-mlir's torch-backend -> linalg-on-tensors pipeline, in place."""
-    try:
-        lower_mlir_module(False, OutputType.LINALG_ON_TENSORS, module)
-    except TorchMlirCompilerError as e:
-        raise CompileError(f"torch-mlir's linalg-on-tensors pipeline failed after the plugin ran:\n{e}") from None
-
-
-def lower(module: ir.Module, grouped_conv: str = "grouped") -> RewriteReport:
-    """Apply the plugin in place to `module` in torch-backend form (e.g. parsed
-    from a file, or `compile(..., output_type="torch", grouped_conv=None)`).
-
-    Raises InputError when the module is not torch-backend IR or has no
-    convolution to lower.
-    """
-    _check_options(grouped_conv, "torch")
-    check_torch_backend_form(module)
-    report = apply_plugin(module, grouped_conv)
-    _last.report = report
-    return report
-
-
-def last_report() -> RewriteReport | None:
-    """The RewriteReport of the last `compile` or `lower` in this thread."""
-    return getattr(_last, "report", None)
-
-
-def check_torch_backend_form(module: ir.Module) -> None:
-    """Refuse modules the plugin cannot meaningfully act on, with one clear line."""
-    names: set[str] = set()
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        names.add(op.name)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    raw = sorted(names.intersection(PRE_BACKEND_CONV_OPS))
-    if raw:
-        raise InputError(
-            f"IR is not in torch-backend form (it has {', '.join(raw)}); run torch-mlir's "
-            "torchdynamo-export-to-torch-backend-pipeline first, or use `compile`"
-        )
-    if not convolution_ops(module):
-        raise InputError("the module has no torch.aten.convolution to lower; give IR that contains a convolution")
-
-
-def _check_options(grouped_conv: str | None, output_type: str) -> None:
-    if grouped_conv is not None and grouped_conv not in STRATEGIES:
-        raise InputError(f"unknown grouped_conv={grouped_conv!r}; choose one of {', '.join(STRATEGIES)} or None")
-    if output_type not in OUTPUT_TYPES:
-        raise InputError(f"unknown output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+__all__ = [
+    "INPUT_FORMS", "OUTPUT_TYPES", "PLUGIN_LEGAL_OPS", "PRE_BACKEND_CONV_OPS", "apply_strategy", "compile", "compile_onnx",
+    "detect_form", "export_program", "import_to_torch", "last_report", "lower", "lower_to_linalg", "plugin_pass",
+]

@@ -1,5 +1,8 @@
 """The `torch-grouped-conv` command line: compile, lower, verify, demo.
 
+MODEL is a PyTorch model spec (torchvision:NAME, path/to/file.py:factory) or
+an ONNX model file (recognised by its .onnx extension, or by its content).
+
 Exit codes: 0 success, 1 verification mismatch or compiler failure, 2 bad
 input (one line on stderr, nothing written).
 """
@@ -71,12 +74,48 @@ def _emit_ir(text: str, output: Path | None) -> None:
         write_atomically(output, text)
 
 
-def compile_command(model: str, input_shape: str, grouped_conv: str, output: Path | None, output_type: str) -> int:
+def is_onnx_model(model: str) -> bool:
+    """MODEL names an ONNX file: by extension (then it must be a valid one), or by content."""
+    from .frontends.onnx import is_onnx_file
+
+    return model.lower().endswith(".onnx") or (":" not in model and is_onnx_file(Path(model)))
+
+
+def _one_shape(input_shape: list[str] | None, model: str) -> tuple[int, ...]:
+    """A PyTorch MODEL takes exactly one --input-shape S."""
+    if not input_shape:
+        raise InputError(f"--input-shape is required for the PyTorch model {model} (e.g. --input-shape 1,3,224,224)")
+    if len(input_shape) > 1 or "=" in input_shape[0]:
+        raise InputError("a PyTorch MODEL takes one --input-shape S (NAME=S and repeats are for ONNX models)")
+    return parse_input_shape(input_shape[0])
+
+
+def onnx_shapes(input_shape: list[str] | None) -> dict[str, tuple[int, ...]] | list[tuple[int, ...]]:
+    """ONNX --input-shape values: all NAME=S (by graph input name) or all S (by position)."""
+    values = input_shape or []
+    named = ["=" in v for v in values]
+    if any(named) and not all(named):
+        raise InputError("give every --input-shape as NAME=S, or every one as S (by position), not a mix")
+    if values and all(named):
+        return {v.split("=", 1)[0]: parse_input_shape(v.split("=", 1)[1]) for v in values}
+    return [parse_input_shape(v) for v in values]
+
+
+def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str, output: Path | None,
+                    output_type: str) -> int:
     """Export MODEL with torch-mlir, lower its convolutions with the plugin, write the IR."""
-    strategy, shape = _strategy(grouped_conv), parse_input_shape(input_shape)
+    strategy = _strategy(grouped_conv)
     check_output_path(output)
     if output_type not in api.OUTPUT_TYPES:
         raise InputError(f"unknown --output-type {output_type!r}; choose one of {', '.join(api.OUTPUT_TYPES)}")
+    if is_onnx_model(model):
+        if input_shape:
+            raise InputError("`compile` takes an ONNX model's shapes from its graph; --input-shape is for `verify`")
+        module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
+        _emit_ir(str(module), output)
+        err.print(api.last_report().summary())
+        return 0
+    shape = _one_shape(input_shape, model)
     torch_model = build_model(model)
     module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
     if not convolution_ops(module):
@@ -89,8 +128,9 @@ def compile_command(model: str, input_shape: str, grouped_conv: str, output: Pat
     return 0
 
 
-def lower_command(input_file: Path, output: Path | None, grouped_conv: str) -> int:
-    """Apply the plugin to torch-backend IR from a file (an opt-style tool)."""
+def lower_command(input_file: Path, output: Path | None, grouped_conv: str, input_form: str = "auto") -> int:
+    """Apply the plugin to torch IR from a file (an opt-style tool); raw IR gets
+    torch-mlir's torch-backend pipeline first, and the summary says so."""
     from torch_mlir import ir
     from torch_mlir.dialects import torch as torch_d
 
@@ -103,7 +143,9 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str) -> i
     context = ir.Context()
     torch_d.register_dialect(context)
     module = _parse_module(input_file.read_text(encoding="utf-8", errors="replace"), context, input_file)
-    report = api.lower(module, strategy)
+    if input_form not in api.INPUT_FORMS:
+        raise InputError(f"unknown --input-form {input_form!r}; choose one of {', '.join(api.INPUT_FORMS)}")
+    report = api.lower(module, strategy, input_form=input_form)
     _emit_ir(str(module), output)
     err.print(report.summary())
     return 0
@@ -127,12 +169,17 @@ def _parse_module(text: str, context: "object", path: Path):
         handler.detach()
 
 
-def verify_command(model: str, input_shape: str, backend: str, grouped_conv: str, json_path: Path | None) -> int:
-    """Compile MODEL with the plugin, run it, compare with PyTorch eager: PASS or FAIL."""
-    strategy, shape = _strategy(grouped_conv), parse_input_shape(input_shape)
+def verify_command(model: str, input_shape: list[str] | None, backend: str, grouped_conv: str,
+                   json_path: Path | None) -> int:
+    """Compile MODEL with the plugin, run it, compare with PyTorch eager (or, for
+    an ONNX model, with onnxruntime on the same random inputs): PASS or FAIL."""
+    strategy = _strategy(grouped_conv)
     check_output_path(json_path)
     if backend not in BACKENDS:
         raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if is_onnx_model(model):
+        return _verify_onnx_and_print(model, onnx_shapes(input_shape), backend, strategy, json_path)
+    shape = _one_shape(input_shape, model)
     torch_model = build_model(model)
     return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
 
@@ -158,6 +205,21 @@ def _verify_and_print(model, x, name: str, backend: str, strategy: str | None, j
     return 0 if result.passed else 1
 
 
+def _verify_onnx_and_print(model: str, shapes: dict | list, backend: str, strategy: str | None,
+                           json_path: Path | None) -> int:
+    from .frontends.onnx import graph_inputs, load_model, resolve_shapes, verify_onnx
+
+    proto = load_model(model)  # bad files and shapes fail here, before anything is printed
+    resolve_shapes(graph_inputs(proto), shapes)
+    out.print(f"[bold]{model}[/bold] (ONNX, reference: onnxruntime CPU) backend={backend} grouped_conv={strategy}")
+    result = verify_onnx(proto, name=model, input_shapes=shapes, backend=backend, grouped_conv=strategy,
+                         on_stage=lambda stage, seconds: out.print(f"  {stage:<11} {seconds:8.2f} s"))
+    _print_result(result)
+    if json_path is not None:
+        write_atomically(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0 if result.passed else 1
+
+
 def _print_result(result: VerifyResult) -> None:
     out.print(result.report.summary())
     c = result.comparison
@@ -175,26 +237,30 @@ def bench_command(bench_args: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="torch-grouped-conv", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    model_help = "torchvision:NAME (weights=None) or path/to/file.py:factory"
+    model_help = "torchvision:NAME (weights=None), path/to/file.py:factory, or model.onnx"
+    shape_help = ("input shape, e.g. 1,3,224,224 (required for PyTorch models; for ONNX models NAME=S or S "
+                  "per dynamic graph input, repeatable)")
     strategy_help = f"plugin strategy: {'|'.join(STRATEGIES)}|none (default: grouped)"
 
     c = commands.add_parser("compile", help="export MODEL, lower its convolutions with the plugin, write the IR")
     c.add_argument("model", help=model_help)
-    c.add_argument("--input-shape", required=True, help="input shape, e.g. 1,3,224,224")
+    c.add_argument("--input-shape", action="append", help="input shape, e.g. 1,3,224,224 (PyTorch models only)")
     c.add_argument("--grouped-conv", default="grouped", help=strategy_help)
     c.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
     c.add_argument("--output-type", default="linalg-on-tensors", help="torch|linalg-on-tensors")
     c.set_defaults(run=lambda a: compile_command(a.model, a.input_shape, a.grouped_conv, a.output, a.output_type))
 
-    lo = commands.add_parser("lower", help="apply the plugin to torch-backend IR from a file (opt-style)")
-    lo.add_argument("input_file", type=Path, help="torch-backend IR (.mlir)")
+    lo = commands.add_parser("lower", help="apply the plugin to torch IR from a file (opt-style)")
+    lo.add_argument("input_file", type=Path, help="torch IR (.mlir): torch-backend form, or raw import output")
     lo.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
     lo.add_argument("--grouped-conv", default="grouped", help=strategy_help)
-    lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv))
+    lo.add_argument("--input-form", default="auto",
+                    help="auto|torch-backend|raw|onnx (default: auto, recognised from the ops)")
+    lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv, a.input_form))
 
-    v = commands.add_parser("verify", help="compile MODEL, run it, compare with PyTorch: PASS or FAIL")
+    v = commands.add_parser("verify", help="compile MODEL, run it, compare with PyTorch (ONNX: onnxruntime): PASS or FAIL")
     v.add_argument("model", help=model_help)
-    v.add_argument("--input-shape", required=True, help="input shape, e.g. 1,3,224,224")
+    v.add_argument("--input-shape", action="append", help=shape_help)
     v.add_argument("--backend", default="refbackend", help="|".join(BACKENDS))
     v.add_argument("--grouped-conv", default="grouped", help=strategy_help)
     v.add_argument("--json", type=Path, dest="json_path", help="also write the result as JSON")

@@ -36,6 +36,8 @@ class ConvDecision:
 class RewriteReport:
     strategy: str | None
     decisions: list[ConvDecision] = field(default_factory=list)
+    # Set by `lower` when its input was raw IR: which torch-backend pipeline ran first.
+    input_note: str | None = None
 
     @property
     def lowered(self) -> list[ConvDecision]:
@@ -55,14 +57,16 @@ class RewriteReport:
         if self.strategy is None:
             return "plugin off (grouped_conv=None): torch-mlir's own lowering handled every convolution"
         counts = ", ".join(f"{case}={n}" for case, n in self.counts().items()) or "none"
-        lines = [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
+        lines = [self.input_note] if self.input_note else []
+        lines += [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
         lines += [f"  refused at {d.location}: {d.reason}" for d in self.refused]
         lines += [f"  {d.strategy} at {d.location}: {d.note}" for d in self.lowered if d.note]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {
+        as_dict = {
             "strategy": self.strategy,
             "counts": self.counts(),
             "decisions": [asdict(d) for d in self.decisions],
         }
+        return {**as_dict, "input_note": self.input_note} if self.input_note else as_dict
