@@ -24,6 +24,33 @@ STRATEGY_EMITTERS: dict[tuple[str, Case], Emitter] = {}
 Decliner = Callable[[ConvPlan], "str | None"]
 DECLINERS: dict[str, Decliner] = {}
 
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which convolutions a strategy's emitters handle; outside it the
+    strategy declines (default emitter, with a note naming the parameter)."""
+
+    ranks: tuple[int, ...] = (2,)
+    transposed: bool = False
+    dtypes: tuple[str, ...] = ("f32", "f64")
+    dynamic: bool = False
+
+    def refusal(self, plan: ConvPlan) -> str | None:
+        spec = plan.spec
+        if not self.dynamic and not (spec.input.is_static and spec.result.is_static):
+            return f"dynamic shape {list(spec.input.shape)}"
+        if spec.spatial_rank not in self.ranks:
+            return f"{spec.spatial_rank}D convolution (it covers spatial ranks {list(self.ranks)})"
+        if spec.transposed and not self.transposed:
+            return "transposed convolution (it covers forward ones)"
+        if spec.input.dtype not in self.dtypes:
+            return f"dtype {spec.input.dtype} (it covers {', '.join(self.dtypes)})"
+        return None
+
+
+# strategy -> what it covers; strategies not listed cover `Coverage()` (2D forward f32/f64, static).
+COVERAGE: dict[str, Coverage] = {}
+
 # `auto`'s rule: plan -> (strategy, why). Set by strategies/auto.py.
 Picker = Callable[[ConvPlan], tuple[str, str]]
 PICKERS: dict[str, Picker] = {}
@@ -69,13 +96,9 @@ def choose(strategy: str, plan: ConvPlan) -> Choice:
     default = EMITTERS[plan.case]
     if strategy == DEFAULT_STRATEGY:
         return Choice(strategy, default)
-    if not (plan.spec.input.is_static and plan.spec.result.is_static):
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: dynamic shape {list(plan.spec.input.shape)}; "
-                      f"fell back to {DEFAULT_STRATEGY}")
-    if plan.spec.spatial_rank != 2 or plan.spec.transposed or plan.spec.input.dtype not in ("f32", "f64"):
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers 2D forward f32/f64 convolutions; "
-                      f"fell back to {DEFAULT_STRATEGY}")
-    reason = DECLINERS[strategy](plan) if strategy in DECLINERS else None
+    reason = COVERAGE.get(strategy, Coverage()).refusal(plan)
+    if reason is None and strategy in DECLINERS:
+        reason = DECLINERS[strategy](plan)
     if reason is not None:
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: {reason}; fell back to {DEFAULT_STRATEGY}")
     emitter = STRATEGY_EMITTERS.get((strategy, plan.case))
