@@ -16,7 +16,8 @@ w[:, 0, *k] ([C], a rank-reducing slice of a constant) through
 it like an elementwise op (along the last dim), with no reduction loop.
 
 Grouped (`emit_grouped_taps`): the same over (n, g, f, *o) with the
-C/G*prod(K) products unrolled.
+C/G*prod(K) products unrolled; the channel multiplier (groups = C,
+C_out = m*C) is its C/G = 1 instance: m outputs per input channel.
 
 f16/bf16: every product is taken in the accumulator type (arith.extf of
 both factors inside the body), so the sum is f32 and emit_plan rounds once.
@@ -37,14 +38,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..builders import pad_spatial, tensor_type
+from ..builders import init_accumulator, pad_spatial, tensor_type
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
-from .layout import elem_type, parallel_generic, reshape, shape
+from .layout import add, elem_type, parallel_generic, reshape, shape
 from .registry import COVERAGE, Coverage, declines, emits
 
 MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
@@ -111,15 +113,132 @@ def phase_view(phases: ir.Value, channels: slice, offsets: Sequence[int], out_si
                                 [1, channels.step or 1, *stride[:-1], 1, 1])
 
 
-def input_taps(plan: ConvPlan, x: ir.Value, out_sizes: Sequence[int], channel_sets: Sequence[slice]) -> list[ir.Value]:
+@dataclass(frozen=True)
+class TapSet:
+    """The taps one generic sums: kernel indices, the input offsets they read
+    and the view stride, for an output block of `out_sizes`."""
+
+    taps: list[Tap]
+    stride: tuple[int, ...]
+    out_sizes: tuple[int, ...]
+
+
+def input_taps(x: ir.Value, tap_set: TapSet, channel_sets: Sequence[slice], phases: ir.Value | None) -> list[ir.Value]:
     """For each channel set (outer) and tap (inner, row-major): the strided
-    [N, len(set), *O] view of the padded input x [N,C,*Sp] it reads."""
-    offsets = [off for _, off in tap_offsets(plan.kernel, plan.window.dilation)]
-    stride = plan.window.stride
-    if stride[-1] == 1:
-        return [tap_view(x, ch, off, out_sizes, stride) for ch in channel_sets for off in offsets]
-    phases = last_dim_phases(x, stride[-1], out_sizes[-1] + max(off[-1] for off in offsets) // stride[-1])
-    return [phase_view(phases, ch, off, out_sizes, stride) for ch in channel_sets for off in offsets]
+    [N, len(set), *O] view of the padded input x [N,C,*Sp] it reads (from
+    `phases`, the de-interleaved x, when the last-dim stride is > 1)."""
+    offsets = [off for _, off in tap_set.taps]
+    if phases is None:
+        return [tap_view(x, ch, off, tap_set.out_sizes, tap_set.stride) for ch in channel_sets for off in offsets]
+    return [phase_view(phases, ch, off, tap_set.out_sizes, tap_set.stride) for ch in channel_sets for off in offsets]
+
+
+def input_phases(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value | None:
+    """`last_dim_phases` of x wide enough for every tap set, or None at last-dim stride 1."""
+    stride = tap_sets[0].stride[-1]
+    if stride == 1:
+        return None
+    width = max(ts.out_sizes[-1] + off[-1] // stride for ts in tap_sets for _, off in ts.taps)
+    return last_dim_phases(x, stride, width)
+
+
+def output_phases(plan: ConvPlan, out_sizes: Sequence[int]) -> list[tuple[tuple[int, ...], TapSet]]:
+    """The tap sets that cover the output, each with its output phase.
+
+    Forward conv: one set, every tap, the window's stride, phase 0.
+
+    Transposed conv with stride s (the sub-pixel / phase decomposition): the
+    prepared input x is the original one with s-1 zeros inserted, its nonzeros
+    at positions j == b (mod s), b = pad_low mod s; `undilate` reads them back
+    as u[i] = x[b + i*s]. Output o = q*s + r (phase r) reads x[o + k*d]
+    through tap k, a nonzero for every q exactly when (r + k*d - b) % s == 0,
+    and then it is u[q + (r + k*d - b) // s]. So phase r is a stride-1
+    forward conv over u with the taps that pass, for q < ceil(O / s) (the
+    last block may run past O; `by_phase` crops it); the taps that would hit
+    inserted zeros are never emitted.
+    """
+    every = tap_offsets(plan.kernel, plan.window.dilation)
+    if not plan.spec.transposed or all(s == 1 for s in plan.spec.stride):
+        return [((0,) * len(out_sizes), TapSet(every, plan.window.stride, tuple(out_sizes)))]
+    stride, base = plan.spec.stride, nonzero_base(plan)
+    blocks = tuple(-(-o // s) for o, s in zip(out_sizes, stride))
+    ones = (1,) * len(stride)
+    found = []
+    for r in itertools.product(*(range(s) for s in stride)):
+        reads = [(k, tuple(ri + oi for ri, oi in zip(r, off))) for k, off in every]
+        taps = [(k, tuple((t - b) // si for t, b, si in zip(at, base, stride))) for k, at in reads
+                if all((t - b) % si == 0 for t, b, si in zip(at, base, stride))]
+        found.append((r, TapSet(taps, ones, blocks)))
+    return found
+
+
+def nonzero_base(plan: ConvPlan) -> tuple[int, ...]:
+    """Where the prepared input's first nonzero sits modulo the stride, per dim."""
+    return tuple(lo % s for lo, s in zip(plan.window.pad_low, plan.spec.stride))
+
+
+def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Value:
+    """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
+    tensor.extract_slice, which folds with the insert that made x)."""
+    n, c, *spatial = shape(x)
+    sizes = [n, c, *(-(-(size - b) // si) for size, b, si in zip(spatial, base, stride))]
+    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0, 0, *base], sizes,
+                                [1, 1, *stride])
+
+
+def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
+    """x zero-padded at the end of each spatial dim so that every view of
+    every tap set is in bounds (the phase blocks may read past the input)."""
+    spatial = shape(x)[2:]
+    need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
+                + [size]) for i, size in enumerate(spatial)]
+    return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
+
+
+def interleave(blocks: dict[tuple[int, ...], ir.Value], stride: Sequence[int]) -> ir.Value:
+    """Phase blocks [N,F,*Q] (keyed by phase r) -> [N,F,Q_1*s_1, ...] with
+    out[..., q_i*s_i + r_i ...] = blocks[r][..., q_i ...]: each block
+    expanded to [N,F,Q_1,1,Q_2,1,...], concatenated along the unit dims
+    (last spatial dim first), then collapsed."""
+    some = next(iter(blocks.values()))
+    n, f, *q = shape(some)
+    d = len(q)
+    pairs = [[0], [1], *([2 + 2 * i, 3 + 2 * i] for i in range(d))]
+    unit = [n, f, *itertools.chain.from_iterable((qi, 1) for qi in q)]
+    level: dict[tuple[int, ...], ir.Value] = {r: reshape(b, pairs, unit) for r, b in blocks.items()}
+    sizes = list(unit)
+    for axis in reversed(range(d)):
+        sizes[3 + 2 * axis] = stride[axis]
+        merged: dict[tuple[int, ...], ir.Value] = {}
+        for head in sorted({r[:axis] for r in level}):
+            parts = [level[(*head, ri)] for ri in range(stride[axis])]
+            merged[head] = tensor.concat(tensor_type(sizes, elem_type(some)), 3 + 2 * axis, parts)
+        level = merged
+    return reshape(level[()], pairs, [n, f, *(qi * si for qi, si in zip(q, stride))])
+
+
+def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
+             emit: Callable[[TapSet, ir.Value, ir.Value, ir.Value | None], ir.Value]) -> ir.Value:
+    """`emit(tap_set, init, x, phases)` once (forward), or per output phase
+    (transposed with stride > 1): each phase's block is computed into zeros,
+    the blocks are interleaved, cropped to the output and the accumulator
+    (bias) added. Writing the blocks into strided slices of the accumulator
+    instead (tensor.insert_slice with strides) verifies but IREE 3.13
+    llvm-cpu computes wrong values for it."""
+    n, f, *out = shape(acc)
+    phased = output_phases(plan, out)
+    if len(phased) == 1:
+        ts = phased[0][1]
+        return emit(ts, acc, x, input_phases(x, [ts]))
+    active = [ts for _, ts in phased if ts.taps]
+    x = pad_for_reads(undilate(x, nonzero_base(plan), plan.spec.stride), active)
+    phases = None  # every phase reads u with stride 1
+    zeros = init_accumulator([n, f, *phased[0][1].out_sizes], elem_type(acc), None)
+    blocks = {r: emit(ts, zeros, x, phases) if ts.taps else zeros for r, ts in phased}
+    full = interleave(blocks, plan.spec.stride)
+    rank = len(shape(acc))
+    cropped = tensor.extract_slice(acc.type, full, [], [], [], [0] * rank, shape(acc), [1] * rank)
+    return add(cropped, acc)
 
 
 def multiply_add(count: int, acc_elem: ir.Type) -> Callable[[list[ir.Value]], ir.Value]:
@@ -139,7 +258,7 @@ def multiply_add(count: int, acc_elem: ir.Type) -> Callable[[list[ir.Value]], ir
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
     taps = math.prod(plan.kernel)
-    if plan.case is Case.GROUPED:
+    if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
         if c_group * taps > MAX_GROUPED_TAPS:
             return f"C/G={c_group} x {taps} taps = {c_group * taps} products > {MAX_GROUPED_TAPS}"
@@ -150,36 +269,50 @@ def decline_taps(plan: ConvPlan) -> str | None:
 
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    out_shape = shape(acc)
-    rank = len(out_shape)
-    views = input_taps(plan, x, out_shape[2:], [slice(0, out_shape[1], 1)])
-    weights = [tap_weight(w, k) for k, _ in tap_offsets(plan.kernel, plan.window.dilation)]
-    identity, channel = ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(1)])
-    maps = [identity] * len(views) + [channel] * len(weights) + [identity]
-    return parallel_generic(views + weights, acc, maps, multiply_add(len(views), elem_type(acc)))
+    channels = shape(acc)[1]
+    rank = len(shape(acc))
+
+    def emit(tap_set: TapSet, acc_block: ir.Value, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+        views = input_taps(x, tap_set, [slice(0, channels, 1)], phases)
+        weights = [tap_weight(w, k) for k, _ in tap_set.taps]
+        identity, channel = ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(1)])
+        maps = [identity] * len(views) + [channel] * len(weights) + [identity]
+        return parallel_generic(views + weights, acc_block, maps, multiply_add(len(views), elem_type(acc)))
+
+    return by_phase(plan, x, acc, emit)
 
 
-@emits("taps", Case.GROUPED)
+@emits("taps", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Grouped: out[n,g,f,*o] = acc + sum_{c,k} w[g*Fg+f, c, *k] * x[n, g*Cg+c, ...],
     all loops (n, g, f, *o) parallel, the Cg*prod(K) products unrolled.
     Input tap (c, k) is x[:, c::Cg, ...] ([N,G,*O], read through
     (n,g,f,*o) -> (n,g,*o)); its weight w[:, c, *k] is [F] -> [G,Fg]
-    (read through (g,f))."""
+    (read through (g,f)).
+
+    The channel multiplier (groups = C, F = m*C) is the case C/G = 1: per tap
+    one [N,C,*O] view, read by the m outputs of its channel through
+    (n,c,j,*o) -> (n,c,*o), and its weight [F] -> [C,m]."""
     groups = plan.spec.groups
     n, f, *out = shape(acc)
     rank = 3 + len(out)
     c_group, f_group = shape(w)[1], f // groups
-    views = input_taps(plan, x, out, [slice(c, c_group * groups, c_group) for c in range(c_group)])
-    weights = [reshape(tap_weight(w, k, c), [[0, 1]], [groups, f_group])
-               for c in range(c_group) for k, _ in tap_offsets(plan.kernel, plan.window.dilation)]
+    channel_sets = [slice(c, c_group * groups, c_group) for c in range(c_group)]
     d = [ir.AffineDimExpr.get(i) for i in range(rank)]
-    maps = ([ir.AffineMap.get(rank, 0, [d[0], d[1], *d[3:]])] * len(views)
-            + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(rank)])
     split = [[0], [1, 2], *([i] for i in range(3, rank))]
-    acc_g = reshape(acc, split, [n, groups, f_group, *out])
-    out_g = parallel_generic(views + weights, acc_g, maps, multiply_add(len(views), elem_type(acc)))
-    return reshape(out_g, split, [n, f, *out])
+
+    def emit(tap_set: TapSet, acc_block: ir.Value, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+        views = input_taps(x, tap_set, channel_sets, phases)
+        weights = [reshape(tap_weight(w, k, c), [[0, 1]], [groups, f_group])
+                   for c in range(c_group) for k, _ in tap_set.taps]
+        maps = ([ir.AffineMap.get(rank, 0, [d[0], d[1], *d[3:]])] * len(views)
+                + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(rank)])
+        block_out = list(tap_set.out_sizes)
+        acc_g = reshape(acc_block, split, [n, groups, f_group, *block_out])
+        out_g = parallel_generic(views + weights, acc_g, maps, multiply_add(len(views), elem_type(acc)))
+        return reshape(out_g, split, [n, f, *block_out])
+
+    return by_phase(plan, x, acc, emit)
 
 
 COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)
