@@ -1,9 +1,11 @@
-"""Shared by the strategy test files: compile a 2D grid config once per
-(strategy, output type), and check a strategy's numbers against PyTorch eager."""
+"""Shared by the strategy test files: compile a grid config (2D
+`Conv2dConfig`, or any `ConvConfig`) once per (strategy, output type), and
+check a strategy's numbers against PyTorch eager."""
 
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -12,12 +14,25 @@ from torch_mlir import ir
 import torch_grouped_conv as tgc
 from torch_grouped_conv.report import RewriteReport
 
-from .cases_conv2d import Conv2dConfig
 from .tolerances import tolerance
 
 
+class ConvConfig(Protocol):
+    """A hashable single-convolution config: its module, input, report case label and dtype."""
+
+    @property
+    def case(self) -> str: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def make_module(self) -> torch.nn.Module: ...
+
+    def make_input(self) -> torch.Tensor: ...
+
+
 @functools.lru_cache(maxsize=None)
-def compile_config(config: Conv2dConfig, strategy: str,
+def compile_config(config: ConvConfig, strategy: str,
                    output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
     module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
                          output_type=output_type)
@@ -26,7 +41,7 @@ def compile_config(config: Conv2dConfig, strategy: str,
     return module, report
 
 
-def check_matches_eager(config: Conv2dConfig, strategy: str, backend: str, label: str) -> None:
+def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: str) -> None:
     """The strategy's report case, a warning-free IREE compile, and allclose to eager."""
     module, report = compile_config(config, strategy)
     assert [d.case for d in report.decisions] == [config.case], report.summary()
