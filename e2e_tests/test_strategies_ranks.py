@@ -168,33 +168,34 @@ def test_multiplier_taps_op_chain() -> None:
     assert counts["tensor.expand_shape"] >= 27 and not [op for op in NAMED if counts[op]]
 
 
-@pytest.mark.parametrize(("config_name", "phases", "products", "concats"), [
+@pytest.mark.parametrize(("config_name", "phases", "products"), [
     # k=3, s=2 per dim: phases take {2, 1} taps -> 4+2+2+1 = 9 products, not 4*9.
-    ("t2d_dw_k3_s2_op1", 4, 9, 3),
+    ("t2d_dw_k3_s2_op1", 4, 9),
     # k=4, s=2: 2 taps per phase.
-    ("t1d_dw_k4_s2", 2, 4, 1),
+    ("t1d_dw_k4_s2", 2, 4),
     # grouped C/G = 2: 2 * 9 products over the 4 phases.
-    ("t2d_grouped_g4_s2", 4, 18, 3),
-    # k=3, d=2, s=3: tap offsets 0, 2, 4 fall in distinct phases: 9 phases of one tap;
-    # concat: 3 along the last dim per first-dim phase, then 1.
-    ("t2d_dw_k3_s3_d2", 9, 9, 4),
+    ("t2d_grouped_g4_s2", 4, 18),
+    # k=3, d=2, s=3: tap offsets 0, 2, 4 fall in distinct phases: 9 phases of one tap.
+    ("t2d_dw_k3_s3_d2", 9, 9),
 ])
-def test_transposed_taps_phase_decomposition(config_name: str, phases: int, products: int, concats: int) -> None:
-    """One generic per output phase (plus the final bias add), each reading the
-    undilated input with stride 1; the products total prod(k) * C/G, none on an inserted zero;
-    the phase blocks are interleaved by tensor.concat."""
+def test_transposed_taps_phase_decomposition(config_name: str, phases: int, products: int) -> None:
+    """One generic per output phase, each reading the undilated input with
+    stride 1; the products total prod(k) * C/G, none on an inserted zero; one
+    interleaving generic selects by phase (one arith.select per phase block)."""
     counts = emitted(config_name, "taps")
     text = ir_of(config_name, "taps")
-    assert counts["linalg.generic"] == phases + 1 + 1, text  # + weight flip + bias add
-    assert counts["arith.mulf"] == products and counts["tensor.concat"] == concats, text
+    assert counts["linalg.generic"] == phases + 3, text  # + weight flip, interleave, bias add
+    assert counts["arith.mulf"] == products and counts["arith.select"] == phases, text
+    assert counts["tensor.concat"] == 0 and counts["tensor.insert_slice"] == 1, text  # the zero insertion only
     assert not [op for op in NAMED if counts[op]]
 
 
 def test_transposed_phase_with_no_taps_is_bias_only() -> None:
     """k=2, s=3: per dim one of the 3 phases reads only inserted zeros, so 4 of
-    the 9 phases carry one tap each; the other 5 emit no generic (zeros, then the bias add)."""
+    the 9 phases carry one tap each; the other 5 emit no generic and are zeros in the interleave."""
     counts = emitted("t2d_dw_k2_s3", "taps")
-    assert counts["arith.mulf"] == 4 and counts["linalg.generic"] == 4 + 2, ir_of("t2d_dw_k2_s3", "taps")
+    text = ir_of("t2d_dw_k2_s3", "taps")
+    assert counts["arith.mulf"] == 4 and counts["linalg.generic"] == 4 + 3 and counts["arith.select"] == 4, text
 
 
 def test_im2col_long_1d_kernel_is_one_batch_matmul() -> None:

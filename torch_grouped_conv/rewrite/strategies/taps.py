@@ -41,9 +41,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, tensor
+from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import init_accumulator, pad_spatial, tensor_type
+from ..builders import pad_spatial, tensor_type
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
 from .layout import add, elem_type, parallel_generic, reshape, shape
@@ -195,33 +195,50 @@ def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
     return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
 
 
-def interleave(blocks: dict[tuple[int, ...], ir.Value], stride: Sequence[int]) -> ir.Value:
-    """Phase blocks [N,F,*Q] (keyed by phase r) -> [N,F,Q_1*s_1, ...] with
-    out[..., q_i*s_i + r_i ...] = blocks[r][..., q_i ...]: each block
-    expanded to [N,F,Q_1,1,Q_2,1,...], concatenated along the unit dims
-    (last spatial dim first), then collapsed."""
-    some = next(iter(blocks.values()))
-    n, f, *q = shape(some)
-    d = len(q)
+def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[int],
+               block_sizes: Sequence[int], elem: ir.Type) -> ir.Value:
+    """Phase blocks [N,F,*Q] (keyed by phase r; None: all zeros) ->
+    [N,F,Q_1*s_1, ...] with out[..., q_i*s_i + r_i ...] = blocks[r][..., q_i ...].
+
+    One all-parallel generic over [N,F,Q_1,s_1,Q_2,s_2,...] reading every
+    block through (n,f,q_1,r_1,...) -> (n,f,q_1,...) and selecting by the
+    phase (linalg.index), then a collapse. Concatenating the blocks instead
+    (tensor.concat along unit dims) fails in IREE 3.13 llvm-cpu when a block
+    is a constant fill ("write affecting operations on global resources are
+    restricted to workgroup distributed contexts").
+    """
+    present = [(r, b) for r, b in blocks.items() if b is not None]
+    n, f = shape(present[0][1])[:2]
+    d = len(stride)
+    out_rank = 2 + 2 * d
+    dims = [ir.AffineDimExpr.get(i) for i in range(out_rank)]
+    read = ir.AffineMap.get(out_rank, 0, [dims[0], dims[1], *(dims[2 + 2 * i] for i in range(d))])
+    init = tensor.empty([n, f, *itertools.chain.from_iterable(zip(block_sizes, stride))], elem)
+    index_type = ir.IndexType.get()
+
+    def select(args: list[ir.Value]) -> ir.Value:
+        phase = [linalg.IndexOp(3 + 2 * i).result for i in range(d)]
+        result = arith.constant(elem, 0.0)
+        for (r, _), value in zip(present, args):
+            hit = None
+            for i, ri in enumerate(r):
+                eq = arith.cmpi(arith.CmpIPredicate.eq, phase[i], arith.constant(index_type, ri))
+                hit = eq if hit is None else arith.andi(hit, eq)
+            result = arith.select(hit, value, result)
+        return result
+
+    out = parallel_generic([b for _, b in present], init, [read] * len(present) + [ir.AffineMap.get_identity(out_rank)],
+                           select)
     pairs = [[0], [1], *([2 + 2 * i, 3 + 2 * i] for i in range(d))]
-    unit = [n, f, *itertools.chain.from_iterable((qi, 1) for qi in q)]
-    level: dict[tuple[int, ...], ir.Value] = {r: reshape(b, pairs, unit) for r, b in blocks.items()}
-    sizes = list(unit)
-    for axis in reversed(range(d)):
-        sizes[3 + 2 * axis] = stride[axis]
-        merged: dict[tuple[int, ...], ir.Value] = {}
-        for head in sorted({r[:axis] for r in level}):
-            parts = [level[(*head, ri)] for ri in range(stride[axis])]
-            merged[head] = tensor.concat(tensor_type(sizes, elem_type(some)), 3 + 2 * axis, parts)
-        level = merged
-    return reshape(level[()], pairs, [n, f, *(qi * si for qi, si in zip(q, stride))])
+    return reshape(out, pairs, [n, f, *(qi * si for qi, si in zip(block_sizes, stride))])
 
 
 def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
-             emit: Callable[[TapSet, ir.Value, ir.Value, ir.Value | None], ir.Value]) -> ir.Value:
-    """`emit(tap_set, init, x, phases)` once (forward), or per output phase
-    (transposed with stride > 1): each phase's block is computed into zeros,
-    the blocks are interleaved, cropped to the output and the accumulator
+             emit: Callable[[TapSet, ir.Value | None, ir.Value, ir.Value | None], ir.Value]) -> ir.Value:
+    """`emit(tap_set, acc, x, phases)` once (forward), or per output phase
+    (transposed with stride > 1): `emit(tap_set, None, x, phases)` computes
+    each phase's block as a plain sum (into a tensor.empty; reading a shared
+    zero-filled init instead gave wrong numbers after fusion), the blocks are interleaved (`interleave`), cropped to the output and the accumulator
     (bias) added. Writing the blocks into strided slices of the accumulator
     instead (tensor.insert_slice with strides) verifies but IREE 3.13
     llvm-cpu computes wrong values for it."""
@@ -233,24 +250,26 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     active = [ts for _, ts in phased if ts.taps]
     x = pad_for_reads(undilate(x, nonzero_base(plan), plan.spec.stride), active)
     phases = None  # every phase reads u with stride 1
-    zeros = init_accumulator([n, f, *phased[0][1].out_sizes], elem_type(acc), None)
-    blocks = {r: emit(ts, zeros, x, phases) if ts.taps else zeros for r, ts in phased}
-    full = interleave(blocks, plan.spec.stride)
+    block_sizes = phased[0][1].out_sizes
+    blocks = {r: emit(ts, None, x, phases) if ts.taps else None for r, ts in phased}
+    full = interleave(blocks, plan.spec.stride, block_sizes, elem_type(acc))
     rank = len(shape(acc))
     cropped = tensor.extract_slice(acc.type, full, [], [], [], [0] * rank, shape(acc), [1] * rank)
     return add(cropped, acc)
 
 
-def multiply_add(count: int, acc_elem: ir.Type) -> Callable[[list[ir.Value]], ir.Value]:
-    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i,
-    each factor extended to the accumulator type `acc_elem` first when narrower."""
+def multiply_add(count: int, acc_elem: ir.Type, accumulate: bool = True) -> Callable[[list[ir.Value]], ir.Value]:
+    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i
+    (without `accumulate`: the sum alone, `out` unread), each factor extended
+    to the accumulator type `acc_elem` first when narrower."""
     def widen(v: ir.Value) -> ir.Value:
         return v if v.type == acc_elem else arith.extf(acc_elem, v)
 
     def body(args: list[ir.Value]) -> ir.Value:
-        total = args[-1]
-        for t in range(count):
-            total = arith.addf(total, arith.mulf(widen(args[t]), widen(args[count + t])))
+        products = [arith.mulf(widen(args[t]), widen(args[count + t])) for t in range(count)]
+        total = args[-1] if accumulate else products.pop(0)
+        for product in products:
+            total = arith.addf(total, product)
         return total
     return body
 
@@ -267,17 +286,27 @@ def decline_taps(plan: ConvPlan) -> str | None:
     return None
 
 
+def block_init(acc: ir.Value, acc_block: ir.Value | None, tap_set: TapSet) -> ir.Value:
+    """The generic's init: the accumulator, or a tensor.empty for a phase block (not read)."""
+    if acc_block is not None:
+        return acc_block
+    n, f = shape(acc)[:2]
+    return tensor.empty([n, f, *tap_set.out_sizes], elem_type(acc))
+
+
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     channels = shape(acc)[1]
     rank = len(shape(acc))
 
-    def emit(tap_set: TapSet, acc_block: ir.Value, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+    def emit(tap_set: TapSet, acc_block: ir.Value | None, x: ir.Value, phases: ir.Value | None) -> ir.Value:
         views = input_taps(x, tap_set, [slice(0, channels, 1)], phases)
         weights = [tap_weight(w, k) for k, _ in tap_set.taps]
         identity, channel = ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(1)])
         maps = [identity] * len(views) + [channel] * len(weights) + [identity]
-        return parallel_generic(views + weights, acc_block, maps, multiply_add(len(views), elem_type(acc)))
+        init = block_init(acc, acc_block, tap_set)
+        return parallel_generic(views + weights, init, maps,
+                                multiply_add(len(views), elem_type(acc), acc_block is not None))
 
     return by_phase(plan, x, acc, emit)
 
@@ -301,15 +330,16 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
     d = [ir.AffineDimExpr.get(i) for i in range(rank)]
     split = [[0], [1, 2], *([i] for i in range(3, rank))]
 
-    def emit(tap_set: TapSet, acc_block: ir.Value, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+    def emit(tap_set: TapSet, acc_block: ir.Value | None, x: ir.Value, phases: ir.Value | None) -> ir.Value:
         views = input_taps(x, tap_set, channel_sets, phases)
         weights = [reshape(tap_weight(w, k, c), [[0, 1]], [groups, f_group])
                    for c in range(c_group) for k, _ in tap_set.taps]
         maps = ([ir.AffineMap.get(rank, 0, [d[0], d[1], *d[3:]])] * len(views)
                 + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(rank)])
         block_out = list(tap_set.out_sizes)
-        acc_g = reshape(acc_block, split, [n, groups, f_group, *block_out])
-        out_g = parallel_generic(views + weights, acc_g, maps, multiply_add(len(views), elem_type(acc)))
+        acc_g = reshape(block_init(acc, acc_block, tap_set), split, [n, groups, f_group, *block_out])
+        out_g = parallel_generic(views + weights, acc_g, maps,
+                                 multiply_add(len(views), elem_type(acc), acc_block is not None))
         return reshape(out_g, split, [n, f, *block_out])
 
     return by_phase(plan, x, acc, emit)
