@@ -13,6 +13,7 @@ from torch_mlir import ir
 
 import torch_grouped_conv as tgc
 from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.runners.common import as_numpy
 
 from .tolerances import tolerance
 
@@ -50,7 +51,9 @@ def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: 
         assert program.program.compile_warnings == ""
     x = config.make_input()
     with torch.no_grad():
-        expected = config.make_module().eval()(x).numpy()
+        expected = as_numpy(config.make_module().eval()(x))  # bf16 as ml_dtypes.bfloat16
     (actual,) = program(x)
+    assert (actual.shape, actual.dtype) == (expected.shape, expected.dtype), label
     rtol, atol = tolerance(config.dtype)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {label}")
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol,
+                               err_msg=f"{strategy} {label}")
