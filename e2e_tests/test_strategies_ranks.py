@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from torch.export import Dim
 
 import torch_grouped_conv as tgc
 from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
@@ -249,3 +250,17 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
     assert decision.note == (f"{strategy} declined: 3D convolution (it covers spatial ranks [2]); "
                              "fell back to grouped")
 
+
+
+@pytest.mark.parametrize("strategy", ["taps", "im2col", "matmul", "auto"])
+def test_dynamic_batch_falls_back_with_the_reason(strategy: str) -> None:
+    """Dynamic shapes are outside every fast strategy's coverage: the default
+    emitter runs (it handles them) and the note names the dynamic dim."""
+    config = GRID["1d_dw_k5_s2"]
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy, output_type="torch",
+                dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "declined: dynamic shape [?, 6, 13]" in (decision.note or ""), decision.note

@@ -38,7 +38,8 @@ class Coverage:
     def refusal(self, plan: ConvPlan) -> str | None:
         spec = plan.spec
         if not self.dynamic and not (spec.input.is_static and spec.result.is_static):
-            return f"dynamic shape {list(spec.input.shape)}"
+            dims = ", ".join("?" if d is None else str(d) for d in spec.input.shape)
+            return f"dynamic shape [{dims}] (its emitters size slices and reshapes statically)"
         if spec.spatial_rank not in self.ranks:
             return f"{spec.spatial_rank}D convolution (it covers spatial ranks {list(self.ranks)})"
         if spec.transposed and not self.transposed:
