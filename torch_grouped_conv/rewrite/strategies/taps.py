@@ -19,6 +19,10 @@ Grouped (`emit_grouped_taps`): the same over (n, g, f, *o) with the
 C/G*prod(K) products unrolled; the channel multiplier (groups = C,
 C_out = m*C) is its C/G = 1 instance: m outputs per input channel.
 
+Transposed convs (stride s > 1): the sub-pixel / phase decomposition, s^d
+stride-1 tap sets over the undilated input, one per output phase, no product
+on an inserted zero (`output_phases`, `by_phase`, `interleave`).
+
 f16/bf16: every product is taken in the accumulator type (arith.extf of
 both factors inside the body), so the sum is f32 and emit_plan rounds once.
 
@@ -238,8 +242,9 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     """`emit(tap_set, acc, x, phases)` once (forward), or per output phase
     (transposed with stride > 1): `emit(tap_set, None, x, phases)` computes
     each phase's block as a plain sum (into a tensor.empty; reading a shared
-    zero-filled init instead gave wrong numbers after fusion), the blocks are interleaved (`interleave`), cropped to the output and the accumulator
-    (bias) added. Writing the blocks into strided slices of the accumulator
+    zero-filled init instead gave wrong numbers after fusion), the blocks
+    are interleaved (`interleave`), cropped to the output and the
+    accumulator (bias) added. Writing the blocks into strided slices of the accumulator
     instead (tensor.insert_slice with strides) verifies but IREE 3.13
     llvm-cpu computes wrong values for it."""
     n, f, *out = shape(acc)
