@@ -8,9 +8,11 @@ emits. Layout everywhere: input [N,C,*s], weight [F,C/G,*k] (transposed
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 from torch.export import Dim
@@ -20,6 +22,7 @@ from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
 
 from .compiled import op_names, print_ir
 from .strategy_checks import check_matches_eager, compile_config
+from .tolerances import tolerance
 
 BACKENDS = ("refbackend", "iree")
 CONV = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
@@ -252,15 +255,76 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
 
 
 
-@pytest.mark.parametrize("strategy", ["taps", "im2col", "matmul", "auto"])
+@pytest.mark.parametrize("strategy", ["im2col", "matmul"])
 def test_dynamic_batch_falls_back_with_the_reason(strategy: str) -> None:
-    """Dynamic shapes are outside every fast strategy's coverage: the default
-    emitter runs (it handles them) and the note names the dynamic dim."""
-    config = GRID["1d_dw_k5_s2"]
+    """im2col and matmul size every slice and reshape statically: with a
+    dynamic batch the default emitter runs (it handles it) and the note says why."""
+    config = GRID["1d_conv1x1_s2"]
     tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy, output_type="torch",
                 dynamic_shapes=({0: Dim("N", min=1, max=8)},))
     report = tgc.last_report()
     assert report is not None
     (decision,) = report.decisions
     assert decision.strategy == "grouped"
-    assert "declined: dynamic shape [?, 6, 13]" in (decision.note or ""), decision.note
+    assert "declined: dynamic shape [?, 6, 13] (its emitters size shapes statically)" in (decision.note or ""), \
+        decision.note
+
+
+def test_taps_declines_a_dynamic_spatial_dim() -> None:
+    config = GRID["1d_dw_k5_s2"]
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch",
+                dynamic_shapes=({2: Dim("W", min=8, max=32)},))
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "declined: dynamic shape [2, 6, ?] (its emitters size channel or spatial dims statically)" in \
+        (decision.note or ""), decision.note
+
+
+# Dynamic batch through taps (the batch size from tensor.dim): forward, stride 2
+# (de-interleave), grouped, multiplier, transposed by phase.
+DYNAMIC_BATCH = ["1d_dw_k5_s2", "3d_dw_k3", "1d_grouped_g2_d2", "1d_multiplier_m2", "t2d_dw_k3_s2_op1",
+                 "t2d_grouped_g4_s2"]
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_dynamic(config_name: str, strategy: str) -> tuple[object, object]:
+    config = GRID[config_name]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
+                         dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    return module, tgc.last_report()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strategy", ["taps", "auto"])
+@pytest.mark.parametrize("config_name", DYNAMIC_BATCH)
+def test_dynamic_batch_taps_matches_eager(config_name: str, strategy: str, backend: str) -> None:
+    """One compile, batches 1, 3 and 2 (the export example), each against eager."""
+    config = GRID[config_name]
+    module, report = compiled_dynamic(config_name, strategy)
+    (decision,) = report.decisions  # type: ignore[attr-defined]
+    assert decision.strategy == "taps" and "declined" not in (decision.note or ""), decision.note
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    eager = config.make_module().eval()
+    rtol, atol = tolerance(config.dtype)
+    for batch in (1, 3, 2):
+        torch.manual_seed(batch)
+        x = torch.randn(batch, config.c_in, *SPATIAL[config.rank], dtype=config.dtype)
+        with torch.no_grad():
+            want = eager(x).numpy()
+        (got,) = program(x)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{config_name} batch {batch}")
+
+
+def test_dynamic_batch_taps_sizes_from_tensor_dim() -> None:
+    """The batch stays `?` through the taps generic; its size comes from tensor.dim."""
+    config = GRID["1d_dw_k5_s2"]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch",
+                         dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    counts = Counter(op_names(module))
+    text = print_ir(module)
+    assert counts["tensor.dim"] >= 1 and counts["arith.mulf"] == 5, text
+    assert "tensor<?x6x7xf32>" in text, text  # the [N, C, Wo] tap views

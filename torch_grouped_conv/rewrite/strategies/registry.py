@@ -33,13 +33,15 @@ class Coverage:
     ranks: tuple[int, ...] = (2,)
     transposed: bool = False
     dtypes: tuple[str, ...] = ("f32", "f64")
-    dynamic: bool = False
+    dynamic_batch: bool = False  # a dynamic N (dim 0) is fine; any other dynamic dim is not
 
     def refusal(self, plan: ConvPlan) -> str | None:
         spec = plan.spec
-        if not self.dynamic and not (spec.input.is_static and spec.result.is_static):
+        skip = 1 if self.dynamic_batch else 0
+        if any(d is None for info in (spec.input, spec.result) for d in info.shape[skip:]):
             dims = ", ".join("?" if d is None else str(d) for d in spec.input.shape)
-            return f"dynamic shape [{dims}] (its emitters size slices and reshapes statically)"
+            what = "channel or spatial dims" if self.dynamic_batch else "shapes"
+            return f"dynamic shape [{dims}] (its emitters size {what} statically)"
         if spec.spatial_rank not in self.ranks:
             return f"{spec.spatial_rank}D convolution (it covers spatial ranks {list(self.ranks)})"
         if spec.transposed and not self.transposed:

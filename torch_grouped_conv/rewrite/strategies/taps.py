@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import pad_spatial, tensor_type
+from ..builders import pad_spatial, static_dims, tensor_type
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
-from .layout import add, elem_type, parallel_generic, reshape, shape
+from .layout import add, elem_type, extract, parallel_generic, reshape, shape, sizes
 from .registry import COVERAGE, Coverage, declines, emits
 
 MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
@@ -64,6 +64,13 @@ def tap_offsets(kernel: Sequence[int], dilation: Sequence[int]) -> list[Tap]:
     return [(k, tuple(i * r for i, r in zip(k, dilation))) for k in itertools.product(*(range(n) for n in kernel))]
 
 
+def shape_at(value: ir.Value, axis: int) -> int:
+    """A dim that must be static (channels, spatial sizes; only the batch may be dynamic)."""
+    dim = static_dims(value)[axis]
+    assert dim is not None, f"taps: dim {axis} of {value.type} must be static"
+    return dim
+
+
 def _channel_count(channels: slice, total: int) -> int:
     return len(range(*channels.indices(total)))
 
@@ -71,10 +78,8 @@ def _channel_count(channels: slice, total: int) -> int:
 def tap_view(x: ir.Value, channels: slice, offsets: Sequence[int], out_sizes: Sequence[int],
              stride: Sequence[int]) -> ir.Value:
     """x[:, channels, o_i::s_i ...] cut to [N, len(channels), *O]."""
-    n, c = shape(x)[0], _channel_count(channels, shape(x)[1])
-    sizes = [n, c, *out_sizes]
-    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [],
-                                [0, channels.start or 0, *offsets], sizes, [1, channels.step or 1, *stride])
+    n, c = sizes(x)[0], _channel_count(channels, shape_at(x, 1))
+    return extract(x, [0, channels.start or 0, *offsets], [n, c, *out_sizes], [1, channels.step or 1, *stride])
 
 
 def tap_weight(w: ir.Value, k: Sequence[int], c: int = 0) -> ir.Value:
@@ -93,8 +98,8 @@ def last_dim_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
     convolution with last-dim stride > 1 reads contiguous elements: tap
     element o*stride + t lies in phase t % stride at q = o + t // stride.
     """
-    dims = shape(x)
-    rank, wp = len(dims), dims[-1]
+    dims = sizes(x)
+    rank, wp = len(dims), shape_at(x, -1)
     if width * stride > wp:
         x = pad_spatial(x, [0] * (rank - 2), [0] * (rank - 3) + [width * stride - wp])
     d = [ir.AffineDimExpr.get(i) for i in range(rank + 1)]
@@ -108,13 +113,11 @@ def phase_view(phases: ir.Value, channels: slice, offsets: Sequence[int], out_si
                stride: Sequence[int]) -> ir.Value:
     """The tap at `offsets` of the padded input, read from `last_dim_phases`:
     phases[:, channels, o_i::s_i ..., t % s, t // s : t // s + O_last] as [N, len(channels), *O]."""
-    dims = shape(phases)
-    n, c, s = dims[0], _channel_count(channels, dims[1]), dims[-2]
+    n, c, s = sizes(phases)[0], _channel_count(channels, shape_at(phases, 1)), shape_at(phases, -2)
     *lead, last = offsets
-    return tensor.extract_slice(tensor_type([n, c, *out_sizes], elem_type(phases)), phases, [], [], [],
-                                [0, channels.start or 0, *lead, last % s, last // s],
-                                [n, c, *out_sizes[:-1], 1, out_sizes[-1]],
-                                [1, channels.step or 1, *stride[:-1], 1, 1])
+    return extract(phases, [0, channels.start or 0, *lead, last % s, last // s],
+                   [n, c, *out_sizes[:-1], 1, out_sizes[-1]], [1, channels.step or 1, *stride[:-1], 1, 1],
+                   [n, c, *out_sizes])
 
 
 @dataclass(frozen=True)
@@ -184,16 +187,15 @@ def nonzero_base(plan: ConvPlan) -> tuple[int, ...]:
 def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Value:
     """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
     tensor.extract_slice, which folds with the insert that made x)."""
-    n, c, *spatial = shape(x)
-    sizes = [n, c, *(-(-(size - b) // si) for size, b, si in zip(spatial, base, stride))]
-    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0, 0, *base], sizes,
-                                [1, 1, *stride])
+    n, c, *spatial = sizes(x)
+    kept = [n, c, *(-(-(size - b) // si) for size, b, si in zip(spatial, base, stride))]
+    return extract(x, [0, 0, *base], kept, [1, 1, *stride])
 
 
 def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
     """x zero-padded at the end of each spatial dim so that every view of
     every tap set is in bounds (the phase blocks may read past the input)."""
-    spatial = shape(x)[2:]
+    spatial = [shape_at(x, i) for i in range(2, len(sizes(x)))]
     need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
                 + [size]) for i, size in enumerate(spatial)]
     return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
@@ -212,7 +214,7 @@ def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[
     restricted to workgroup distributed contexts").
     """
     present = [(r, b) for r, b in blocks.items() if b is not None]
-    n, f = shape(present[0][1])[:2]
+    n, f = sizes(present[0][1])[:2]
     d = len(stride)
     out_rank = 2 + 2 * d
     dims = [ir.AffineDimExpr.get(i) for i in range(out_rank)]
@@ -247,7 +249,7 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     accumulator (bias) added. Writing the blocks into strided slices of the accumulator
     instead (tensor.insert_slice with strides) verifies but IREE 3.13
     llvm-cpu computes wrong values for it."""
-    n, f, *out = shape(acc)
+    n, f, *out = sizes(acc)
     phased = output_phases(plan, out)
     if len(phased) == 1:
         ts = phased[0][1]
@@ -258,8 +260,8 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     block_sizes = phased[0][1].out_sizes
     blocks = {r: emit(ts, None, x, phases) if ts.taps else None for r, ts in phased}
     full = interleave(blocks, plan.spec.stride, block_sizes, elem_type(acc))
-    rank = len(shape(acc))
-    cropped = tensor.extract_slice(acc.type, full, [], [], [], [0] * rank, shape(acc), [1] * rank)
+    rank = len(sizes(acc))
+    cropped = extract(full, [0] * rank, sizes(acc), [1] * rank)
     return add(cropped, acc)
 
 
@@ -295,14 +297,14 @@ def block_init(acc: ir.Value, acc_block: ir.Value | None, tap_set: TapSet) -> ir
     """The generic's init: the accumulator, or a tensor.empty for a phase block (not read)."""
     if acc_block is not None:
         return acc_block
-    n, f = shape(acc)[:2]
+    n, f = sizes(acc)[:2]
     return tensor.empty([n, f, *tap_set.out_sizes], elem_type(acc))
 
 
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    channels = shape(acc)[1]
-    rank = len(shape(acc))
+    channels = shape_at(acc, 1)
+    rank = len(sizes(acc))
 
     def emit(tap_set: TapSet, acc_block: ir.Value | None, x: ir.Value, phases: ir.Value | None) -> ir.Value:
         views = input_taps(x, tap_set, [slice(0, channels, 1)], phases)
@@ -328,9 +330,9 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
     one [N,C,*O] view, read by the m outputs of its channel through
     (n,c,j,*o) -> (n,c,*o), and its weight [F] -> [C,m]."""
     groups = plan.spec.groups
-    n, f, *out = shape(acc)
+    n, f, *out = sizes(acc)
     rank = 3 + len(out)
-    c_group, f_group = shape(w)[1], f // groups
+    c_group, f_group = shape(w)[1], shape_at(acc, 1) // groups
     channel_sets = [slice(c, c_group * groups, c_group) for c in range(c_group)]
     d = [ir.AffineDimExpr.get(i) for i in range(rank)]
     split = [[0], [1, 2], *([i] for i in range(3, rank))]
@@ -345,9 +347,9 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
         acc_g = reshape(block_init(acc, acc_block, tap_set), split, [n, groups, f_group, *block_out])
         out_g = parallel_generic(views + weights, acc_g, maps,
                                  multiply_add(len(views), elem_type(acc), acc_block is not None))
-        return reshape(out_g, split, [n, f, *block_out])
+        return reshape(out_g, split, [n, shape_at(acc, 1), *block_out])
 
     return by_phase(plan, x, acc, emit)
 
 
-COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)
+COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)
