@@ -3,7 +3,8 @@
 
 The rule holds for every spatial rank (1D/2D/3D), forward and transposed,
 f32/f64/f16/bf16: taps, im2col and matmul cover them all (registry
-`COVERAGE`); dynamic shapes still fall back to `grouped` with a note. In order:
+`COVERAGE`); dynamic shapes fall back to `grouped` with a note, except a
+dynamic batch through `taps`. In order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes

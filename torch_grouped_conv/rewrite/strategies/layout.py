@@ -1,6 +1,8 @@
 """Layout helpers for the strategy emitters: transposes, channel slices and
-static reshapes on builtin tensors. Static shapes only (the strategy selector
-falls back to the default emitters when a shape is dynamic).
+reshapes on builtin tensors. `shape` insists on static dims; `sizes`,
+`extract`, `reshape` and `add` also take SSA sizes (a dynamic batch, which
+`taps` supports; the strategy selector falls back to the default emitters
+for any other dynamic dim, see registry.Coverage).
 """
 
 from __future__ import annotations
