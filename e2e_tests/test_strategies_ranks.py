@@ -328,3 +328,14 @@ def test_dynamic_batch_taps_sizes_from_tensor_dim() -> None:
     text = print_ir(module)
     assert counts["tensor.dim"] >= 1 and counts["arith.mulf"] == 5, text
     assert "tensor<?x6x7xf32>" in text, text  # the [N, C, Wo] tap views
+
+
+def test_im2col_declines_grouped_transposed_1x1_and_the_fallback_compiles() -> None:
+    """Found by the fuzz campaign: iree-compile 3.13 crashes on im2col's
+    batch_matmul when the weight is a pure transpose (grouped transposed 1x1)."""
+    config = ConvNd(1, 9, 6, 3, 1, stride=2, padding=1, transposed=True, bias=False, batch=3)
+    _, report = compile_config(config, "im2col")
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "im2col declined: transposed groups=3 with kernel [1]" in (decision.note or ""), decision.note
+    check_matches_eager(config, "im2col", "iree", "grouped transposed 1x1")

@@ -27,7 +27,7 @@ from .. import builders
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .layout import elem_type, merge_groups, parallel_generic, reshape, shape, transpose
-from .registry import COVERAGE, Coverage, emits
+from .registry import COVERAGE, Coverage, declines, emits
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -54,6 +54,18 @@ def im2col(plan: ConvPlan, x: ir.Value, out_sizes: tuple[int, ...]) -> ir.Value:
     col = parallel_generic([xg], empty, maps, lambda args: args[0])
     k, p = c_group * math.prod(kernel), n * math.prod(out_sizes)
     return reshape(col, [[0], list(range(1, 2 + d)), list(range(2 + d, 3 + 2 * d))], [groups, k, p])
+
+
+@declines("im2col")
+def decline_im2col(plan: ConvPlan) -> str | None:
+    """A grouped transposed conv with a 1x1 kernel: its forward weight is a
+    pure transpose of the constant ([G, C/G, F/G] -> [G, F/G, C/G], the flip is
+    the identity), and iree-compile 3.13 crashes turning the batch_matmul fed
+    by it into batch_matmul_transpose_a (TransposePropagationPatterns)."""
+    if plan.spec.transposed and plan.spec.groups > 1 and all(k == 1 for k in plan.kernel):
+        return (f"transposed groups={plan.spec.groups} with kernel {list(plan.kernel)}: iree-compile 3.13 crashes "
+                "on a batch_matmul whose weight is a pure transpose")
+    return None
 
 
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
