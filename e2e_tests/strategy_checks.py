@@ -1,9 +1,11 @@
-"""Shared by the strategy test files: compile a 2D grid config once per
-(strategy, output type), and check a strategy's numbers against PyTorch eager."""
+"""Shared by the strategy test files: compile a grid config (2D
+`Conv2dConfig`, or any `ConvConfig`) once per (strategy, output type), and
+check a strategy's numbers against PyTorch eager."""
 
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -11,13 +13,27 @@ from torch_mlir import ir
 
 import torch_grouped_conv as tgc
 from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.runners.common import as_numpy
 
-from .cases_conv2d import Conv2dConfig
 from .tolerances import tolerance
 
 
+class ConvConfig(Protocol):
+    """A hashable single-convolution config: its module, input, report case label and dtype."""
+
+    @property
+    def case(self) -> str: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def make_module(self) -> torch.nn.Module: ...
+
+    def make_input(self) -> torch.Tensor: ...
+
+
 @functools.lru_cache(maxsize=None)
-def compile_config(config: Conv2dConfig, strategy: str,
+def compile_config(config: ConvConfig, strategy: str,
                    output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
     module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
                          output_type=output_type)
@@ -26,7 +42,7 @@ def compile_config(config: Conv2dConfig, strategy: str,
     return module, report
 
 
-def check_matches_eager(config: Conv2dConfig, strategy: str, backend: str, label: str) -> None:
+def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: str) -> None:
     """The strategy's report case, a warning-free IREE compile, and allclose to eager."""
     module, report = compile_config(config, strategy)
     assert [d.case for d in report.decisions] == [config.case], report.summary()
@@ -35,7 +51,9 @@ def check_matches_eager(config: Conv2dConfig, strategy: str, backend: str, label
         assert program.program.compile_warnings == ""
     x = config.make_input()
     with torch.no_grad():
-        expected = config.make_module().eval()(x).numpy()
+        expected = as_numpy(config.make_module().eval()(x))  # bf16 as ml_dtypes.bfloat16
     (actual,) = program(x)
+    assert (actual.shape, actual.dtype) == (expected.shape, expected.dtype), label
     rtol, atol = tolerance(config.dtype)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=f"{strategy} {label}")
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol,
+                               err_msg=f"{strategy} {label}")

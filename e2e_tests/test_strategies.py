@@ -138,6 +138,7 @@ MARKER_OPS: dict[tuple[str, Case], str | tuple[str, ...]] = {
     ("im2col", Case.CONV): "linalg.batch_matmul",
     ("taps", Case.DEPTHWISE): "tensor.extract_slice",  # one strided view per tap
     ("taps", Case.GROUPED): "tensor.extract_slice",
+    ("taps", Case.DEPTHWISE_MULTIPLIER): "tensor.extract_slice",
     ("matmul", Case.CONV): ("linalg.matmul", "linalg.batch_matmul"),  # 1x1, or KxK through im2col
 }
 

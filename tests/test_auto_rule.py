@@ -37,7 +37,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
     (512, 512, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 16
     (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
     (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
-    (32, 64, 32, 3, 1, "im2col"),  # channel multiplier (depthwise_multiplier): grouped GEMM
+    (32, 64, 32, 3, 1, "taps"),  # channel multiplier (depthwise_multiplier): m outputs per channel
     (64, 128, 1, 3, 1, "matmul"),  # plain 3x3 conv: im2col + matmul
     (128, 128, 1, 3, 2, "matmul"),  # 3x3 stride 2 (ResNet-50 downsampling): im2col + matmul
     (96, 192, 1, 2, 2, "matmul"),  # 2x2 stride 2 (ConvNeXt downsampling): im2col + matmul
@@ -77,3 +77,61 @@ def test_depthwise_permuted_to_channels_last_says_nhwc() -> None:
     strategy, why = pick_strategy(plan(96, 96, 96, 7, channels_last_result=True))
     assert strategy == "taps" and "NHWC" in why
     assert "NHWC" not in pick_strategy(plan(96, 96, 96, 7))[1]
+
+
+def plan_nd(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1, transposed: bool = False,
+            dtype: str = "f32") -> ConvPlan:
+    """A (transposed) convolution of spatial rank `rank` on an 8^rank input, padding k//2."""
+    size, pad = 8, kernel // 2
+    if transposed:
+        out = (size - 1) * stride - 2 * pad + kernel
+        weight = (c_in, c_out // groups, *(kernel,) * rank)
+    else:
+        out = (size + 2 * pad - kernel) // stride + 1
+        weight = (c_out, c_in // groups, *(kernel,) * rank)
+    spec = ConvSpec(
+        location="loc(unknown)",
+        input=TensorInfo((1, c_in, *(size,) * rank), dtype),
+        weight=TensorInfo(weight, dtype),
+        result=TensorInfo((1, c_out, *(out,) * rank), dtype),
+        has_bias=True, stride=(stride,) * rank, padding=(pad,) * rank, dilation=(1,) * rank,
+        output_padding=(0,) * rank, transposed=transposed, groups=groups,
+    )
+    planned = plan_convolution(spec)
+    assert isinstance(planned, ConvPlan), planned
+    return planned
+
+
+@pytest.mark.parametrize(("rank", "c_in", "c_out", "groups", "kernel", "stride", "transposed", "dtype", "expected"), [
+    (3, 96, 96, 96, 3, 1, False, "f32", "taps"),  # CSN / X3D depthwise 3x3x3
+    (3, 64, 64, 4, 3, 1, False, "f32", "im2col"),  # 3D grouped, C/G = 16: 432 products
+    (3, 16, 16, 4, 3, 1, False, "f32", "im2col"),  # C/G = 4 x 27 = 108 > GROUPED_TAPS
+    (3, 64, 128, 1, 1, 1, False, "f32", "matmul"),  # 3D 1x1x1
+    (3, 64, 64, 1, 3, 1, False, "f32", "grouped"),  # r3d_18 3x3x3: direct conv_3d
+    (1, 768, 768, 16, 128, 1, False, "f32", "im2col"),  # wav2vec2 positional conv: K = 48*128
+    (1, 256, 256, 256, 3, 1, False, "f32", "taps"),  # 1D separable TCN depthwise
+    (1, 64, 64, 64, 65, 1, False, "f32", "grouped"),  # 65 taps > MAX_TAPS, channels-last is 2D only
+    (1, 32, 64, 32, 3, 1, False, "f32", "taps"),  # 1D channel multiplier
+    (2, 64, 64, 64, 4, 2, True, "f32", "taps"),  # depthwise transposed (upsampler): by phase
+    (2, 64, 64, 4, 3, 2, True, "f32", "im2col"),  # grouped transposed, C/G = 16
+    (2, 16, 16, 8, 3, 2, True, "f32", "taps"),  # grouped transposed, C/G = 2 (weight [C, F/G, ...])
+    (2, 64, 64, 64, 9, 1, True, "f32", "grouped"),  # 81 taps, transposed: not channels-last
+    (2, 64, 64, 64, 3, 1, False, "f16", "taps"),  # f16 depthwise
+    (2, 256, 256, 32, 3, 1, False, "bf16", "taps"),  # bf16 ResNeXt C/G = 8
+])
+def test_pick_strategy_beyond_2d_f32(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: int,
+                                     transposed: bool, dtype: str, expected: str) -> None:
+    strategy, why = pick_strategy(plan_nd(rank, c_in, c_out, groups, kernel, stride, transposed, dtype))
+    assert strategy == expected, why
+
+
+def test_transposed_note_says_phases() -> None:
+    _, why = pick_strategy(plan_nd(2, 64, 64, 64, 4, 2, True))
+    assert "one tap set per output phase" in why and "stride [2, 2]" in why
+    _, forward = pick_strategy(plan_nd(2, 64, 64, 64, 4, 2, False))
+    assert "phase" not in forward
+
+
+def test_multiplier_threshold_is_max_taps() -> None:
+    assert pick_strategy(plan_nd(2, 8, 16, 8, 7))[0] == "taps"  # 49 taps
+    assert pick_strategy(plan_nd(2, 8, 16, 8, 9))[0] == "im2col"  # 81 taps

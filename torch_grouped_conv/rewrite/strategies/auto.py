@@ -1,31 +1,44 @@
 """`auto`: pick a strategy per convolution, by a rule read off the benchmark
 (docs/performance.md, "The auto rule"; numbers from benchmarks/run.py).
 
-The rule, in order:
+The rule holds for every spatial rank (1D/2D/3D), forward and transposed,
+f32/f64/f16/bf16: taps, im2col and matmul cover them all (registry
+`COVERAGE`); dynamic shapes fall back to `grouped` with a note, except a
+dynamic batch through `taps`. In order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
-   vs 3.4x for the NCHW named op and 3.2x for NHWC); computed channels-last
+   vs 3.4x for the NCHW named op and 3.2x for NHWC; 3D 3x3x3 csn_dw3d and
+   the transposed depthwise, by output phase, measured in
+   docs/performance.md "Beyond 2D forward f32"); computed channels-last
    when the result goes straight into a permute to NHWC (ConvNeXt), so the
    transposes cancel (taps.emit_depthwise_taps_nhwc);
-2. larger depthwise windows -> `channels-last` (NHWC depthwise);
+2. larger depthwise windows -> `channels-last` (NHWC depthwise) in 2D
+   forward, the default direct depthwise op elsewhere (channels-last is 2D
+   forward only);
 3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= `GROUPED_TAPS`
    (C/G <= 8 at 3x3: ResNeXt layer1/2, every RegNet shape) -> `taps`: the
    C/G*KH*KW products unrolled in one all-parallel generic (1.1x PyTorch
    geomean on those vs 2.2x for im2col, side by side);
-4. other grouped, and the channel multiplier (`depthwise_multiplier`, not
-   measured on its own: it takes the grouped GEMM as before) -> `im2col`:
+4. the channel multiplier (groups = C_in, C_out = m*C_in) with at most
+   `MAX_TAPS` taps -> `taps` (m outputs per input channel; ~5x faster than
+   im2col on dw_multiplier2_32to64_112);
+5. other grouped, and larger multiplier windows -> `im2col`:
    one batch_matmul over the groups (C/G = 16: tied with taps; C/G = 32:
-   taps would unroll 288 products);
-5. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
+   taps would unroll 288 products; wav2vec2's 1D k=128 and 3D grouped
+   ~4-6x faster than the default emitter);
+6. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
    (stride-2 1x1 convs ran ~100x faster than IREE's direct
    conv_2d_nchw_fchw, stride 1 about the same);
-6. other groups == 1 (KxK kernels) -> `matmul` (im2col + matmul). With
-   the default data tiling this beats IREE's direct conv_2d_nchw_fchw on
-   whole networks (resnet50: 0.65x vs 0.76x PyTorch, all 13 of its 3x3
-   stride-1 convs moved), and the direct strided conv is pathological
-   (ConvNeXt's 2x2/2 downsampling convs: ~80 ms each direct, ~3 ms as
-   im2col + matmul).
+7. other groups == 1 (KxK kernels), 2D forward -> `matmul` (im2col +
+   matmul). With the default data tiling this beats IREE's direct
+   conv_2d_nchw_fchw on whole networks (resnet50: 0.65x vs 0.76x PyTorch,
+   all 13 of its 3x3 stride-1 convs moved), and the direct strided conv is
+   pathological (ConvNeXt's 2x2/2 downsampling convs: ~80 ms each direct,
+   ~3 ms as im2col + matmul);
+8. groups == 1 KxK in 1D/3D or transposed: with few input channels
+   (C_in <= `FEW_CHANNELS`, a stem) -> `matmul` (im2col + matmul), else
+   `grouped` (the direct named conv; im2col + matmul not measured there).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
 except depthwise.
@@ -33,11 +46,12 @@ except depthwise.
 
 from __future__ import annotations
 
-from ..plan import Case, ConvPlan
+from ..plan import Case, ConvPlan, group_channels
 from .registry import PICKERS
 from .taps import MAX_TAPS
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
+FEW_CHANNELS = 4  # a stem (RGB input): im2col + matmul beats the direct conv
 
 
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
@@ -62,18 +76,42 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
     if plan.case is Case.DEPTHWISE:
         if taps <= MAX_TAPS:
             layout = ", computed NHWC (the result is permuted to channels-last next)" if plan.spec.channels_last_result else ""
-            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}"
+            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}" + _phases(plan)
+        if plan.spec.spatial_rank != 2 or plan.spec.transposed:
+            return "grouped", (f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}), "
+                               f"{_kind(plan)}: direct depthwise op")
         return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
     if plan.case is Case.GROUPED:
-        products = (plan.spec.weight.shape[1] or GROUPED_TAPS + 1) * taps
+        products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * taps
         if products <= GROUPED_TAPS:
             return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
         return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)"
     if plan.case is Case.DEPTHWISE_MULTIPLIER:
+        if taps <= MAX_TAPS:
+            return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
+                            f"({taps} taps): unrolled taps, m outputs per input channel" + _phases(plan))
         return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
     if plan.case is Case.CONV:
         if all(k == 1 for k in kernel):
             return "matmul", "groups=1, 1x1 kernel: matmul"
-        return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
+        if plan.spec.spatial_rank == 2 and not plan.spec.transposed:
+            return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
+        c_in = plan.spec.input.shape[1]
+        if c_in is not None and c_in <= FEW_CHANNELS:
+            return "matmul", f"groups=1, C_in={c_in} <= {FEW_CHANNELS}: im2col + matmul"
+        return "grouped", f"groups=1, C_in={c_in}, kernel {kernel}: direct {_kind(plan)} named conv"
     return "grouped", f"{plan.case}: default emitter"
+
+
+def _kind(plan: ConvPlan) -> str:
+    return f"{plan.spec.spatial_rank}D{' transposed' if plan.spec.transposed else ''}"
+
+
+def _phases(plan: ConvPlan) -> str:
+    """Note suffix for a transposed conv that taps splits into output phases."""
+    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
+        return f" (transposed, stride {list(plan.spec.stride)}: one tap set per output phase)"
+    return ""
+
+
 PICKERS["auto"] = pick_strategy

@@ -1,71 +1,91 @@
 """`im2col`: a grouped GEMM. An im2col linalg.generic gathers each output
-pixel's receptive field, then one linalg.batch_matmul over the groups.
+position's receptive field, then one linalg.batch_matmul over the groups.
+Any spatial rank d; below *k, *o, *s are d-tuples.
 
-Index math, with G groups, Cg = C/G, Fg = F/G, K = Cg*KH*KW, P = N*Ho*Wo:
-  col[g, c, kh, kw, n, ho, wo] = x[n, g*Cg + c, ho*sh + kh*dh, wo*sw + kw*dw]
-  (x padded, read through its [N,G,Cg,Hp,Wp] expansion: an affine map, no gather),
+Index math, with G groups, Cg = C/G, Fg = F/G, K = Cg*prod(k), P = N*prod(O):
+  col[g, c, *k, n, *o] = x[n, g*Cg + c, o_i*s_i + k_i*r_i ...]
+  (x padded, read through its [N,G,Cg,*Sp] expansion: an affine map, no gather),
   collapsed to [G, K, P];
-  weight [F,Cg,KH,KW] -> [G,Fg,Cg,KH,KW] -> [G,Fg,K];
+  weight [F,Cg,*k] -> [G,Fg,Cg,*k] -> [G,Fg,K];
   out[g, f, p] = acc[g, f, p] + sum_k weight[g, f, k] * col[g, k, p]   (batch_matmul)
-The accumulator [N,F,Ho,Wo] (bias included) is transposed to [F,N,Ho,Wo] so
-that P = (n, ho, wo) is contiguous, and the result is transposed back.
+The accumulator [N,F,*O] (bias included) is transposed to [F,N,*O] so
+that P = (n, *o) is contiguous, and the result is transposed back.
+f16/bf16: col and weight stay in the input type; batch_matmul extends them
+to the (f32) accumulator's type per element.
+
+A long 1D kernel (wav2vec2's k=128, C/G=48) is the natural case: K = 6144.
 """
 
 from __future__ import annotations
+
+import math
 
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
 
 from .. import builders
 from ..plan import Case, ConvPlan
+from ..spec import FLOAT_DTYPES
 from .layout import elem_type, merge_groups, parallel_generic, reshape, shape, transpose
-from .registry import emits
+from .registry import COVERAGE, Coverage, declines, emits
 
-NF_SWAP = (1, 0, 2, 3)  # [N,F,Ho,Wo] <-> [F,N,Ho,Wo]
+
+def nf_swap(rank: int) -> tuple[int, ...]:
+    """[N,F,*O] <-> [F,N,*O] for a rank-`rank` tensor."""
+    return (1, 0, *range(2, rank))
 
 
 def im2col_input_map(stride: tuple[int, ...], dilation: tuple[int, ...]) -> ir.AffineMap:
-    """(g, c, kh, kw, n, ho, wo) -> (n, g, c, ho*sh + kh*dh, wo*sw + kw*dw)."""
-    g, c, kh, kw, n, ho, wo = (ir.AffineDimExpr.get(i) for i in range(7))
-
-    def window(out: ir.AffineExpr, k: ir.AffineExpr, s: int, d: int) -> ir.AffineExpr:
-        return ir.AffineAddExpr.get(
-            ir.AffineMulExpr.get(out, ir.AffineConstantExpr.get(s)),
-            ir.AffineMulExpr.get(k, ir.AffineConstantExpr.get(d)),
-        )
-
-    return ir.AffineMap.get(7, 0, [n, g, c, window(ho, kh, stride[0], dilation[0]),
-                                   window(wo, kw, stride[1], dilation[1])])
+    """(g, c, *k, n, *o) -> (n, g, c, o_i*s_i + k_i*r_i ...)."""
+    d = len(stride)
+    dims = [ir.AffineDimExpr.get(i) for i in range(3 + 2 * d)]
+    g, c, ks, n, outs = dims[0], dims[1], dims[2:2 + d], dims[2 + d], dims[3 + d:]
+    window = [o * s + k * r for o, k, s, r in zip(outs, ks, stride, dilation)]
+    return ir.AffineMap.get(3 + 2 * d, 0, [n, g, c, *window])
 
 
-def im2col(plan: ConvPlan, x: ir.Value, out_hw: tuple[int, int]) -> ir.Value:
-    """[N,C,Hp,Wp] -> col [G, Cg*KH*KW, N*Ho*Wo] (see module docstring)."""
-    spec = plan.spec
-    groups, (kh, kw) = spec.groups, spec.kernel
+def im2col(plan: ConvPlan, x: ir.Value, out_sizes: tuple[int, ...]) -> ir.Value:
+    """[N,C,*Sp] -> col [G, Cg*prod(k), N*prod(O)] (see module docstring)."""
+    groups, kernel, d = plan.spec.groups, plan.kernel, len(plan.kernel)
     xg = builders.expand(x, 1, groups)
-    n, _, c_group, _, _ = shape(xg)
-    col_shape = [groups, c_group, kh, kw, n, *out_hw]
-    empty = tensor.empty(col_shape, elem_type(x))
-    maps = [im2col_input_map(spec.stride, spec.dilation), ir.AffineMap.get_identity(7)]
+    n, _, c_group = shape(xg)[:3]
+    empty = tensor.empty([groups, c_group, *kernel, n, *out_sizes], elem_type(x))
+    maps = [im2col_input_map(plan.window.stride, plan.window.dilation), ir.AffineMap.get_identity(3 + 2 * d)]
     col = parallel_generic([xg], empty, maps, lambda args: args[0])
-    k, p = c_group * kh * kw, n * out_hw[0] * out_hw[1]
-    return reshape(col, [[0], [1, 2, 3], [4, 5, 6]], [groups, k, p])
+    k, p = c_group * math.prod(kernel), n * math.prod(out_sizes)
+    return reshape(col, [[0], list(range(1, 2 + d)), list(range(2 + d, 3 + 2 * d))], [groups, k, p])
+
+
+@declines("im2col")
+def decline_im2col(plan: ConvPlan) -> str | None:
+    """A grouped transposed conv with a 1x1 kernel: its forward weight is a
+    pure transpose of the constant ([G, C/G, F/G] -> [G, F/G, C/G], the flip is
+    the identity), and iree-compile 3.13 crashes turning the batch_matmul fed
+    by it into batch_matmul_transpose_a (TransposePropagationPatterns)."""
+    if plan.spec.transposed and plan.spec.groups > 1 and all(k == 1 for k in plan.kernel):
+        return (f"transposed groups={plan.spec.groups} with kernel {list(plan.kernel)}: iree-compile 3.13 crashes "
+                "on a batch_matmul whose weight is a pure transpose")
+    return None
 
 
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
-    n, f, ho, wo = shape(acc)
-    f_group = f // groups
-    col = im2col(plan, x, (ho, wo))
-    weight = reshape(builders.expand(w, 0, groups), merge_groups(5, 2, 3), [groups, f_group, col_k(col)])
-    acc_fn = transpose(acc, NF_SWAP)  # [F,N,Ho,Wo]
-    acc3 = reshape(reshape(acc_fn, [[0, 1], [2], [3], [4]], [groups, f_group, n, ho, wo]),
-                   merge_groups(5, 2, 3), [groups, f_group, n * ho * wo])
-    out = linalg.batch_matmul(weight, col, outs=[acc3])
-    out5 = reshape(out, merge_groups(5, 2, 3), [groups, f_group, n, ho, wo])
-    return transpose(reshape(out5, [[0, 1], [2], [3], [4]], [f, n, ho, wo]), NF_SWAP)
+    n, f, *out = shape(acc)
+    rank, f_group = 2 + len(out), f // groups
+    col = im2col(plan, x, tuple(out))
+    weight = reshape(builders.expand(w, 0, groups), merge_groups(rank + 1, 2, rank - 1),
+                     [groups, f_group, col_k(col)])
+    split_f = [[0, 1], *([i] for i in range(2, rank + 1))]  # [F,...] <-> [G,Fg,...]
+    acc_g = reshape(transpose(acc, nf_swap(rank)), split_f, [groups, f_group, n, *out])  # [G,Fg,N,*O]
+    acc3 = reshape(acc_g, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, n * math.prod(out)])
+    result = linalg.batch_matmul(weight, col, outs=[acc3])
+    result_g = reshape(result, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, n, *out])
+    return transpose(reshape(result_g, split_f, [f, n, *out]), nf_swap(rank))
 
 
 def col_k(col: ir.Value) -> int:
     return shape(col)[1]
+
+
+COVERAGE["im2col"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)

@@ -1,6 +1,8 @@
 """Layout helpers for the strategy emitters: transposes, channel slices and
-static reshapes on builtin tensors. Static shapes only (the strategy selector
-falls back to the default emitters when a shape is dynamic).
+reshapes on builtin tensors. `shape` insists on static dims; `sizes`,
+`extract`, `reshape` and `add` also take SSA sizes (a dynamic batch, which
+`taps` supports; the strategy selector falls back to the default emitters
+for any other dynamic dim, see registry.Coverage).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable, Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import static_dims, tensor_type
+from ..builders import DYNAMIC, SizeValue, as_dims, dynamic_values, sizes_of, static_dims, tensor_type
 
 # NCHW <-> NHWC, as linalg.transpose permutations (result dim i = input dim perm[i]).
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -21,6 +23,25 @@ def shape(value: ir.Value) -> list[int]:
     dims = static_dims(value)
     assert all(d is not None for d in dims), "strategy emitters run on static shapes only"
     return [d for d in dims if d is not None]
+
+
+def sizes(value: ir.Value) -> list[SizeValue]:
+    """Every dim of `value`: an int when static, else a tensor.dim (the batch dim of a dynamic-batch conv)."""
+    return sizes_of(value)
+
+
+def static_list(values: Sequence[SizeValue]) -> list[int]:
+    """The static-size list of a slice or reshape op: DYNAMIC markers for SSA sizes."""
+    return [DYNAMIC() if d is None else d for d in as_dims(values)]
+
+
+def extract(value: ir.Value, offsets: Sequence[int], slice_sizes: Sequence[SizeValue], strides: Sequence[int],
+            result_sizes: Sequence[SizeValue] | None = None) -> ir.Value:
+    """tensor.extract_slice with static offsets and strides; sizes may be SSA
+    values. `result_sizes` (default `slice_sizes`) may drop unit dims (rank-reducing)."""
+    result = tensor_type(as_dims(result_sizes if result_sizes is not None else slice_sizes), elem_type(value))
+    return tensor.extract_slice(result, value, [], dynamic_values(slice_sizes), [], list(offsets),
+                                static_list(slice_sizes), list(strides))
 
 
 def elem_type(value: ir.Value) -> ir.Type:
@@ -50,14 +71,15 @@ def insert_axis(part: ir.Value, into: ir.Value, axis: int, offset: int) -> ir.Va
     return tensor.insert_slice(part, into, [], [], [], offsets, sizes, [1] * len(sizes))
 
 
-def reshape(value: ir.Value, groups: Sequence[Sequence[int]], out_shape: Sequence[int]) -> ir.Value:
-    """Static expand_shape (len(out_shape) > rank) or collapse_shape (<) with
-    reassociation `groups` (a list of result/source dim lists)."""
-    rank = len(shape(value))
-    result = tensor_type(list(out_shape), elem_type(value))
+def reshape(value: ir.Value, groups: Sequence[Sequence[int]], out_shape: Sequence[SizeValue]) -> ir.Value:
+    """expand_shape (len(out_shape) > rank) or collapse_shape (<) with
+    reassociation `groups` (a list of result/source dim lists). A size may be
+    an SSA value (a dynamic dim kept whole, e.g. the batch)."""
+    rank = ir.RankedTensorType(value.type).rank
+    result = tensor_type(as_dims(out_shape), elem_type(value))
     reassociation = [list(g) for g in groups]
     if len(out_shape) > rank:
-        return tensor.expand_shape(result, value, reassociation, [], list(out_shape))
+        return tensor.expand_shape(result, value, reassociation, dynamic_values(out_shape), static_list(out_shape))
     return tensor.collapse_shape(result, value, reassociation)
 
 
@@ -86,6 +108,6 @@ def parallel_generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[
 
 def add(a: ir.Value, b: ir.Value) -> ir.Value:
     """a + b elementwise (a linalg.generic: IREE 3.13 has no linalg.add)."""
-    identity = ir.AffineMap.get_identity(len(shape(a)))
-    init = tensor.empty(shape(a), elem_type(a))
+    identity = ir.AffineMap.get_identity(ir.RankedTensorType(a.type).rank)
+    init = tensor.empty(sizes(a), elem_type(a))
     return parallel_generic([a, b], init, [identity] * 3, lambda args: arith.addf(args[0], args[1]))

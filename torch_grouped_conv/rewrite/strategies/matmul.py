@@ -1,8 +1,9 @@
 """`matmul`: groups == 1 convolutions as matrix products, no transposes.
 
-1x1 kernels, layout x [N,C,Hp,Wp] (stride s: read through a strided
-tensor.extract_slice first, x[:, :, ::sh, ::sw] cropped to [N,C,Ho,Wo]),
-weight [F,C,1,1] -> [F,C], accumulator [N,F,Ho,Wo] -> [N,F,P], P = Ho*Wo:
+1x1(x1) kernels of any spatial rank, layout x [N,C,*Sp] (stride s: read
+through a strided tensor.extract_slice first, x[:, :, ::s_1, ...] cropped to
+[N,C,*O]), weight [F,C,1...] -> [F,C], accumulator [N,F,*O] -> [N,F,P],
+P = prod(O):
 
   out[n,f,p] = acc[n,f,p] + sum_c w[f,c] * x[n,c,p]
 
@@ -15,53 +16,62 @@ batch_matmul with batch 1).
 
 from __future__ import annotations
 
+import math
+
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from ..builders import tensor_type
 from ..plan import Case, ConvPlan
+from ..spec import FLOAT_DTYPES
 from .im2col import emit_im2col
 from .layout import elem_type, reshape, shape
-from .registry import emits
+from .registry import COVERAGE, Coverage, emits
 
 
-def strided_window(x: ir.Value, stride: tuple[int, int], out_hw: tuple[int, int]) -> ir.Value:
-    """x[:, :, 0:Ho*sh:sh, 0:Wo*sw:sw] (the 1x1 conv's receptive fields)."""
-    n, c, hp, wp = shape(x)
-    if (hp, wp) == out_hw:
+def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[int, ...]) -> ir.Value:
+    """x[:, :, 0:O_i*s_i:s_i ...] (the 1x1 conv's receptive fields)."""
+    n, c, *spatial = shape(x)
+    if tuple(spatial) == out_sizes:
         return x
-    sizes = [n, c, *out_hw]
-    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0, 0, 0, 0], sizes,
+    sizes = [n, c, *out_sizes]
+    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0] * len(sizes), sizes,
                                 [1, 1, *stride])
 
 
 def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
-    """out[n,f,p] = acc[n,f,p] + sum_c w[f,c] * x[n,c,p] (a linalg.generic)."""
+    """out[n,f,p] = acc[n,f,p] + sum_c w[f,c] * x[n,c,p] (a linalg.generic;
+    both factors extended to the accumulator type when narrower)."""
     n, f, p, c = (ir.AffineDimExpr.get(i) for i in range(4))
     maps = [ir.AffineMap.get(4, 0, [f, c]), ir.AffineMap.get(4, 0, [n, c, p]), ir.AffineMap.get(4, 0, [n, f, p])]
     iterators = [ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in ("parallel",) * 3 + ("reduction",)]
     op = linalg.GenericOp([acc.type], [w, x], [acc], ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
                           ir.ArrayAttr.get(iterators))
     elem = elem_type(acc)
-    block = op.regions[0].blocks.append(elem, elem, elem)
+    block = op.regions[0].blocks.append(elem_type(w), elem_type(x), elem)
     with ir.InsertionPoint(block):
-        a, b, out = block.arguments
+        a, b, out = (v if v.type == elem else arith.extf(elem, v) for v in block.arguments)
         linalg.YieldOp([arith.addf(out, arith.mulf(a, b))])
     return op.result
 
 
 @emits("matmul", Case.CONV)
 def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    if tuple(plan.kernel) != (1, 1):
+    if any(k != 1 for k in plan.kernel):
         return emit_im2col(plan, x, w, acc)
-    n, f, ho, wo = shape(acc)
-    c, p = shape(w)[1], ho * wo
-    cols = reshape(strided_window(x, plan.spec.stride, (ho, wo)), [[0], [1], [2, 3]], [n, c, p])
-    weight = reshape(w, [[0], [1, 2, 3]], [f, c])
-    acc3 = reshape(acc, [[0], [1], [2, 3]], [n, f, p])
+    n, f, *out = shape(acc)
+    rank = 2 + len(out)
+    c, p = shape(w)[1], math.prod(out)
+    flat = [[0], [1], list(range(2, rank))]  # [N,C,*O] <-> [N,C,P]
+    cols = reshape(strided_window(x, plan.window.stride, tuple(out)), flat, [n, c, p])
+    weight = reshape(w, [[0], list(range(1, rank))], [f, c])
+    acc3 = reshape(acc, flat, [n, f, p])
     if n == 1:
         out2 = linalg.matmul(weight, reshape(cols, [[0, 1], [2]], [c, p]), outs=[reshape(acc3, [[0, 1], [2]], [f, p])])
         out3 = reshape(out2, [[0, 1], [2]], [1, f, p])
     else:
         out3 = contraction(weight, cols, acc3)
-    return reshape(out3, [[0], [1], [2, 3]], [n, f, ho, wo])
+    return reshape(out3, flat, [n, f, *out])
+
+
+COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)

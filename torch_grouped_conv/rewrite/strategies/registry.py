@@ -30,6 +30,48 @@ STRATEGY_EMITTERS: dict[tuple[str, Case], Emitter] = {}
 Decliner = Callable[[ConvPlan], "str | None"]
 DECLINERS: dict[str, Decliner] = {}
 
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which convolutions a strategy's emitters handle; outside it the
+    strategy declines (default emitter, with a note naming the parameter)."""
+
+    ranks: tuple[int, ...] = (2,)
+    transposed: bool = False
+    dtypes: tuple[str, ...] = ("f32", "f64")
+    dynamic_batch: bool = False  # a dynamic N (dim 0) is fine; any other dynamic dim is not
+
+    def refusal(self, plan: ConvPlan) -> str | None:
+        spec = plan.spec
+        skip = 1 if self.dynamic_batch else 0
+        if any(d is None for info in (spec.input, spec.result) for d in info.shape[skip:]):
+            dims = ", ".join("?" if d is None else str(d) for d in spec.input.shape)
+            what = "channel or spatial dims" if self.dynamic_batch else "shapes"
+            return f"dynamic shape [{dims}] (its emitters size {what} statically)"
+        if spec.spatial_rank not in self.ranks:
+            return f"{spec.spatial_rank}D convolution (it covers spatial ranks {list(self.ranks)})"
+        if spec.transposed and not self.transposed:
+            return "transposed convolution (it covers forward ones)"
+        if spec.input.dtype not in self.dtypes:
+            return f"dtype {spec.input.dtype} (it covers {', '.join(self.dtypes)})"
+        return None
+
+
+# strategy -> what it covers; strategies not listed cover `Coverage()` (2D forward f32/f64, static).
+COVERAGE: dict[str, Coverage] = {}
+
+# What the quantized strategies cover: 2D forward, static shapes (the centered
+# i32 operands are what was measured and tested; docs/design.md).
+QUANTIZED_COVERAGE = Coverage(ranks=(2,), dtypes=("!torch.quint8", "!torch.qint8"))
+
+
+def quantized_refusal(strategy: str, plan: ConvPlan) -> str | None:
+    """Why `strategy` declines a quantized plan, or None."""
+    if strategy not in QUANTIZED_STRATEGIES:
+        return f"it covers f32/f64 convolutions (quantized: {', '.join(QUANTIZED_STRATEGIES)})"
+    return QUANTIZED_COVERAGE.refusal(plan)
+
+
 # `auto`'s rule: plan -> (strategy, why). Set by strategies/auto.py.
 Picker = Callable[[ConvPlan], tuple[str, str]]
 PICKERS: dict[str, Picker] = {}
@@ -82,18 +124,10 @@ def choose(strategy: str, plan: ConvPlan) -> Choice:
         return Choice(inner.strategy, inner.emitter, f"{strategy}: {why}" + (f"; {inner.note}" if inner.note else ""))
     if strategy == DEFAULT_STRATEGY:
         return Choice(strategy, default)
-    if not (plan.spec.input.is_static and plan.spec.result.is_static):
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: dynamic shape {list(plan.spec.input.shape)}; "
-                      f"fell back to {DEFAULT_STRATEGY}")
-    if plan.quant is not None and strategy not in QUANTIZED_STRATEGIES:
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers f32/f64 convolutions (quantized: "
-                      f"{', '.join(QUANTIZED_STRATEGIES)}); fell back to {DEFAULT_STRATEGY}")
-    if plan.spec.spatial_rank != 2 or plan.spec.transposed or (plan.quant is None and plan.spec.input.dtype
-                                                                not in ("f32", "f64")):
-        return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: it covers 2D forward f32/f64"
-                      f"{' and quantized' if plan.quant is not None else ''} convolutions; fell back to "
-                      f"{DEFAULT_STRATEGY}")
-    reason = DECLINERS[strategy](plan) if strategy in DECLINERS else None
+    reason = quantized_refusal(strategy, plan) if plan.quant is not None else (
+        COVERAGE.get(strategy, Coverage()).refusal(plan))
+    if reason is None and strategy in DECLINERS:
+        reason = DECLINERS[strategy](plan)
     if reason is not None:
         return Choice(DEFAULT_STRATEGY, default, f"{strategy} declined: {reason}; fell back to {DEFAULT_STRATEGY}")
     emitter = STRATEGY_EMITTERS.get((strategy, plan.case))

@@ -1,22 +1,30 @@
 """`taps`: a depthwise or grouped convolution as one all-parallel
-linalg.generic over the output, the window unrolled into its taps.
+linalg.generic over the output, the window unrolled into its taps. Any
+spatial rank d (1D, 2D, 3D): every index below is a tuple over the spatial dims.
 
-Depthwise layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW],
-accumulator [N,C,Ho,Wo] (bias included). With stride s and dilation d,
+Depthwise layout: padded input x [N,C,*Sp], weight [C,1,*K],
+accumulator [N,C,*O] (bias included). With window stride s and dilation r,
 
-  out[n,c,ho,wo] = acc[n,c,ho,wo]
-                   + sum_{kh,kw} w[c,0,kh,kw] * x[n, c, ho*sh + kh*dh, wo*sw + kw*dw]
+  out[n,c,*o] = acc[n,c,*o] + sum_{k} w[c,0,*k] * x[n, c, o_i*s_i + k_i*r_i ...]
 
-Tap (kh, kw) reads the strided view
-  x[:, :, kh*dh : kh*dh + (Ho-1)*sh + 1 : sh, kw*dw : kw*dw + (Wo-1)*sw + 1 : sw]
-(a tensor.extract_slice of shape [N,C,Ho,Wo]; IREE folds it into the
+Tap k reads the strided view
+  x[:, :, k_i*r_i : k_i*r_i + (O_i-1)*s_i + 1 : s_i ...]
+(a tensor.extract_slice of shape [N,C,*O]; IREE folds it into the
 dispatch's load, no copy) through the identity map, and its weight
-w[:, 0, kh, kw] ([C], a rank-reducing slice of a constant) through
-(n,c,ho,wo) -> (c). All loops are parallel, so IREE tiles and vectorizes
-it like an elementwise op (along Wo), with no reduction loop.
+w[:, 0, *k] ([C], a rank-reducing slice of a constant) through
+(n,c,*o) -> (c). All loops are parallel, so IREE tiles and vectorizes
+it like an elementwise op (along the last dim), with no reduction loop.
 
-Grouped (`emit_grouped_taps`): the same over (n, g, f, ho, wo) with the
-C/G*KH*KW products unrolled.
+Grouped (`emit_grouped_taps`): the same over (n, g, f, *o) with the
+C/G*prod(K) products unrolled; the channel multiplier (groups = C,
+C_out = m*C) is its C/G = 1 instance: m outputs per input channel.
+
+Transposed convs (stride s > 1): the sub-pixel / phase decomposition, s^d
+stride-1 tap sets over the undilated input, one per output phase, no product
+on an inserted zero (`output_phases`, `by_phase`, `interleave`).
+
+f16/bf16: every product is taken in the accumulator type (arith.extf of
+both factors inside the body), so the sum is f32 and emit_plan rounds once.
 
 Why this form (checked in IREE 3.13's dumped executables):
 - one weight operand read through (c, 0, kh, kw) maps (constant results)
@@ -24,105 +32,261 @@ Why this form (checked in IREE 3.13's dumped executables):
   slower); per-tap [C] slices give packed FMAs;
 - reading x through (n, c, ho*sh + kh*dh, ...) maps does not verify: tap
   (0, 0) at stride 1 is a bare dim, whose size must equal Ho;
-- with a column stride s > 1 the taps would read every s-th float; the
-  input's columns are first de-interleaved into s phases (`column_phases`,
+- with a last-dim stride s > 1 the taps would read every s-th float; the
+  input's last dim is first de-interleaved into s phases (`last_dim_phases`,
   one copy pass) and each tap reads a contiguous run of one phase.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, tensor
+from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import pad_spatial, tensor_type
-from ..plan import Case, ConvPlan
-from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, elem_type, parallel_generic, reshape, shape, transpose
-from .registry import declines, emits
+from ..builders import pad_spatial, static_dims, tensor_type
+from ..plan import Case, ConvPlan, group_channels
+from ..spec import FLOAT_DTYPES
+from .layout import (NCHW_TO_NHWC, NHWC_TO_NCHW, add, elem_type, extract, parallel_generic, reshape, shape, sizes,
+                     transpose)
+from .registry import COVERAGE, Coverage, declines, emits
 
-MAX_TAPS = 64  # a body of 2*KH*KW arith ops; bigger windows stay on the named op
-MAX_GROUPED_TAPS = 144  # grouped: C/G*KH*KW products per output (16 channels x 3x3)
+MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
+MAX_GROUPED_TAPS = 144  # grouped: C/G*prod(K) products per output (16 channels x 3x3)
+
+Tap = tuple[tuple[int, ...], tuple[int, ...]]  # (kernel index, input offset) per spatial dim
 
 
-def tap_offsets(kernel: Sequence[int], dilation: Sequence[int]) -> list[tuple[int, int, int, int]]:
-    """(kh, kw, row offset, column offset) of every tap, row-major."""
-    return [(kh, kw, kh * dilation[0], kw * dilation[1]) for kh in range(kernel[0]) for kw in range(kernel[1])]
+def tap_offsets(kernel: Sequence[int], dilation: Sequence[int]) -> list[Tap]:
+    """(kernel index, input offset k_i*r_i) of every tap, row-major."""
+    return [(k, tuple(i * r for i, r in zip(k, dilation))) for k in itertools.product(*(range(n) for n in kernel))]
 
 
-def tap_view(x: ir.Value, channels: slice, row: int, col: int, out_hw: Sequence[int],
+def shape_at(value: ir.Value, axis: int) -> int:
+    """A dim that must be static (channels, spatial sizes; only the batch may be dynamic)."""
+    dim = static_dims(value)[axis]
+    assert dim is not None, f"taps: dim {axis} of {value.type} must be static"
+    return dim
+
+
+def _channel_count(channels: slice, total: int) -> int:
+    return len(range(*channels.indices(total)))
+
+
+def tap_view(x: ir.Value, channels: slice, offsets: Sequence[int], out_sizes: Sequence[int],
              stride: Sequence[int]) -> ir.Value:
-    """x[:, channels, row::sh, col::sw] cut to [N, len(channels), Ho, Wo]."""
-    n, c = shape(x)[0], len(range(*channels.indices(shape(x)[1])))
-    sizes = [n, c, *out_hw]
-    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0, channels.start or 0, row, col],
-                                sizes, [1, channels.step or 1, *stride])
+    """x[:, channels, o_i::s_i ...] cut to [N, len(channels), *O]."""
+    n, c = sizes(x)[0], _channel_count(channels, shape_at(x, 1))
+    return extract(x, [0, channels.start or 0, *offsets], [n, c, *out_sizes], [1, channels.step or 1, *stride])
 
 
-def tap_weight(w: ir.Value, kh: int, kw: int, c: int = 0) -> ir.Value:
-    """w[:, c, kh, kw] as a [F] tensor (rank-reducing tensor.extract_slice)."""
-    f = shape(w)[0]
-    return tensor.extract_slice(tensor_type([f], elem_type(w)), w, [], [], [], [0, c, kh, kw], [f, 1, 1, 1],
-                                [1, 1, 1, 1])
+def tap_weight(w: ir.Value, k: Sequence[int], c: int = 0) -> ir.Value:
+    """w[:, c, *k] as a [F] tensor (rank-reducing tensor.extract_slice)."""
+    f, rank = shape(w)[0], len(shape(w))
+    return tensor.extract_slice(tensor_type([f], elem_type(w)), w, [], [], [], [0, c, *k], [f] + [1] * (rank - 1),
+                                [1] * rank)
 
 
-def column_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
-    """x [N,C,Hp,Wp] -> [N,C,Hp,stride,width] with
-    out[n,c,h,p,q] = x[n,c,h,q*stride + p] (x zero-padded on the right when
-    width*stride > Wp, cropped when less; those columns are never read by a tap).
+def last_dim_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
+    """x [N,C,*S,Wp] -> [N,C,*S,stride,width] with
+    out[..., p, q] = x[..., q*stride + p] (x zero-padded at the end when
+    width*stride > Wp, cropped when less; those elements are never read by a tap).
 
-    One copy pass that de-interleaves the columns, so that every tap of a
-    convolution with column stride > 1 reads contiguous columns: tap column
-    wo*stride + o lies in phase o % stride at q = wo + o // stride.
+    One copy pass that de-interleaves the last dim, so that every tap of a
+    convolution with last-dim stride > 1 reads contiguous elements: tap
+    element o*stride + t lies in phase t % stride at q = o + t // stride.
     """
-    n, c, hp, wp = shape(x)
+    dims = sizes(x)
+    rank, wp = len(dims), shape_at(x, -1)
     if width * stride > wp:
-        x = pad_spatial(x, [0, 0], [0, width * stride - wp])
-    d = [ir.AffineDimExpr.get(i) for i in range(5)]
-    column = ir.AffineAddExpr.get(ir.AffineMulExpr.get(d[4], ir.AffineConstantExpr.get(stride)), d[3])
-    maps = [ir.AffineMap.get(5, 0, [d[0], d[1], d[2], column]), ir.AffineMap.get_identity(5)]
-    init = tensor.empty([n, c, hp, stride, width], elem_type(x))
+        x = pad_spatial(x, [0] * (rank - 2), [0] * (rank - 3) + [width * stride - wp])
+    d = [ir.AffineDimExpr.get(i) for i in range(rank + 1)]
+    last = ir.AffineAddExpr.get(ir.AffineMulExpr.get(d[rank], ir.AffineConstantExpr.get(stride)), d[rank - 1])
+    maps = [ir.AffineMap.get(rank + 1, 0, [*d[:rank - 1], last]), ir.AffineMap.get_identity(rank + 1)]
+    init = tensor.empty([*dims[:-1], stride, width], elem_type(x))
     return parallel_generic([x], init, maps, lambda args: args[0])
 
 
-def phase_view(phases: ir.Value, channels: slice, row: int, col: int, out_hw: Sequence[int],
-               row_stride: int) -> ir.Value:
-    """The tap at (row, col) of the padded input, read from `column_phases`:
-    phases[:, channels, row::sh, col % s, col // s : col // s + Wo] as [N, len(channels), Ho, Wo]."""
-    n, c_all, _, s, _ = shape(phases)
-    c = len(range(*channels.indices(c_all)))
-    ho, wo = out_hw
-    return tensor.extract_slice(tensor_type([n, c, ho, wo], elem_type(phases)), phases, [], [], [],
-                                [0, channels.start or 0, row, col % s, col // s], [n, c, ho, 1, wo],
-                                [1, channels.step or 1, row_stride, 1, 1])
+def phase_view(phases: ir.Value, channels: slice, offsets: Sequence[int], out_sizes: Sequence[int],
+               stride: Sequence[int]) -> ir.Value:
+    """The tap at `offsets` of the padded input, read from `last_dim_phases`:
+    phases[:, channels, o_i::s_i ..., t % s, t // s : t // s + O_last] as [N, len(channels), *O]."""
+    n, c, s = sizes(phases)[0], _channel_count(channels, shape_at(phases, 1)), shape_at(phases, -2)
+    *lead, last = offsets
+    return extract(phases, [0, channels.start or 0, *lead, last % s, last // s],
+                   [n, c, *out_sizes[:-1], 1, out_sizes[-1]], [1, channels.step or 1, *stride[:-1], 1, 1],
+                   [n, c, *out_sizes])
 
 
-def input_taps(plan: ConvPlan, x: ir.Value, out_hw: Sequence[int], channel_sets: Sequence[slice]) -> list[ir.Value]:
+@dataclass(frozen=True)
+class TapSet:
+    """The taps one generic sums: kernel indices, the input offsets they read
+    and the view stride, for an output block of `out_sizes`."""
+
+    taps: list[Tap]
+    stride: tuple[int, ...]
+    out_sizes: tuple[int, ...]
+
+
+def input_taps(x: ir.Value, tap_set: TapSet, channel_sets: Sequence[slice], phases: ir.Value | None) -> list[ir.Value]:
     """For each channel set (outer) and tap (inner, row-major): the strided
-    [N, len(set), Ho, Wo] view of the padded input x [N,C,Hp,Wp] it reads."""
-    offsets = tap_offsets(plan.kernel, plan.spec.dilation)
-    sh, sw = plan.spec.stride
-    if sw == 1:
-        return [tap_view(x, ch, row, col, out_hw, plan.spec.stride) for ch in channel_sets for *_, row, col in offsets]
-    phases = column_phases(x, sw, out_hw[1] + max(col for *_, col in offsets) // sw)
-    return [phase_view(phases, ch, row, col, out_hw, sh) for ch in channel_sets for *_, row, col in offsets]
+    [N, len(set), *O] view of the padded input x [N,C,*Sp] it reads (from
+    `phases`, the de-interleaved x, when the last-dim stride is > 1)."""
+    offsets = [off for _, off in tap_set.taps]
+    if phases is None:
+        return [tap_view(x, ch, off, tap_set.out_sizes, tap_set.stride) for ch in channel_sets for off in offsets]
+    return [phase_view(phases, ch, off, tap_set.out_sizes, tap_set.stride) for ch in channel_sets for off in offsets]
 
 
-def multiply_add(count: int) -> Callable[[list[ir.Value]], ir.Value]:
-    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i."""
+def input_phases(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value | None:
+    """`last_dim_phases` of x wide enough for every tap set, or None at last-dim stride 1."""
+    stride = tap_sets[0].stride[-1]
+    if stride == 1:
+        return None
+    width = max(ts.out_sizes[-1] + off[-1] // stride for ts in tap_sets for _, off in ts.taps)
+    return last_dim_phases(x, stride, width)
+
+
+def output_phases(plan: ConvPlan, out_sizes: Sequence[int]) -> list[tuple[tuple[int, ...], TapSet]]:
+    """The tap sets that cover the output, each with its output phase.
+
+    Forward conv: one set, every tap, the window's stride, phase 0.
+
+    Transposed conv with stride s (the sub-pixel / phase decomposition): the
+    prepared input x is the original one with s-1 zeros inserted, its nonzeros
+    at positions j == b (mod s), b = pad_low mod s; `undilate` reads them back
+    as u[i] = x[b + i*s]. Output o = q*s + r (phase r) reads x[o + k*d]
+    through tap k, a nonzero for every q exactly when (r + k*d - b) % s == 0,
+    and then it is u[q + (r + k*d - b) // s]. So phase r is a stride-1
+    forward conv over u with the taps that pass, for q < ceil(O / s) (the
+    last block may run past O; `by_phase` crops it); the taps that would hit
+    inserted zeros are never emitted.
+    """
+    every = tap_offsets(plan.kernel, plan.window.dilation)
+    if not plan.spec.transposed or all(s == 1 for s in plan.spec.stride):
+        return [((0,) * len(out_sizes), TapSet(every, plan.window.stride, tuple(out_sizes)))]
+    stride, base = plan.spec.stride, nonzero_base(plan)
+    blocks = tuple(-(-o // s) for o, s in zip(out_sizes, stride))
+    ones = (1,) * len(stride)
+    found = []
+    for r in itertools.product(*(range(s) for s in stride)):
+        reads = [(k, tuple(ri + oi for ri, oi in zip(r, off))) for k, off in every]
+        taps = [(k, tuple((t - b) // si for t, b, si in zip(at, base, stride))) for k, at in reads
+                if all((t - b) % si == 0 for t, b, si in zip(at, base, stride))]
+        found.append((r, TapSet(taps, ones, blocks)))
+    return found
+
+
+def nonzero_base(plan: ConvPlan) -> tuple[int, ...]:
+    """Where the prepared input's first nonzero sits modulo the stride, per dim."""
+    return tuple(lo % s for lo, s in zip(plan.window.pad_low, plan.spec.stride))
+
+
+def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Value:
+    """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
+    tensor.extract_slice, which folds with the insert that made x)."""
+    n, c, *spatial = sizes(x)
+    kept = [n, c, *(-(-(size - b) // si) for size, b, si in zip(spatial, base, stride))]
+    return extract(x, [0, 0, *base], kept, [1, 1, *stride])
+
+
+def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
+    """x zero-padded at the end of each spatial dim so that every view of
+    every tap set is in bounds (the phase blocks may read past the input)."""
+    spatial = [shape_at(x, i) for i in range(2, len(sizes(x)))]
+    need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
+                + [size]) for i, size in enumerate(spatial)]
+    return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
+
+
+def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[int],
+               block_sizes: Sequence[int], elem: ir.Type) -> ir.Value:
+    """Phase blocks [N,F,*Q] (keyed by phase r; None: all zeros) ->
+    [N,F,Q_1*s_1, ...] with out[..., q_i*s_i + r_i ...] = blocks[r][..., q_i ...].
+
+    One all-parallel generic over [N,F,Q_1,s_1,Q_2,s_2,...] reading every
+    block through (n,f,q_1,r_1,...) -> (n,f,q_1,...) and selecting by the
+    phase (linalg.index), then a collapse. Concatenating the blocks instead
+    (tensor.concat along unit dims) fails in IREE 3.13 llvm-cpu when a block
+    is a constant fill ("write affecting operations on global resources are
+    restricted to workgroup distributed contexts").
+    """
+    present = [(r, b) for r, b in blocks.items() if b is not None]
+    n, f = sizes(present[0][1])[:2]
+    d = len(stride)
+    out_rank = 2 + 2 * d
+    dims = [ir.AffineDimExpr.get(i) for i in range(out_rank)]
+    read = ir.AffineMap.get(out_rank, 0, [dims[0], dims[1], *(dims[2 + 2 * i] for i in range(d))])
+    init = tensor.empty([n, f, *itertools.chain.from_iterable(zip(block_sizes, stride))], elem)
+    index_type = ir.IndexType.get()
+
+    def select(args: list[ir.Value]) -> ir.Value:
+        phase = [linalg.IndexOp(3 + 2 * i).result for i in range(d)]
+        result = arith.constant(elem, 0.0)
+        for (r, _), value in zip(present, args):
+            hit = None
+            for i, ri in enumerate(r):
+                eq = arith.cmpi(arith.CmpIPredicate.eq, phase[i], arith.constant(index_type, ri))
+                hit = eq if hit is None else arith.andi(hit, eq)
+            result = arith.select(hit, value, result)
+        return result
+
+    out = parallel_generic([b for _, b in present], init, [read] * len(present) + [ir.AffineMap.get_identity(out_rank)],
+                           select)
+    pairs = [[0], [1], *([2 + 2 * i, 3 + 2 * i] for i in range(d))]
+    return reshape(out, pairs, [n, f, *(qi * si for qi, si in zip(block_sizes, stride))])
+
+
+def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
+             emit: Callable[[TapSet, ir.Value | None, ir.Value, ir.Value | None], ir.Value]) -> ir.Value:
+    """`emit(tap_set, acc, x, phases)` once (forward), or per output phase
+    (transposed with stride > 1): `emit(tap_set, None, x, phases)` computes
+    each phase's block as a plain sum (into a tensor.empty; reading a shared
+    zero-filled init instead gave wrong numbers after fusion), the blocks
+    are interleaved (`interleave`), cropped to the output and the
+    accumulator (bias) added. Writing the blocks into strided slices of the accumulator
+    instead (tensor.insert_slice with strides) verifies but IREE 3.13
+    llvm-cpu computes wrong values for it."""
+    n, f, *out = sizes(acc)
+    phased = output_phases(plan, out)
+    if len(phased) == 1:
+        ts = phased[0][1]
+        return emit(ts, acc, x, input_phases(x, [ts]))
+    active = [ts for _, ts in phased if ts.taps]
+    x = pad_for_reads(undilate(x, nonzero_base(plan), plan.spec.stride), active)
+    phases = None  # every phase reads u with stride 1
+    block_sizes = phased[0][1].out_sizes
+    blocks = {r: emit(ts, None, x, phases) if ts.taps else None for r, ts in phased}
+    full = interleave(blocks, plan.spec.stride, block_sizes, elem_type(acc))
+    rank = len(sizes(acc))
+    cropped = extract(full, [0] * rank, sizes(acc), [1] * rank)
+    return add(cropped, acc)
+
+
+def multiply_add(count: int, acc_elem: ir.Type, accumulate: bool = True) -> Callable[[list[ir.Value]], ir.Value]:
+    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i
+    (without `accumulate`: the sum alone, `out` unread), each factor extended
+    to the accumulator type `acc_elem` first when narrower."""
+    def widen(v: ir.Value) -> ir.Value:
+        return v if v.type == acc_elem else arith.extf(acc_elem, v)
+
     def body(args: list[ir.Value]) -> ir.Value:
-        total = args[-1]
-        for t in range(count):
-            total = arith.addf(total, arith.mulf(args[t], args[count + t]))
+        products = [arith.mulf(widen(args[t]), widen(args[count + t])) for t in range(count)]
+        total = args[-1] if accumulate else products.pop(0)
+        for product in products:
+            total = arith.addf(total, product)
         return total
     return body
 
 
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
-    taps = plan.kernel[0] * plan.kernel[1]
-    if plan.case is Case.GROUPED:
-        c_group = plan.spec.weight.shape[1] or 0
+    taps = math.prod(plan.kernel)
+    if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
+        c_group = group_channels(plan.spec)[0] or 0
         if c_group * taps > MAX_GROUPED_TAPS:
             return f"C/G={c_group} x {taps} taps = {c_group * taps} products > {MAX_GROUPED_TAPS}"
     elif taps > MAX_TAPS:
@@ -130,37 +294,72 @@ def decline_taps(plan: ConvPlan) -> str | None:
     return None
 
 
+def block_init(acc: ir.Value, acc_block: ir.Value | None, tap_set: TapSet) -> ir.Value:
+    """The generic's init: the accumulator, or a tensor.empty for a phase block (not read)."""
+    if acc_block is not None:
+        return acc_block
+    n, f = sizes(acc)[:2]
+    return tensor.empty([n, f, *tap_set.out_sizes], elem_type(acc))
+
+
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    if plan.spec.channels_last_result:
+    if computes_channels_last(plan):
         return emit_depthwise_taps_nhwc(plan, x, w, acc)
-    out_shape = shape(acc)
-    views = input_taps(plan, x, out_shape[2:], [slice(0, out_shape[1], 1)])
-    weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in tap_offsets(plan.kernel, plan.spec.dilation)]
-    identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(1)])
-    maps = [identity] * len(views) + [channel] * len(weights) + [identity]
-    return parallel_generic(views + weights, acc, maps, multiply_add(len(views)))
+    channels = shape_at(acc, 1)
+    rank = len(sizes(acc))
+
+    def emit(tap_set: TapSet, acc_block: ir.Value | None, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+        views = input_taps(x, tap_set, [slice(0, channels, 1)], phases)
+        weights = [tap_weight(w, k) for k, _ in tap_set.taps]
+        identity, channel = ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(1)])
+        maps = [identity] * len(views) + [channel] * len(weights) + [identity]
+        init = block_init(acc, acc_block, tap_set)
+        return parallel_generic(views + weights, init, maps,
+                                multiply_add(len(views), elem_type(acc), acc_block is not None))
+
+    return by_phase(plan, x, acc, emit)
 
 
-@emits("taps", Case.GROUPED)
+@emits("taps", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    """Grouped: out[n,g,f,ho,wo] = acc + sum_{c,kh,kw} w[g*Fg+f, c, kh, kw] * x[n, g*Cg+c, ...],
-    all loops (n, g, f, ho, wo) parallel, the Cg*KH*KW products unrolled.
-    Input tap (c, kh, kw) is x[:, c::Cg, ...] ([N,G,Ho,Wo], read through
-    (n,g,f,ho,wo) -> (n,g,ho,wo)); its weight w[:, c, kh, kw] is [F] -> [G,Fg]
-    (read through (g,f))."""
+    """Grouped: out[n,g,f,*o] = acc + sum_{c,k} w[g*Fg+f, c, *k] * x[n, g*Cg+c, ...],
+    all loops (n, g, f, *o) parallel, the Cg*prod(K) products unrolled.
+    Input tap (c, k) is x[:, c::Cg, ...] ([N,G,*O], read through
+    (n,g,f,*o) -> (n,g,*o)); its weight w[:, c, *k] is [F] -> [G,Fg]
+    (read through (g,f)).
+
+    The channel multiplier (groups = C, F = m*C) is the case C/G = 1: per tap
+    one [N,C,*O] view, read by the m outputs of its channel through
+    (n,c,j,*o) -> (n,c,*o), and its weight [F] -> [C,m]."""
     groups = plan.spec.groups
-    n, f, ho, wo = shape(acc)
-    c_group, f_group = shape(w)[1], f // groups
-    views = input_taps(plan, x, (ho, wo), [slice(c, c_group * groups, c_group) for c in range(c_group)])
-    weights = [reshape(tap_weight(w, kh, kw, c), [[0, 1]], [groups, f_group])
-               for c in range(c_group) for kh, kw, _, _ in tap_offsets(plan.kernel, plan.spec.dilation)]
-    d = [ir.AffineDimExpr.get(i) for i in range(5)]
-    maps = ([ir.AffineMap.get(5, 0, [d[0], d[1], d[3], d[4]])] * len(views)
-            + [ir.AffineMap.get(5, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(5)])
-    acc5 = reshape(acc, [[0], [1, 2], [3], [4]], [n, groups, f_group, ho, wo])
-    out = parallel_generic(views + weights, acc5, maps, multiply_add(len(views)))
-    return reshape(out, [[0], [1, 2], [3], [4]], [n, f, ho, wo])
+    n, f, *out = sizes(acc)
+    rank = 3 + len(out)
+    c_group, f_group = shape(w)[1], shape_at(acc, 1) // groups
+    channel_sets = [slice(c, c_group * groups, c_group) for c in range(c_group)]
+    d = [ir.AffineDimExpr.get(i) for i in range(rank)]
+    split = [[0], [1, 2], *([i] for i in range(3, rank))]
+
+    def emit(tap_set: TapSet, acc_block: ir.Value | None, x: ir.Value, phases: ir.Value | None) -> ir.Value:
+        views = input_taps(x, tap_set, channel_sets, phases)
+        weights = [reshape(tap_weight(w, k, c), [[0, 1]], [groups, f_group])
+                   for c in range(c_group) for k, _ in tap_set.taps]
+        maps = ([ir.AffineMap.get(rank, 0, [d[0], d[1], *d[3:]])] * len(views)
+                + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(rank)])
+        block_out = list(tap_set.out_sizes)
+        acc_g = reshape(block_init(acc, acc_block, tap_set), split, [n, groups, f_group, *block_out])
+        out_g = parallel_generic(views + weights, acc_g, maps,
+                                 multiply_add(len(views), elem_type(acc), acc_block is not None))
+        return reshape(out_g, split, [n, shape_at(acc, 1), *block_out])
+
+    return by_phase(plan, x, acc, emit)
+
+
+def computes_channels_last(plan: ConvPlan) -> bool:
+    """A 2D forward static depthwise conv whose result is permuted to NHWC next."""
+    spec = plan.spec
+    return (spec.channels_last_result and spec.spatial_rank == 2 and not spec.transposed
+            and spec.input.is_static and spec.result.is_static)
 
 
 def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
@@ -173,9 +372,14 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     n, ho, wo, c = shape(acct)
     sh, sw = plan.spec.stride
     view_type = tensor_type([n, ho, wo, c], elem_type(xt))
+    taps = tap_offsets(plan.kernel, plan.spec.dilation)
     views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
-             for *_, row, col in tap_offsets(plan.kernel, plan.spec.dilation)]
-    weights = [tap_weight(w, kh, kw) for kh, kw, _, _ in tap_offsets(plan.kernel, plan.spec.dilation)]
+             for _, (row, col) in taps]
+    weights = [tap_weight(w, k) for k, _ in taps]
     identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
     maps = [identity] * len(views) + [channel] * len(weights) + [identity]
-    return transpose(parallel_generic(views + weights, acct, maps, multiply_add(len(views))), NHWC_TO_NCHW)
+    body = multiply_add(len(views), elem_type(acc))
+    return transpose(parallel_generic(views + weights, acct, maps, body), NHWC_TO_NCHW)
+
+
+COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)

@@ -1,0 +1,341 @@
+"""The fast strategies beyond 2D forward f32 (issue 9): `taps`, `im2col`,
+`matmul` and `auto` on 1D and 3D convolutions, transposed convolutions (taps:
+the phase decomposition), the channel multiplier (taps), and f16/bf16/f64.
+Numbers on both backends against PyTorch eager; the op chain each new form
+emits. Layout everywhere: input [N,C,*s], weight [F,C/G,*k] (transposed
+[C,F/G,*k]).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch.export import Dim
+
+import torch_grouped_conv as tgc
+from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
+
+from .compiled import op_names, print_ir
+from .strategy_checks import check_matches_eager, compile_config
+from .tolerances import tolerance
+
+BACKENDS = ("refbackend", "iree")
+CONV = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
+TRANSPOSED = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
+SPATIAL = {1: (13,), 2: (7, 9), 3: (5, 6, 4)}
+
+
+@dataclass(frozen=True)
+class ConvNd:
+    """One Conv{1,2,3}d or ConvTranspose{1,2,3}d and its input (sizes per spatial dim from SPATIAL)."""
+
+    rank: int
+    c_in: int
+    c_out: int
+    groups: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    output_padding: int = 0
+    transposed: bool = False
+    bias: bool = True
+    batch: int = 2
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def case(self) -> str:
+        if self.groups == 1:
+            case = "conv"
+        elif self.groups == self.c_in:
+            case = "depthwise" if self.c_out == self.c_in else "depthwise_multiplier"
+        else:
+            case = "grouped"
+        return f"transposed_{case}" if self.transposed else case
+
+    def make_module(self) -> torch.nn.Module:
+        torch.manual_seed(0)
+        kwargs = dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                      bias=self.bias)
+        if self.transposed:
+            conv = TRANSPOSED[self.rank](self.c_in, self.c_out, self.kernel, output_padding=self.output_padding,
+                                         **kwargs)
+        else:
+            conv = CONV[self.rank](self.c_in, self.c_out, self.kernel, **kwargs)
+        return conv.to(self.dtype)
+
+    def make_input(self) -> torch.Tensor:
+        torch.manual_seed(1)
+        return torch.randn(self.batch, self.c_in, *SPATIAL[self.rank], dtype=self.dtype)
+
+
+GRID: dict[str, ConvNd] = {
+    # 1D and 3D forward.
+    "1d_dw_k5_s2": ConvNd(1, 6, 6, 6, 5, stride=2, padding=2),
+    "1d_grouped_g2_d2": ConvNd(1, 8, 6, 2, 3, dilation=2, padding=2, bias=False),
+    "1d_grouped_long_k16": ConvNd(1, 16, 16, 2, 16, padding=8, batch=1),  # wav2vec2-like: K = C/G*k = 128
+    "1d_multiplier_m2": ConvNd(1, 4, 8, 4, 3, padding=1),
+    "1d_conv1x1_s2": ConvNd(1, 6, 8, 1, 1, stride=2),
+    "1d_conv_k3_few": ConvNd(1, 3, 8, 1, 3, padding=1, batch=1),
+    "3d_dw_k3": ConvNd(3, 4, 4, 4, 3, padding=1),
+    "3d_dw_k3_s2": ConvNd(3, 4, 4, 4, 3, stride=2, padding=1, batch=1, bias=False),
+    "3d_grouped_g2": ConvNd(3, 8, 8, 2, 3, padding=1, batch=1),
+    "3d_multiplier_m2": ConvNd(3, 3, 6, 3, 3, padding=1, batch=1),
+    "3d_conv1x1": ConvNd(3, 6, 4, 1, 1),
+    # Transposed (taps: phase decomposition; im2col/matmul: over the zero-inserted input).
+    "t1d_dw_k4_s2": ConvNd(1, 6, 6, 6, 4, stride=2, padding=1, transposed=True),
+    "t2d_dw_k3_s2_op1": ConvNd(2, 4, 4, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
+    "t2d_dw_k3_s3_d2": ConvNd(2, 4, 4, 4, 3, stride=3, padding=2, dilation=2, output_padding=1, transposed=True,
+                              bias=False),
+    "t2d_dw_k2_s3": ConvNd(2, 4, 4, 4, 2, stride=3, transposed=True, batch=1),
+    "t2d_grouped_g4_s2": ConvNd(2, 8, 8, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
+    "t3d_multiplier_s2": ConvNd(3, 3, 6, 3, 2, stride=2, transposed=True, batch=1),
+    "t2d_conv1x1_s2": ConvNd(2, 4, 6, 1, 1, stride=2, transposed=True),
+    # Half precision and f64 (f32 accumulation for f16/bf16, one rounding at the end).
+    "f16_1d_grouped_g2": ConvNd(1, 8, 8, 2, 3, padding=1, dtype=torch.float16),
+    "bf16_3d_dw_k3": ConvNd(3, 4, 4, 4, 3, padding=1, batch=1, dtype=torch.bfloat16),
+    "f16_2d_grouped_cg16": ConvNd(2, 32, 16, 2, 3, padding=1, batch=1, dtype=torch.float16),
+    "bf16_2d_conv1x1_b2": ConvNd(2, 8, 6, 1, 1, dtype=torch.bfloat16),
+    "f16_t2d_dw_s2": ConvNd(2, 4, 4, 4, 3, stride=2, padding=1, output_padding=1, transposed=True,
+                            dtype=torch.float16),
+    "f64_3d_grouped_g2": ConvNd(3, 4, 4, 2, 3, padding=1, batch=1, dtype=torch.float64),
+}
+
+# Which strategies have an emitter for each case (elsewhere: the default emitter, covered elsewhere).
+STRATEGY_CASES = {
+    "taps": ("depthwise", "grouped", "depthwise_multiplier"),
+    "im2col": ("conv", "grouped", "depthwise_multiplier"),
+    "matmul": ("conv",),
+}
+
+
+def untransposed(case: str) -> str:
+    return case.removeprefix("transposed_")
+
+
+RUNS = [(s, name) for s, cases in STRATEGY_CASES.items() for name, c in GRID.items()
+        if untransposed(c.case) in cases and not (s == "taps" and "long" in name)]
+RUNS += [("auto", name) for name in GRID]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("strategy", "config_name"), RUNS)
+def test_matches_eager(strategy: str, config_name: str, backend: str) -> None:
+    check_matches_eager(GRID[config_name], strategy, backend, config_name)
+
+
+@pytest.mark.parametrize(("strategy", "config_name"), RUNS)
+def test_strategy_is_not_declined(strategy: str, config_name: str) -> None:
+    """Every run above goes through the strategy's own emitter (no fallback note)."""
+    _, report = compile_config(GRID[config_name], strategy, "torch")
+    (decision,) = report.decisions
+    assert "declined" not in (decision.note or ""), decision.note
+    assert "default emitter" not in (decision.note or ""), decision.note
+
+
+def emitted(config_name: str, strategy: str) -> Counter[str]:
+    module, _ = compile_config(GRID[config_name], strategy, "torch")
+    return Counter(op_names(module))
+
+
+NAMED = ("linalg.conv_1d_ncw_fcw", "linalg.conv_3d_ncdhw_fcdhw", "linalg.depthwise_conv_1d_ncw_cw",
+         "linalg.depthwise_conv_2d_nchw_chw", "linalg.depthwise_conv_3d_ncdhw_cdhw", "linalg.conv_2d_ngchw_gfchw")
+
+
+def ir_of(config_name: str, strategy: str) -> str:
+    return print_ir(compile_config(GRID[config_name], strategy, "torch")[0])
+
+
+def test_taps_3d_op_chain() -> None:
+    """3x3x3 depthwise: 27 input views + 27 [C] weight slices into one all-parallel generic."""
+    counts = emitted("3d_dw_k3", "taps")
+    assert counts["tensor.extract_slice"] == 2 * 27 and counts["linalg.generic"] == 1, ir_of("3d_dw_k3", "taps")
+    assert counts["arith.mulf"] == 27 and counts["arith.addf"] == 27
+    assert not [op for op in NAMED if counts[op]] and "reduction" not in ir_of("3d_dw_k3", "taps")
+
+
+def test_taps_1d_stride_deinterleaves_once() -> None:
+    """1D stride 2: one de-interleave generic, then the tap generic (5 taps)."""
+    counts = emitted("1d_dw_k5_s2", "taps")
+    assert counts["linalg.generic"] == 2 and counts["arith.mulf"] == 5, ir_of("1d_dw_k5_s2", "taps")
+
+
+def test_multiplier_taps_op_chain() -> None:
+    """groups = C, F = 2C: one generic over (n, c, j, *o), 27 taps, weight [F] -> [C, 2] per tap."""
+    counts = emitted("3d_multiplier_m2", "taps")
+    assert counts["linalg.generic"] == 1 and counts["arith.mulf"] == 27, ir_of("3d_multiplier_m2", "taps")
+    assert counts["tensor.expand_shape"] >= 27 and not [op for op in NAMED if counts[op]]
+
+
+@pytest.mark.parametrize(("config_name", "phases", "products"), [
+    # k=3, s=2 per dim: phases take {2, 1} taps -> 4+2+2+1 = 9 products, not 4*9.
+    ("t2d_dw_k3_s2_op1", 4, 9),
+    # k=4, s=2: 2 taps per phase.
+    ("t1d_dw_k4_s2", 2, 4),
+    # grouped C/G = 2: 2 * 9 products over the 4 phases.
+    ("t2d_grouped_g4_s2", 4, 18),
+    # k=3, d=2, s=3: tap offsets 0, 2, 4 fall in distinct phases: 9 phases of one tap.
+    ("t2d_dw_k3_s3_d2", 9, 9),
+])
+def test_transposed_taps_phase_decomposition(config_name: str, phases: int, products: int) -> None:
+    """One generic per output phase, each reading the undilated input with
+    stride 1; the products total prod(k) * C/G, none on an inserted zero; one
+    interleaving generic selects by phase (one arith.select per phase block)."""
+    counts = emitted(config_name, "taps")
+    text = ir_of(config_name, "taps")
+    assert counts["linalg.generic"] == phases + 3, text  # + weight flip, interleave, bias add
+    assert counts["arith.mulf"] == products and counts["arith.select"] == phases, text
+    assert counts["tensor.concat"] == 0 and counts["tensor.insert_slice"] == 1, text  # the zero insertion only
+    assert not [op for op in NAMED if counts[op]]
+
+
+def test_transposed_phase_with_no_taps_is_bias_only() -> None:
+    """k=2, s=3: per dim one of the 3 phases reads only inserted zeros, so 4 of
+    the 9 phases carry one tap each; the other 5 emit no generic and are zeros in the interleave."""
+    counts = emitted("t2d_dw_k2_s3", "taps")
+    text = ir_of("t2d_dw_k2_s3", "taps")
+    assert counts["arith.mulf"] == 4 and counts["linalg.generic"] == 4 + 3 and counts["arith.select"] == 4, text
+
+
+def test_im2col_long_1d_kernel_is_one_batch_matmul() -> None:
+    """Conv1d k=16, groups=2, C/G=8: one im2col generic, one batch_matmul with K = 128."""
+    counts = emitted("1d_grouped_long_k16", "im2col")
+    text = ir_of("1d_grouped_long_k16", "im2col")
+    assert counts["linalg.batch_matmul"] == 1 and counts["linalg.generic"] == 1, text
+    assert "tensor<2x8x128xf32>" in text and counts["linalg.transpose"] == 2
+
+
+def test_matmul_3d_1x1_is_one_matmul_per_batch_form() -> None:
+    counts = emitted("3d_conv1x1", "matmul")
+    assert counts["linalg.generic"] == 1 and counts["linalg.conv_3d_ncdhw_fcdhw"] == 0, ir_of("3d_conv1x1", "matmul")
+    assert ir_of("3d_conv1x1", "matmul").count('"reduction"') == 1
+
+
+@pytest.mark.parametrize(("config_name", "strategy", "extf"), [
+    ("f16_1d_grouped_g2", "taps", 2 * 4 * 3),  # both factors of C/G * k = 12 products
+    ("bf16_3d_dw_k3", "taps", 2 * 27),
+])
+def test_half_precision_taps_extend_per_element_and_round_once(config_name: str, strategy: str, extf: int) -> None:
+    counts = emitted(config_name, strategy)
+    text = ir_of(config_name, strategy)
+    assert counts["arith.extf"] >= extf and counts["arith.truncf"] == 1, text
+    assert counts["linalg.generic"] <= 3
+
+
+def test_half_precision_im2col_matmul_accumulates_in_f32() -> None:
+    text = ir_of("f16_2d_grouped_cg16", "im2col")
+    assert "linalg.batch_matmul" in text
+    matmul_line = next(line for line in text.splitlines() if "linalg.batch_matmul" in line)
+    assert "f16>, tensor<" in matmul_line and "f32>) -> tensor<" in matmul_line, matmul_line
+
+
+def test_grouped_taps_decline_counts_per_group_products() -> None:
+    c_in = 2 * (MAX_GROUPED_TAPS // 27 + 1)  # C/G * 27 > MAX_GROUPED_TAPS
+    config = ConvNd(3, c_in, c_in, 2, 3, padding=1, batch=1)
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch")
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    products = c_in // 2 * 27
+    assert decision.strategy == "grouped" and f"{products} products > {MAX_GROUPED_TAPS}" in (decision.note or "")
+
+
+@pytest.mark.parametrize("strategy", ["split", "channels-last"])
+def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
+    _, report = compile_config(GRID["3d_grouped_g2"], strategy, "torch")
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert decision.note == (f"{strategy} declined: 3D convolution (it covers spatial ranks [2]); "
+                             "fell back to grouped")
+
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "matmul"])
+def test_dynamic_batch_falls_back_with_the_reason(strategy: str) -> None:
+    """im2col and matmul size every slice and reshape statically: with a
+    dynamic batch the default emitter runs (it handles it) and the note says why."""
+    config = GRID["1d_conv1x1_s2"]
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy, output_type="torch",
+                dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "declined: dynamic shape [?, 6, 13] (its emitters size shapes statically)" in (decision.note or ""), \
+        decision.note
+
+
+def test_taps_declines_a_dynamic_spatial_dim() -> None:
+    config = GRID["1d_dw_k5_s2"]
+    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch",
+                dynamic_shapes=({2: Dim("W", min=8, max=32)},))
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "declined: dynamic shape [2, 6, ?] (its emitters size channel or spatial dims statically)" in \
+        (decision.note or ""), decision.note
+
+
+# Dynamic batch through taps (the batch size from tensor.dim): forward, stride 2
+# (de-interleave), grouped, multiplier, transposed by phase.
+DYNAMIC_BATCH = ["1d_dw_k5_s2", "3d_dw_k3", "1d_grouped_g2_d2", "1d_multiplier_m2", "t2d_dw_k3_s2_op1",
+                 "t2d_grouped_g4_s2"]
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_dynamic(config_name: str, strategy: str) -> tuple[object, object]:
+    config = GRID[config_name]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
+                         dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    return module, tgc.last_report()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strategy", ["taps", "auto"])
+@pytest.mark.parametrize("config_name", DYNAMIC_BATCH)
+def test_dynamic_batch_taps_matches_eager(config_name: str, strategy: str, backend: str) -> None:
+    """One compile, batches 1, 3 and 2 (the export example), each against eager."""
+    config = GRID[config_name]
+    module, report = compiled_dynamic(config_name, strategy)
+    (decision,) = report.decisions  # type: ignore[attr-defined]
+    assert decision.strategy == "taps" and "declined" not in (decision.note or ""), decision.note
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    eager = config.make_module().eval()
+    rtol, atol = tolerance(config.dtype)
+    for batch in (1, 3, 2):
+        torch.manual_seed(batch)
+        x = torch.randn(batch, config.c_in, *SPATIAL[config.rank], dtype=config.dtype)
+        with torch.no_grad():
+            want = eager(x).numpy()
+        (got,) = program(x)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{config_name} batch {batch}")
+
+
+def test_dynamic_batch_taps_sizes_from_tensor_dim() -> None:
+    """The batch stays `?` through the taps generic; its size comes from tensor.dim."""
+    config = GRID["1d_dw_k5_s2"]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch",
+                         dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    counts = Counter(op_names(module))
+    text = print_ir(module)
+    assert counts["tensor.dim"] >= 1 and counts["arith.mulf"] == 5, text
+    assert "tensor<?x6x7xf32>" in text, text  # the [N, C, Wo] tap views
+
+
+def test_im2col_declines_grouped_transposed_1x1_and_the_fallback_compiles() -> None:
+    """Found by the fuzz campaign: iree-compile 3.13 crashes on im2col's
+    batch_matmul when the weight is a pure transpose (grouped transposed 1x1)."""
+    config = ConvNd(1, 9, 6, 3, 1, stride=2, padding=1, transposed=True, bias=False, batch=3)
+    _, report = compile_config(config, "im2col")
+    (decision,) = report.decisions
+    assert decision.strategy == "grouped"
+    assert "im2col declined: transposed groups=3 with kernel [1]" in (decision.note or ""), decision.note
+    check_matches_eager(config, "im2col", "iree", "grouped transposed 1x1")
