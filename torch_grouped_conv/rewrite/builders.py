@@ -95,48 +95,34 @@ def conv_output_size(padded: SizeValue, kernel: int, stride: int, dilation: int)
     return arith.addi(arith.divui(span, index(stride)), index(1))
 
 
-def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value | None) -> ir.Value:
-    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros.
+def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type) -> ir.Value:
+    """[N, F, *spatial] (grouped: [N, G, F/G, *spatial]) filled with zeros.
 
-    Grouped layout: [N, G, F/G, *spatial] with bias [G, F/G]. Callers pass
-    `bias` only when `bias_fits_accumulator`; otherwise they add it afterwards
-    with `add_bias`.
+    The bias is never the accumulator's init; `add_bias` adds it after the
+    conv. With a bias broadcast as init, IREE 3.13 fails on whole families of
+    convs ("write affecting operations on global resources are restricted to
+    workgroup distributed contexts"): when every batch/spatial dim is 1 the
+    broadcast folds into the bias constant, which becomes the reduction's
+    `outs` and is copied into the result buffer outside the distributed loop
+    (e.g. a 3D grouped conv with output [1, G, 1, 1, 1]); with a dynamic
+    per-group channel dim the broadcast init is not distributed either. A
+    zero fill plus an elementwise add, which IREE fuses into the conv's
+    dispatch, compiles in both.
     """
-    empty = tensor.empty(list(sizes), elem)
-    if bias is None:
-        return linalg.fill(zero(elem), outs=[empty])
-    broadcast_dims = _broadcast_dims(len(sizes), ir.RankedTensorType(bias.type).rank)
-    return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
+    return linalg.fill(zero(elem), outs=[tensor.empty(list(sizes), elem)])
 
 
-def _broadcast_dims(rank: int, bias_rank: int) -> list[int]:
-    """The accumulator dims a bias [F] (or [G, F/G]) is broadcast along: all but 1..bias_rank."""
-    return [i for i in range(rank) if not 1 <= i <= bias_rank]
+def add_bias(result: ir.Value, bias: ir.Value, sizes: Sequence[SizeValue]) -> ir.Value:
+    """result[n, f, *o] + bias[f] (grouped: [n, g, f, *o] + bias[g, f]), one linalg.generic.
 
-
-def bias_fits_accumulator(sizes: Sequence[SizeValue], bias_rank: int) -> bool:
-    """Whether the bias may be the conv's accumulator init (a real broadcast).
-
-    When every broadcast dim (batch, spatial) is statically 1, the broadcast
-    is only a reshape: canonicalization folds it into the bias constant, which
-    becomes the `outs` of the reduction. IREE 3.13 then copies that constant
-    into the result buffer outside the workgroup-distributed loop and fails
-    ("write affecting operations on global resources are restricted to
-    workgroup distributed contexts"; seen on matvec-like dispatches, e.g. a 3D
-    grouped conv whose output is [1, G, 1, 1, 1]). Such convs start from zeros
-    and add the bias after (`add_bias`).
-    """
-    return any(sizes[i] != 1 for i in _broadcast_dims(len(sizes), bias_rank))
-
-
-def add_bias(result: ir.Value, bias: ir.Value) -> ir.Value:
-    """result[n, f, *o] + bias[f] (grouped: [n, g, f, *o] + bias[g, f]), one linalg.generic."""
+    `sizes` are the accumulator's (as given to `init_accumulator`), so that the
+    conv's result has this op as its only user (no tensor.dim of it)."""
     rank, bias_rank = ir.RankedTensorType(result.type).rank, ir.RankedTensorType(bias.type).rank
     d = dim_exprs(rank)
     identity = ir.AffineMap.get_identity(rank)
     maps = [identity, affine_map(rank, d[1:1 + bias_rank]), identity]
     elem = ir.RankedTensorType(result.type).element_type
-    init = tensor.empty(sizes_of(result), elem)
+    init = tensor.empty(list(sizes), elem)
     return generic([result, bias], init, maps, [IteratorType.parallel] * rank, lambda r, b, _out: arith.addf(r, b))
 
 

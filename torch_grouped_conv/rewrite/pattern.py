@@ -130,11 +130,9 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
         bias = builders.to_builtin(b_in, _bias_info(b_in))
         bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
     sizes = _result_sizes(plan, grouped, x, w)
-    bias_in_init = bias is not None and builders.bias_fits_accumulator(sizes, ir.RankedTensorType(bias.type).rank)
-    acc = builders.init_accumulator(sizes, acc_elem, bias if bias_in_init else None)
-    result = emitter(plan, x, w, acc)
-    if bias is not None and not bias_in_init:  # a unit-dims accumulator: see bias_fits_accumulator
-        result = builders.add_bias(result, bias)
+    result = emitter(plan, x, w, builders.init_accumulator(sizes, acc_elem))
+    if bias is not None:  # after the conv, not as its init: see builders.init_accumulator
+        result = builders.add_bias(result, bias, sizes)
     if grouped:
         result = builders.collapse(result, 1)
     result = builders.convert_elements(result, builders.element_type(spec.result.dtype))

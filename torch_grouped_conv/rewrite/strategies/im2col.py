@@ -7,7 +7,7 @@ Index math, with G groups, Cg = C/G, Fg = F/G, K = Cg*KH*KW, P = N*Ho*Wo:
   collapsed to [G, K, P];
   weight [F,Cg,KH,KW] -> [G,Fg,Cg,KH,KW] -> [G,Fg,K];
   out[g, f, p] = acc[g, f, p] + sum_k weight[g, f, k] * col[g, k, p]   (batch_matmul)
-The accumulator [N,F,Ho,Wo] (bias included) is transposed to [F,N,Ho,Wo] so
+The accumulator [N,F,Ho,Wo] (zeros; the bias is added after) is transposed to [F,N,Ho,Wo] so
 that P = (n, ho, wo) is contiguous, and the result is transposed back.
 """
 

@@ -83,9 +83,3 @@ def parallel_generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[
         linalg.YieldOp([body(list(block.arguments))])
     return op.result
 
-
-def add(a: ir.Value, b: ir.Value) -> ir.Value:
-    """a + b elementwise (a linalg.generic: IREE 3.13 has no linalg.add)."""
-    identity = ir.AffineMap.get_identity(len(shape(a)))
-    init = tensor.empty(shape(a), elem_type(a))
-    return parallel_generic([a, b], init, [identity] * 3, lambda args: arith.addf(args[0], args[1]))

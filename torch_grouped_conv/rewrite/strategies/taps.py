@@ -2,7 +2,7 @@
 linalg.generic over the output, the window unrolled into its taps.
 
 Depthwise layout: padded input x [N,C,Hp,Wp], weight [C,1,KH,KW],
-accumulator [N,C,Ho,Wo] (bias included). With stride s and dilation d,
+accumulator [N,C,Ho,Wo] (zeros; the bias is added after). With stride s and dilation d,
 
   out[n,c,ho,wo] = acc[n,c,ho,wo]
                    + sum_{kh,kw} w[c,0,kh,kw] * x[n, c, ho*sh + kh*dh, wo*sw + kw*dw]
