@@ -7,12 +7,12 @@ to MLIR linalg inside torch-mlir, and verify the result against PyTorch.
 """
 
 from .api import compile, last_report, lower
-from .errors import CompileError, GroupedConvError, InputError
+from .errors import CompileError, GroupedConvError, InputError, ModelInputError
 from .report import ConvDecision, RewriteReport
 from .rewrite.pattern import STRATEGIES
 from .runners import BACKENDS, load, run
 
 __all__ = [
     "BACKENDS", "STRATEGIES", "CompileError", "ConvDecision", "GroupedConvError", "InputError",
-    "RewriteReport", "compile", "last_report", "load", "lower", "run",
+    "ModelInputError", "RewriteReport", "compile", "last_report", "load", "lower", "run",
 ]

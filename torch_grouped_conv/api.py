@@ -10,7 +10,7 @@ import torch
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import OutputType, TorchMlirCompilerError, lower_mlir_module
 
-from .errors import CompileError, InputError
+from .errors import CompileError, InputError, ModelInputError
 from .importer import FastLiteralHooks
 from .report import RewriteReport
 from .rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops
@@ -63,9 +63,22 @@ def apply_strategy(module: ir.Module, grouped_conv: str | None) -> RewriteReport
 
 def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,
                    **export_kwargs: Any) -> torch.export.ExportedProgram:
-    """Stage 1: torch.export (non-strict, as torch_mlir.fx does)."""
+    """Stage 1: torch.export (non-strict, as torch_mlir.fx does).
+
+    Any error raised while tracing the user's model (e.g. it rejects the
+    example input's shape) becomes a one-line `ModelInputError`.
+    """
     strict = export_kwargs.pop("strict", False)
-    return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
+    try:
+        return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
+                                   strict=strict)
+    except Exception as e:  # noqa: BLE001 - whatever the model raises is the user's input problem
+        raise ModelInputError.from_exception(type(model).__name__, input_shapes(example_args), "torch.export", e) from e
+
+
+def input_shapes(args: tuple[Any, ...]) -> list[list[int]]:
+    """The shapes of the tensor arguments, for messages."""
+    return [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
 
 
 def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:

@@ -11,13 +11,15 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 
 from . import api
-from .errors import CompileError, InputError
+from .errors import CompileError, InputError, ModelInputError
 from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
 from .rewrite.pattern import STRATEGIES, convolution_ops
 from .runners import BACKENDS
@@ -78,7 +80,8 @@ def compile_command(model: str, input_shape: str, grouped_conv: str, output: Pat
     if output_type not in api.OUTPUT_TYPES:
         raise InputError(f"unknown --output-type {output_type!r}; choose one of {', '.join(api.OUTPUT_TYPES)}")
     torch_model = build_model(model)
-    module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
+    with _named(model):
+        module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
     if not convolution_ops(module):
         raise InputError(f"{model} has no convolution (no torch.aten.convolution after import); give a model with one")
     report = api.apply_strategy(module, strategy)
@@ -131,10 +134,24 @@ def verify_command(model: str, input_shape: str, backend: str, grouped_conv: str
     """Compile MODEL with the plugin, run it, compare with PyTorch eager: PASS or FAIL."""
     strategy, shape = _strategy(grouped_conv), parse_input_shape(input_shape)
     check_output_path(json_path)
+    _check_backend(backend)
+    torch_model = build_model(model)
+    with _named(model):
+        return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
+
+
+@contextmanager
+def _named(model: str) -> Iterator[None]:
+    """Report a ModelInputError under the MODEL argument (e.g. torchvision:mobilenet_v2)."""
+    try:
+        yield
+    except ModelInputError as e:
+        raise e.renamed(model) from None
+
+
+def _check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    torch_model = build_model(model)
-    return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
 
 
 def demo_command(backend: str) -> int:
@@ -142,6 +159,7 @@ def demo_command(backend: str) -> int:
     convolutions, compiled with the plugin, run, compared with PyTorch."""
     import torch
 
+    _check_backend(backend)
     torch.manual_seed(0)
     return _verify_and_print(DemoNet().eval(), example_input(DEMO_INPUT_SHAPE), "demo:DemoNet", backend, "grouped", None)
 
