@@ -336,15 +336,17 @@ FUZZ_REGRESSIONS: list[tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = [
 
 
 def fuzz_case(index: int, config: dict[str, Any], backend_marks: dict[str, tuple[Any, ...]]) -> E2ECase:
-    from .fuzz import build, expected_case
+    """A fuzz config as an e2e case: its module, inputs (weights too when they
+    are inputs), dynamic shapes and, when dynamic, the second larger input set."""
+    from .fuzz import all_inputs, build_all, dynamic_shapes, expected_case, is_dynamic
 
-    case = expected_case(config)
     return register(E2ECase(
         name=f"cov_fuzz_{index}",
-        make_module=lambda: build(config)[0],
-        make_inputs=lambda: (build(config)[1],),
-        expected_counts={case: 1},
-        dynamic_shapes=({0: Dim("N", min=1, max=8)},) if config["dynamic_batch"] else None,
+        make_module=lambda: build_all(config)[0],
+        make_inputs=lambda: build_all(config)[1],
+        expected_counts={expected_case(config): 1},
+        dynamic_shapes=dynamic_shapes(config),
+        more_inputs=(lambda: all_inputs(config, build_all(config)[0])[1:]) if is_dynamic(config) else None,
         backend_marks=backend_marks,
     ))
 
