@@ -87,9 +87,17 @@ def conv_configs(draw: st.DrawFn, features: dict[str, bool] | None = None,
             stride = [1] * rank  # PyTorch: padding='same' needs stride 1
     output_padding = [draw(st.integers(0, max(s, d) - 1)) if transposed else 0 for s, d in zip(stride, dilation)]
     spatial = [d * (k - 1) + 1 + draw(st.integers(0, 4)) for k, d in zip(kernel, dilation)]
+    # One config in six hunts the unit-output class (the IREE "global resources"
+    # failures of issue 10): some output spatial dims made exactly 1, and batch 1.
+    unit_output = draw(st.integers(0, 5)) == 0
+    if unit_output:
+        for i in range(rank):
+            if draw(st.booleans()):
+                kernel, spatial, padding, output_padding = _unit_dim(i, kernel, spatial, padding, output_padding,
+                                                                     dilation, transposed)
     in_per_group, out_per_group = draw(st.integers(1, 8)), draw(st.integers(1, 8))
     unbatched = draw(st.integers(0, 4)) == 0
-    dynamic_batch = not unbatched and draw(st.booleans())
+    dynamic_batch = not unbatched and not unit_output and draw(st.booleans())
     weights_as_inputs = draw(st.integers(0, 3)) == 0
     # an example size of 1 would be specialized by torch.export: such dims stay static
     dynamic_spatial = [draw(st.integers(0, 3)) == 0 and s >= 2 for s in spatial]
@@ -99,7 +107,8 @@ def conv_configs(draw: st.DrawFn, features: dict[str, bool] | None = None,
     dynamic_kernel = on["dynamic_kernel"] and weights_as_inputs and draw(st.booleans())
     config = dict(
         # torch.export specializes a dynamic dim whose example size is 1
-        rank=rank, batch=1 if unbatched else draw(st.integers(2 if dynamic_batch else 1, 3)), groups=groups,
+        rank=rank, batch=1 if unbatched or unit_output else draw(st.integers(2 if dynamic_batch else 1, 3)),
+        groups=groups,
         in_per_group=in_per_group, out_per_group=out_per_group,
         kernel=kernel, stride=stride, padding=padding, dilation=dilation, transposed=transposed,
         output_padding=output_padding, spatial=spatial, bias=draw(st.booleans()),
@@ -115,6 +124,22 @@ def conv_configs(draw: st.DrawFn, features: dict[str, bool] | None = None,
     config["dynamic_spatial"] = [d and n >= 2 for d, n in zip(dynamic_spatial, out)]
     assume(not (dynamic_kernel and any(k == 1 for k in kernel)))  # a size-1 example would be specialized
     return config
+
+
+def _unit_dim(i: int, kernel: list[int], spatial: list[int], padding: list[int] | str, output_padding: list[int],
+              dilation: list[int], transposed: bool) -> tuple[list[int], list[int], list[int] | str, list[int]]:
+    """Make output spatial dim `i` exactly 1: forward, input = the dilated kernel's
+    reach with no padding (1 with 'same'); transposed, a 1x... input and kernel."""
+    kernel, spatial, output_padding = list(kernel), list(spatial), list(output_padding)
+    if transposed:
+        kernel[i], spatial[i], output_padding[i] = 1, 1, 0
+        padding = [0 if j == i else p for j, p in enumerate(padding)] if isinstance(padding, list) else padding
+    elif padding == "same":
+        spatial[i] = 1
+    else:
+        spatial[i] = dilation[i] * (kernel[i] - 1) + 1
+        padding = [0 if j == i else p for j, p in enumerate(padding)] if isinstance(padding, list) else padding
+    return kernel, spatial, padding, output_padding
 
 
 def output_spatial(c: Config) -> list[int]:

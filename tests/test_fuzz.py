@@ -16,7 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import torch_grouped_conv as tgc
-from e2e_tests.fuzz import FEATURES, STRATEGIES, Config, build_all, check_config, conv_configs, dynamic_shapes, full
+from e2e_tests.fuzz import (FEATURES, STRATEGIES, Config, build_all, check_config, conv_configs, dynamic_shapes, full,
+                            output_spatial)
 
 QUIET = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -36,6 +37,7 @@ def traits(c: Config) -> list[str]:
     labels += [f"padding={c['padding']}"] if isinstance(c["padding"], str) else []
     labels += ["groups>8"] if c["groups"] > 8 else []
     labels += ["8 per group"] if 8 in (c["in_per_group"], c["out_per_group"]) else []
+    labels += ["unit output"] if c["batch"] == 1 and all(n == 1 for n in output_spatial(c)) else []
     return labels
 
 
@@ -52,7 +54,7 @@ def test_generator_reaches_every_dimension() -> None:
     wanted = [f"strategy={s}" for s in STRATEGIES] + [f"rank={r}" for r in (1, 2, 3)]
     wanted += [f"dtype={d}" for d in ("f32", "f64", "f16", "bf16")] + ["padding=same", "padding=valid", "groups>8"]
     wanted += ["8 per group", "transposed", "unbatched", "weights_as_inputs", "dynamic_batch", "dynamic_channels",
-               "dynamic_spatial", "bias"]
+               "dynamic_spatial", "bias", "unit output"]
     assert [w for w in wanted if not seen[w]] == [], dict(seen)
 
 
