@@ -221,3 +221,13 @@ def test_console_entry_point_exit_code() -> None:
                            "--input-shape", "oops"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "malformed" in done.stderr
+
+
+def test_bench_outside_a_source_checkout_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package without benchmarks/ next to it: one line, exit 2."""
+    import torch_grouped_conv.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "torch_grouped_conv" / "cli.py"))
+    code, _, err = run_cli(capsys, "bench", "--smoke")
+    assert code == 2 and "runs from a source checkout" in err and len(err.strip().splitlines()) == 1
