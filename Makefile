@@ -26,10 +26,12 @@ clean:
 # A long property-based campaign (every strategy in rotation, IREE on every
 # config; docs/usage.md): prints "N passed, M failed" and writes failing
 # configurations to fuzz_failures.json for replay.
+# Seeds split a campaign over processes: make fuzz N=500 SEED=3 OUT=fuzz_3.json
 N ?= 3000
 SEED ?= 0
+OUT ?= fuzz_failures.json
 fuzz: setup
-	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --seed $(SEED) --out fuzz_failures.json
+	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --seed $(SEED) --out $(OUT)
 
 # The full benchmark (slow; see docs/performance.md).
 bench: setup
