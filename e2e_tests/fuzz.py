@@ -25,6 +25,7 @@ import argparse
 import json
 import time
 import zlib
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -323,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown strategy/feature {unknown}; strategies: {', '.join(STRATEGIES)}; features: {', '.join(FEATURES)}")
     features = {f: True for f in args.features.split(",") if f}
     passed, failures = 0, []
+    used: Counter[str] = Counter()  # the emitter each passing config actually ran (after any fallback)
     start = time.perf_counter()
 
     @seed(args.seed)
@@ -335,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_config(c, backends)
             passed += 1
+            report = tgc.last_report()
+            used.update(d.strategy for d in (report.decisions if report else []))
         except Exception as e:  # noqa: BLE001 - every failure is recorded, the campaign goes on
             failures.append({"config": c, "backends": list(backends), "error": f"{type(e).__name__}: {e}"[:2000]})
             print(f"FAIL {json.dumps(c)}: {failures[-1]['error'][:200]}", flush=True)
@@ -344,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(failures, f, indent=1)
     seconds = time.perf_counter() - start
     total = passed + len(failures)
+    print("emitters run: " + ", ".join(f"{name}={n}" for name, n in sorted(used.items())))
     print(f"{passed} passed, {len(failures)} failed ({seconds:.0f} s, {seconds / max(total, 1):.2f} s per config)")
     return 1 if failures else 0
 
