@@ -23,11 +23,15 @@ test: setup
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
 
-# A long property-based campaign (issue: coverage): prints "N passed, M failed"
-# and writes failing configurations to fuzz_failures.json for replay.
-N ?= 2000
+# A long property-based campaign (every strategy in rotation, IREE on every
+# config; docs/usage.md): prints "N passed, M failed" and writes failing
+# configurations to fuzz_failures.json for replay.
+# Seeds split a campaign over processes: make fuzz N=500 SEED=3 OUT=fuzz_3.json
+N ?= 3000
+SEED ?= 0
+OUT ?= fuzz_failures.json
 fuzz: setup
-	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --out fuzz_failures.json
+	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --seed $(SEED) --out $(OUT)
 
 # The full benchmark (slow, ~1 h on 2 cores; see docs/performance.md): whole
 # networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.

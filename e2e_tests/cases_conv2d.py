@@ -87,8 +87,8 @@ CASE_OPS["depthwise_multiplier"] = CASE_OPS["grouped"]  # the grouped lowering w
 
 def expected_ops(config: Conv2dConfig) -> tuple[str, ...]:
     padding = ("tensor.pad",) if any(config.padding) else ()
-    init = ("linalg.broadcast",) if config.bias else ("linalg.fill",)
-    return CASE_OPS[config.case] + padding + init
+    bias_add = ("linalg.generic",) if config.bias else ()  # after the conv; the init is always zeros
+    return CASE_OPS[config.case] + padding + ("linalg.fill",) + bias_add
 
 
 CONV2D_CONFIGS: dict[str, Conv2dConfig] = {}

@@ -78,11 +78,13 @@ NAMED_CONVS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw", 
 ])
 def test_taps_op_chain(config_name: str, taps: int, generics: int) -> None:
     """Per tap a strided input view and a [C] weight slice, into one
-    all-parallel generic with 2 * taps multiply-adds; no named conv."""
+    all-parallel generic with 2 * taps multiply-adds; no named conv. A bias
+    is one more generic (one addf) after it."""
     counts = emitted(config_name, "taps")
     module, _ = compiled(config_name, "taps", "torch")
-    assert counts["tensor.extract_slice"] == 2 * taps and counts["linalg.generic"] == generics, print_ir(module)
-    assert counts["arith.mulf"] == taps and counts["arith.addf"] == taps
+    bias = int(GRID[config_name].bias)
+    assert counts["tensor.extract_slice"] == 2 * taps and counts["linalg.generic"] == generics + bias, print_ir(module)
+    assert counts["arith.mulf"] == taps and counts["arith.addf"] == taps + bias
     assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
     assert "reduction" not in print_ir(module)
 
@@ -92,9 +94,9 @@ def test_grouped_taps_op_chain() -> None:
     x[:, c::C/G, ...] and a weight slice [F] expanded to [G, F/G]."""
     counts = emitted("grouped_g4_k5", "taps")
     module, _ = compiled("grouped_g4_k5", "taps", "torch")
-    products = 4 * 25
-    assert counts["tensor.extract_slice"] == 2 * products and counts["linalg.generic"] == 1, print_ir(module)
-    assert counts["arith.mulf"] == products and counts["arith.addf"] == products
+    products, bias = 4 * 25, int(GRID["grouped_g4_k5"].bias)
+    assert counts["tensor.extract_slice"] == 2 * products and counts["linalg.generic"] == 1 + bias, print_ir(module)
+    assert counts["arith.mulf"] == products and counts["arith.addf"] == products + bias
     assert not [op for op in NAMED_CONVS if counts[op]], dict(counts)
     assert "reduction" not in print_ir(module)
 
@@ -119,7 +121,9 @@ def test_auto_report(config_name: str, picked: str) -> None:
     ("conv3_s1_b1", {"linalg.batch_matmul": 1, "linalg.generic": 1, "linalg.matmul": 0}),
 ])
 def test_matmul_op_chain(config_name: str, expected: dict[str, int]) -> None:
+    """`expected` leaves out the bias add (one linalg.generic after the conv, iff a bias)."""
     counts = emitted(config_name, "matmul")
+    expected = {**expected, "linalg.generic": expected["linalg.generic"] + int(GRID[config_name].bias)}
     actual = {name: counts[name] for name in expected}
     assert actual == expected, print_ir(compiled(config_name, "matmul", "torch")[0])
     assert counts["linalg.conv_2d_nchw_fchw"] == 0

@@ -127,6 +127,16 @@ func.func @main(%x: !torch.vtensor<[1,2,4,4],f32>, %w: !torch.vtensor<[2,2,1,1],
         (["compile", "torchvision:resnet18", "--input-shape", "1,3,8,8", "--grouped-conv", "magic"], "unknown --grouped-conv"),
         (["compile", "torchvision:resnet18", "--input-shape", "1,3,8,8", "--output-type", "llvm"], "unknown --output-type"),
         (["lower", "missing.mlir"], "does not exist"),
+        (["lower", "missing.mlir", "--grouped-conv", "none"], "does nothing for `lower`"),
+        (["lower", "missing.mlir", "--grouped-conv", "magic"], "unknown --grouped-conv"),
+        (["lower", "missing.mlir", "-o", "no_such_folder_tgc/out.mlir"], "output folder"),
+        (["verify", "torchvision:resnet18", "--input-shape", "1,3,8,8", "--json", "no_such_folder_tgc/r.json"],
+         "output folder"),
+        (["verify", "torchvision:resnet18", "--input-shape", "1,3,8,8", "--grouped-conv", "magic"],
+         "unknown --grouped-conv"),
+        (["demo", "--backend", "gpu"], "unknown --backend"),
+        (["compile", "torchvision:resnet18"], "--input-shape"),
+        (["lower"], "input_file"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -142,6 +152,37 @@ def test_factory_errors(capsys: pytest.CaptureFixture[str], model_file: Path) ->
     assert (code, "has no function 'nope'" in err) == (2, True)
     code, _, err = run_cli(capsys, "verify", f"{model_file}:not_a_module", "--input-shape", "1,4,8,8")
     assert (code, "not a torch.nn.Module" in err) == (2, True)
+
+
+BROKEN_MODELS = {
+    "import_fails.py": ("raise ImportError('no module named fancy_layers')\n", "make",
+                        "could not import", "ImportError: no module named fancy_layers"),
+    "factory_raises.py": ("def make():\n    raise ValueError('width must be even\\nsecond line')\n", "make",
+                          "make() raised ValueError: width must be even", None),
+    "model.txt": ("def make():\n    pass\n", "make", "is not a .py file", None),
+}
+
+
+@pytest.mark.parametrize("file_name", list(BROKEN_MODELS))
+def test_broken_model_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, file_name: str) -> None:
+    source, factory, message, detail = BROKEN_MODELS[file_name]
+    path = tmp_path / file_name
+    path.write_text(source)
+    out_file = tmp_path / "out.mlir"
+    code, _, err = run_cli(capsys, "compile", f"{path}:{factory}", "--input-shape", "1,4,8,8", "-o", str(out_file))
+    assert code == 2 and message in err, err
+    assert detail is None or detail in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out_file.exists()
+
+
+def test_verify_model_without_convolution_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "linear.py"
+    path.write_text(NO_CONV_MODEL)
+    result = tmp_path / "result.json"
+    code, _, err = run_cli(capsys, "verify", f"{path}:make", "--input-shape", "2,4", "--json", str(result))
+    assert code == 2 and "no convolution" in err and len(err.strip().splitlines()) == 1
+    assert not result.exists()
 
 
 @pytest.mark.parametrize(

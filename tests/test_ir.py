@@ -112,15 +112,27 @@ def weight_chain(config: Conv2dConfig) -> list[str]:
 
 
 def accumulator_chain(config: Conv2dConfig) -> list[str]:
-    """The conv's init: the bias broadcast (split [F] -> [G,F/G] first in grouped
-    cases), or zeros (linalg.fill of a constant)."""
-    if not config.bias:
-        return ["linalg.fill", "arith.constant"]
-    return ["linalg.broadcast"] + (["tensor.expand_shape"] if is_grouped(config) else []) + ["arith.constant"]
+    """The conv's init: always zeros (linalg.fill of a constant); the bias is
+    added after the conv (builders.init_accumulator says why)."""
+    return ["linalg.fill", "arith.constant"]
+
+
+def bias_chain(config: Conv2dConfig) -> list[str]:
+    """The bias operand of the bias add: the constant, split [F] -> [G,F/G] in grouped cases."""
+    return (["tensor.expand_shape"] if is_grouped(config) else []) + ["arith.constant"]
 
 
 def result_chain(config: Conv2dConfig) -> list[str]:
-    return ["tensor.collapse_shape"] if is_grouped(config) else []
+    """The conv's consumers: the bias add (a linalg.generic) iff a bias, then the group merge."""
+    return (["linalg.generic"] if config.bias else []) + (["tensor.collapse_shape"] if is_grouped(config) else [])
+
+
+def bias_add(conv: ir.Operation) -> ir.Operation:
+    """The linalg.generic adding the bias to the conv's result (its only user)."""
+    (use,) = list(conv.results[0].uses)
+    op = use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner
+    assert op.name == "linalg.generic"
+    return op
 
 
 def output_hw(config: Conv2dConfig) -> list[int]:
@@ -146,12 +158,14 @@ def test_op_chain(name: str) -> None:
     assert producers(w) == weight_chain(config), text
     assert producers(acc) == accumulator_chain(config), text
     assert consumers(conv.results[0]) == result_chain(config) + ["func.return"], text
+    if config.bias:
+        assert producers(bias_add(conv).operands[1]) == bias_chain(config), text
 
 
 @pytest.mark.parametrize("name", case_params([n for n in SINGLE_CONV if is_grouped(CONV2D_CONFIGS[n])]))
 def test_grouped_layout_shapes(name: str) -> None:
     """Grouped cases: every operand is split by group where it enters, so the
-    pad and the bias broadcast act on grouped tensors; one collapse at the end."""
+    pad and the bias add act on grouped tensors; one collapse at the end."""
     config, module = CONV2D_CONFIGS[name], compiled(name).module
     text = print_ir(module)
     n = None if CASES[name].dynamic_shapes else config.batch
@@ -166,11 +180,13 @@ def test_grouped_layout_shapes(name: str) -> None:
     assert dims(x) == [n, g, config.c_in // g, h + 2 * ph, w_in + 2 * pw], text
     assert dims(weight) == [g, f // g, config.c_in // g, kh, kw], text
     assert dims(acc) == [n, g, f // g, ho, wo], text
-    if config.bias:
-        bias = acc.owner.operands[0]
-        assert dims(bias) == [g, f // g], text
-        assert list(ir.DenseI64ArrayAttr(acc.owner.attributes["dimensions"])) == [0, 3, 4], text
-    (use,) = list(conv.results[0].uses)
+    result = conv
+    if config.bias:  # out[n, g, f, ho, wo] = conv[n, g, f, ho, wo] + bias[g, f]
+        result = bias_add(conv)
+        assert dims(result.operands[1]) == [g, f // g], text
+        maps = [str(m) for m in ir.ArrayAttr(result.attributes["indexing_maps"])]
+        assert maps[1] == "affine_map<(d0, d1, d2, d3, d4) -> (d1, d2)>", text
+    (use,) = list(result.results[0].uses)
     merge = use.owner
     assert dims(merge.results[0]) == [n, f, ho, wo], text
     for reshape in (split, merge):  # [N, C] <-> [N, G, C/G]
@@ -197,8 +213,9 @@ def test_padding_and_init(name: str) -> None:
         assert low == high == [*unpadded, *config.padding]
     else:
         assert pads == [], print_ir(module)
-    # The accumulator: the bias broadcast over [N, (G,) F, Ho, Wo], or zeros.
-    assert (counts["linalg.broadcast"], counts["linalg.fill"]) == ((1, 0) if config.bias else (0, 1)), print_ir(module)
+    # The accumulator: zeros, whether or not there is a bias (added after the conv).
+    assert (counts["linalg.broadcast"], counts["linalg.fill"]) == (0, 1), print_ir(module)
+    assert counts["linalg.generic"] == int(config.bias), print_ir(module)
 
 
 def test_network_op_counts() -> None:

@@ -51,7 +51,10 @@ def shifted_to_signed(value: ir.Value) -> bool:
     if op.name != "linalg.generic":
         return False
     body = [o for o in op.regions[0].blocks[0].operations]
-    return [o.name for o in body] == ["arith.addi", "linalg.yield"] and constant_value(body[0].operands[1]) == -128
+    if [o.name for o in body] != ["arith.addi", "linalg.yield"]:
+        return False
+    addend = body[0].operands[1]  # a block argument in the bias add (builders.add_bias)
+    return not isinstance(addend.owner, ir.Block) and constant_value(addend) == -128
 
 
 def storage_of(value: ir.Value) -> ir.Value:
@@ -114,12 +117,19 @@ def test_named_q_op_with_zero_points(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["q2d_grouped", "qt2d_grouped"])
-def test_bias_is_the_i32_accumulator(name: str) -> None:
+def test_i32_bias_is_added_after_the_conv(name: str) -> None:
+    """The `_q` conv starts from an i32 zero fill; the i32 bias [G, F/G] is added
+    after it by one elementwise generic (`arith.addi`; see builders.init_accumulator)."""
     module, _ = plugin(accumulator_ir(CONVS[name]))
     [op] = ops_named(module, "linalg.conv_2d_ngchw_gfchw_q")
     init = producer(op.operands[4])
-    assert init.name == "linalg.broadcast"
-    assert ir.RankedTensorType(init.operands[0].type).shape == [CONVS[name].groups, CONVS[name].c_out // CONVS[name].groups]
+    assert init.name == "linalg.fill" and constant_value(init.operands[0]) == 0
+    [user] = [u.owner for u in op.results[0].uses]
+    assert user.name == "linalg.generic"
+    assert [o.name for o in user.regions[0].blocks[0].operations] == ["arith.addi", "linalg.yield"]
+    bias = user.operands[1]
+    conv = CONVS[name]
+    assert ir.RankedTensorType(bias.type).shape == [conv.groups, conv.c_out // conv.groups]
 
 
 @pytest.mark.parametrize("name", ["q3d_grouped", "q3d_conv_stride", "q3d_depthwise", "qt3d_depthwise_si8_input"])

@@ -450,7 +450,7 @@ def test_conv_tbc_refusal_leaves_op_and_says_why(text: str, reason: str) -> None
                          ids=["static", "dynamic"])
 def test_conv_tbc_lowered_as_a_1d_conv_between_transposes(dims: tuple) -> None:
     """[T,B,C] -transpose-> [B,C,T] -conv_1d_ncw_fcw (weight [k,C,F] -transpose-> [F,C,k])-> [B,F,T']
-    -transpose-> [T',B,F]; the report keeps the op's own shapes."""
+    -(+ bias, one elementwise generic)-> -transpose-> [T',B,F]; the report keeps the op's own shapes."""
     x, w, y = dims
     module = parse(conv_tbc_text(x=vtensor(x), w=vtensor(w), result=vtensor(y)))
     report = tgc.lower(module)
@@ -465,7 +465,8 @@ def test_conv_tbc_lowered_as_a_1d_conv_between_transposes(dims: tuple) -> None:
     pad = conv.operands[0].owner.operation
     assert pad.name == "tensor.pad" and pad.operands[0].owner.operation == transposes[0]  # pad 1 on T
     assert conv.operands[1].owner.operation == transposes[1]
-    assert transposes[2].operands[0].owner.operation == conv
+    bias_add = transposes[2].operands[0].owner.operation
+    assert bias_add.name == "linalg.generic" and bias_add.operands[0].owner.operation == conv
     assert module.operation.verify()
 
 

@@ -13,7 +13,7 @@ backend="torch_grouped_conv")`, `lower(module)` on torch IR, and
 import sys as _sys
 
 from .api import compile, compile_onnx, last_report, lower, plugin_pass
-from .errors import CompileError, GroupedConvError, InputError
+from .errors import CompileError, GroupedConvError, InputError, ModelInputError
 from .frontends.dynamo import backend as dynamo_backend
 from .frontends.dynamo import register as register_dynamo_backend
 from .report import ConvDecision, RewriteReport
@@ -29,6 +29,6 @@ if "torch._dynamo" in _sys.modules:
 
 __all__ = [
     "BACKENDS", "STRATEGIES", "CompileError", "ConvDecision", "GroupedConvError", "InputError",
-    "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower", "plugin_pass",
+    "ModelInputError", "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower", "plugin_pass",
     "register_dynamo_backend", "run",
 ]

@@ -14,13 +14,15 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 
 from . import api
-from .errors import CompileError, InputError
+from .errors import CompileError, InputError, ModelInputError
 from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
 from .rewrite.pattern import STRATEGIES, convolution_ops
 from .runners import BACKENDS
@@ -117,7 +119,8 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
         return 0
     shape = _one_shape(input_shape, model)
     torch_model = build_model(model)
-    module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
+    with _named(model):
+        module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
     if not convolution_ops(module):
         raise InputError(f"{model} has no convolution (no torch.aten.convolution after import); give a model with one")
     report = api.apply_strategy(module, strategy)
@@ -175,13 +178,27 @@ def verify_command(model: str, input_shape: list[str] | None, backend: str, grou
     an ONNX model, with onnxruntime on the same random inputs): PASS or FAIL."""
     strategy = _strategy(grouped_conv)
     check_output_path(json_path)
-    if backend not in BACKENDS:
-        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    _check_backend(backend)
     if is_onnx_model(model):
         return _verify_onnx_and_print(model, onnx_shapes(input_shape), backend, strategy, json_path)
     shape = _one_shape(input_shape, model)
     torch_model = build_model(model)
-    return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
+    with _named(model):
+        return _verify_and_print(torch_model, example_input(shape), model, backend, strategy, json_path)
+
+
+@contextmanager
+def _named(model: str) -> Iterator[None]:
+    """Report a ModelInputError under the MODEL argument (e.g. torchvision:mobilenet_v2)."""
+    try:
+        yield
+    except ModelInputError as e:
+        raise e.renamed(model) from None
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def demo_command(backend: str) -> int:
@@ -189,6 +206,7 @@ def demo_command(backend: str) -> int:
     convolutions, compiled with the plugin, run, compared with PyTorch."""
     import torch
 
+    _check_backend(backend)
     torch.manual_seed(0)
     return _verify_and_print(DemoNet().eval(), example_input(DEMO_INPUT_SHAPE), "demo:DemoNet", backend, "grouped", None)
 

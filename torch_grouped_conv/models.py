@@ -78,7 +78,11 @@ def _factory_model(path: Path, factory: str) -> nn.Module:
     fn = getattr(user_module, factory, None)
     if not callable(fn):
         raise InputError(f"{path} has no function {factory!r}")
-    return fn()
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - the user's factory failing is bad input, reported in one line
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise InputError(f"{path}:{factory}() raised {type(e).__name__}: {lines[0] if lines else '(no message)'}") from None
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:

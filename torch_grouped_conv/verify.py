@@ -16,7 +16,7 @@ import torch
 
 from . import api
 from .report import RewriteReport
-from .errors import InputError
+from .errors import InputError, ModelInputError
 from .rewrite.pattern import convolution_ops
 from .runners import load
 
@@ -110,7 +110,15 @@ def verify_model(
     with _stage("run", times, on_stage):
         [actual] = compiled(x)
     with _stage("compare", times, on_stage):
-        with torch.no_grad():
-            expected = model(x).numpy()
+        expected = run_eagerly(model, x)
         comparison = compare(actual, expected, x.dtype)
     return VerifyResult(name, list(x.shape), backend, grouped_conv, report, comparison, times)
+
+
+def run_eagerly(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """PyTorch's result; an error the model raises becomes a one-line `ModelInputError`."""
+    try:
+        with torch.no_grad():
+            return model(x).numpy()
+    except Exception as e:  # noqa: BLE001 - whatever the model raises is the user's input problem
+        raise ModelInputError.from_exception(type(model).__name__, [list(x.shape)], "eager run", e) from e

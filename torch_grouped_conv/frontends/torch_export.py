@@ -12,7 +12,7 @@ import torch
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
 
-from ..errors import CompileError
+from ..errors import CompileError, ModelInputError
 from ..importer import FastLiteralHooks
 from ..stages import PLUGIN_LEGAL_OPS, check_options, finish
 
@@ -44,9 +44,22 @@ def compile(
 
 def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,
                    **export_kwargs: Any) -> torch.export.ExportedProgram:
-    """Stage 1: torch.export (non-strict, as torch_mlir.fx does)."""
+    """Stage 1: torch.export (non-strict, as torch_mlir.fx does).
+
+    Any error raised while tracing the user's model (e.g. it rejects the
+    example input's shape) becomes a one-line `ModelInputError`.
+    """
     strict = export_kwargs.pop("strict", False)
-    return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
+    try:
+        return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
+                                   strict=strict)
+    except Exception as e:  # noqa: BLE001 - whatever the model raises is the user's input problem
+        raise ModelInputError.from_exception(type(model).__name__, input_shapes(example_args), "torch.export", e) from e
+
+
+def input_shapes(args: tuple[Any, ...]) -> list[list[int]]:
+    """The shapes of the tensor arguments, for messages."""
+    return [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
 
 
 def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:

@@ -126,22 +126,40 @@ def conv_output_size(padded: SizeValue, kernel: SizeValue, stride: int, dilation
     return arith.addi(arith.divui(as_value(span), index(stride)), index(1))
 
 
-def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type, bias: ir.Value | None) -> ir.Value:
-    """[N, F, *spatial] filled with bias[F] broadcast along the others, or zeros.
+def init_accumulator(sizes: Sequence[SizeValue], elem: ir.Type) -> ir.Value:
+    """[N, F, *spatial] (grouped: [N, G, F/G, *spatial]) filled with zeros.
 
-    Grouped layout: [N, G, F/G, *spatial] with bias [G, F/G].
+    The bias is never the accumulator's init; `add_bias` adds it after the
+    conv. With a bias broadcast as init, IREE 3.13 fails on whole families of
+    convs ("write affecting operations on global resources are restricted to
+    workgroup distributed contexts"): when every batch/spatial dim is 1 the
+    broadcast folds into the bias constant, which becomes the reduction's
+    `outs` and is copied into the result buffer outside the distributed loop
+    (e.g. a 3D grouped conv with output [1, G, 1, 1, 1]); with a dynamic
+    per-group channel dim the broadcast init is not distributed either. A
+    zero fill plus an elementwise add, which IREE fuses into the conv's
+    dispatch, compiles in both.
     """
-    empty = tensor.empty(list(sizes), elem)
-    if bias is None:
-        return linalg.fill(zero(elem), outs=[empty])
-    bias_rank = ir.RankedTensorType(bias.type).rank
-    # linalg.broadcast wants the bias's dims exactly as the accumulator's: a bias
-    # [?] for a result with a known channel count (or the converse) is cast.
-    want = tensor_type(as_dims(list(sizes)[1:1 + bias_rank]), ir.RankedTensorType(bias.type).element_type)
-    if bias.type != want:
-        bias = tensor.cast(want, bias)
-    broadcast_dims = [i for i in range(len(sizes)) if not 1 <= i <= bias_rank]
-    return linalg.broadcast(bias, outs=[empty], dimensions=broadcast_dims).results[0]
+    return linalg.fill(zero(elem), outs=[tensor.empty(list(sizes), elem)])
+
+
+def add_bias(result: ir.Value, bias: ir.Value, sizes: Sequence[SizeValue]) -> ir.Value:
+    """result[n, f, *o] + bias[f] (grouped: [n, g, f, *o] + bias[g, f]), one linalg.generic.
+
+    `sizes` are the accumulator's (as given to `init_accumulator`), so that the
+    conv's result has this op as its only user (no tensor.dim of it)."""
+    rank, bias_rank = ir.RankedTensorType(result.type).rank, ir.RankedTensorType(bias.type).rank
+    d = dim_exprs(rank)
+    identity = ir.AffineMap.get_identity(rank)
+    maps = [identity, affine_map(rank, d[1:1 + bias_rank]), identity]
+    elem = ir.RankedTensorType(result.type).element_type
+    init = tensor.empty(list(sizes), elem)
+    return generic([result, bias], init, maps, [IteratorType.parallel] * rank, lambda r, b, _out: add_elements(r, b))
+
+
+def add_elements(a: ir.Value, b: ir.Value) -> ir.Value:
+    """a + b for scalars of one float or integer type (quantized convs accumulate in i32)."""
+    return arith.addi(a, b) if isinstance(a.type, ir.IntegerType) else arith.addf(a, b)
 
 
 def expand(value: ir.Value, axis: int, groups: int, split: SizeValue | None = None) -> ir.Value:

@@ -1,11 +1,12 @@
 """One emitter per case: builtin tensors in, the convolution result out.
 
 Each emitter receives the prepared input (dilated, padded or cropped), the
-forward weight [F, C/G, *k] and the accumulator [N, F, *out] (bias already
-broadcast into it), all builtin tensors in PyTorch's NC* layout. Grouped cases
-get them split by group instead (see `ConvPlan.grouped_layout`). The
-accumulator may be wider than input and weight (f32 for f16/bf16): linalg's
-named convolutions extend their operands to the output element type.
+forward weight [F, C/G, *k] and the accumulator [N, F, *out] (zeros: the
+bias is added after the emitter, see builders.init_accumulator), all builtin
+tensors in PyTorch's NC* layout. Grouped cases get them split by group
+instead (see `ConvPlan.grouped_layout`). The accumulator may be wider than
+input and weight (f32 for f16/bf16): linalg's named convolutions extend their
+operands to the output element type.
 
 Within a case the op depends on the spatial rank only, through a table.
 """

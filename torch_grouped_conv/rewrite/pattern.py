@@ -219,8 +219,10 @@ def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None
     acc_elem = builders.element_type(plan.accumulator_dtype)
     if bias is not None:
         bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
-    acc = builders.init_accumulator(_result_sizes(plan, grouped, x, w, kernel), acc_elem, bias)
-    result = emitter(plan, x, w, acc)
+    sizes = _result_sizes(plan, grouped, x, w, kernel)
+    result = emitter(plan, x, w, builders.init_accumulator(sizes, acc_elem))
+    if bias is not None:  # after the conv, not as its init: see builders.init_accumulator
+        result = builders.add_bias(result, bias, sizes)
     if grouped:
         result = builders.collapse(result, 1)
     return builders.convert_elements(result, builders.element_type(spec.result.dtype))

@@ -6,7 +6,7 @@ Every plan is a *forward* convolution over a prepared input:
     input  --(insert stride-1 zeros, transposed only)--> dilated
            --(pad low/high; a negative amount crops)-->   windowed
     weight --(transposed only: swap in/out per group, flip spatially)--> [F, C/G, *k]
-    result = conv(windowed, weight, stride, dilation) with bias in the accumulator
+    result = conv(windowed, weight, stride, dilation) into zeros, + bias (elementwise, after)
 
 A transposed convolution with stride s, padding p, output_padding op and
 dilation d is the forward convolution with stride 1 and dilation d over the

@@ -8,7 +8,7 @@ Index math, with G groups, Cg = C/G, Fg = F/G, K = Cg*prod(k), P = N*prod(O):
   collapsed to [G, K, P];
   weight [F,Cg,*k] -> [G,Fg,Cg,*k] -> [G,Fg,K];
   out[g, f, p] = acc[g, f, p] + sum_k weight[g, f, k] * col[g, k, p]   (batch_matmul)
-The accumulator [N,F,*O] (bias included) is transposed to [F,N,*O] so
+The accumulator [N,F,*O] (zeros; the bias is added after) is transposed to [F,N,*O] so
 that P = (n, *o) is contiguous, and the result is transposed back.
 f16/bf16: col and weight stay in the input type; batch_matmul extends them
 to the (f32) accumulator's type per element.

@@ -1,10 +1,10 @@
 """`split`: one regular conv_2d_nchw_fchw per group on channel slices.
 
 Layout: input [N,C,Hp,Wp] sliced to [N,C/G,Hp,Wp] at channel g*C/G, weight
-[F,C/G,KH,KW] sliced to [F/G,C/G,KH,KW] at g*F/G, accumulator
-[N,F,Ho,Wo] added after the join. Each group convolves into its own
-zero-filled [N,F/G,Ho,Wo]; the group results are joined with tensor.concat
-along F, then a linalg.generic adds the accumulator (bias). Slicing the bias
+[F,C/G,KH,KW] sliced to [F/G,C/G,KH,KW] at g*F/G; the accumulator [N,F,Ho,Wo]
+is zeros (the bias is added after, see builders.init_accumulator), so only its
+type is used. Each group convolves into its own zero-filled [N,F/G,Ho,Wo]; the
+group results are joined with tensor.concat along F. Slicing a bias
 accumulator per group instead (or a chain of tensor.insert_slice) fails in
 IREE 3.13 llvm-cpu codegen: "write affecting operations on global resources
 are restricted to workgroup distributed contexts". IR size grows with G, so
@@ -18,7 +18,7 @@ from torch_mlir.dialects import linalg, tensor
 
 from ..plan import Case, ConvPlan
 from .. import builders
-from .layout import add, elem_type, shape, slice_axis
+from .layout import elem_type, shape, slice_axis
 from .registry import declines, emits
 
 MAX_SPLIT_GROUPS = 16
@@ -41,10 +41,9 @@ def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Va
         linalg.conv_2d_nchw_fchw(
             slice_axis(x, 1, g * c_group, c_group),
             slice_axis(w, 0, g * f_group, f_group),
-            outs=[builders.init_accumulator([n, f_group, ho, wo], elem_type(acc), None)],
+            outs=[builders.init_accumulator([n, f_group, ho, wo], elem_type(acc))],
             strides=list(plan.spec.stride), dilations=list(plan.spec.dilation),
         )
         for g in range(groups)
     ]
-    joined = tensor.concat(acc.type, 1, parts)
-    return add(joined, acc)
+    return tensor.concat(acc.type, 1, parts)

@@ -3,7 +3,7 @@ linalg.generic over the output, the window unrolled into its taps. Any
 spatial rank d (1D, 2D, 3D): every index below is a tuple over the spatial dims.
 
 Depthwise layout: padded input x [N,C,*Sp], weight [C,1,*K],
-accumulator [N,C,*O] (bias included). With window stride s and dilation r,
+accumulator [N,C,*O] (zeros; the bias is added after). With window stride s and dilation r,
 
   out[n,c,*o] = acc[n,c,*o] + sum_{k} w[c,0,*k] * x[n, c, o_i*s_i + k_i*r_i ...]
 
