@@ -86,22 +86,14 @@ def check_against_onnxruntime(path: Path, model: torch.nn.Module, strategy: str,
     assert comparison.passed, f"{path.name} {strategy} on {backend}: max rel error {comparison.max_rel_error:.3e}"
 
 
-# Found by this test: the ONNX import of the mixed net (BatchNorm folded into
-# the stem conv's bias by the exporter), lowered with `auto` (matmul, taps and
-# im2col side by side), is miscompiled by the embedded runner: with
-# refbackend's `linalg-fuse-elementwise-ops` removed it matches; IREE matches;
-# every single strategy matches. Reported to the lead; pinned here.
-REFBACKEND_AUTO_FUSION = pytest.mark.xfail(
-    reason="refbackend's linalg-fuse-elementwise-ops miscompiles the auto-lowered ONNX mixed net", strict=True)
-# The same on mobilenet_v2 with `taps` and `auto` (matches with that pass removed; IREE matches).
-# Not ONNX-specific: `compile(mobilenet_v2, x, grouped_conv="taps")` on refbackend is as wrong.
-REFBACKEND_TAPS_FUSION = pytest.mark.xfail(
-    reason="refbackend's linalg-fuse-elementwise-ops miscompiles taps-lowered ONNX mobilenet_v2", strict=True)
+# The ONNX mixed net with `auto` and mobilenet_v2 with `taps`/`auto` once
+# failed on refbackend only (rel error 0.72 and 2e9): its elementwise fusion
+# mishandled taps generics that read their `outs`. Fixed in the emitter, see
+# e2e_tests/test_taps_fusion.py and docs/design.md (Runners).
 
 
 def _mixed_params() -> list:
-    return [pytest.param(strategy, backend, id=f"{strategy}-{backend}",
-                         marks=(REFBACKEND_AUTO_FUSION,) if (strategy, backend) == ("auto", "refbackend") else ())
+    return [pytest.param(strategy, backend, id=f"{strategy}-{backend}")
             for strategy in STRATEGIES for backend in tgc.BACKENDS]
 
 
@@ -119,8 +111,6 @@ def _model_params() -> list:
             for backend in tgc.BACKENDS:
                 in_ci = strategy in CI_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
                 marks = [] if in_ci else [pytest.mark.slow]
-                if (name, backend) == ("mobilenet_v2", "refbackend") and strategy in ("taps", "auto"):
-                    marks.append(REFBACKEND_TAPS_FUSION)
                 params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}", marks=marks))
     return params
 

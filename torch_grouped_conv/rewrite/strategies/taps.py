@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import pad_spatial, static_dims, tensor_type
+from ..builders import SizeValue, pad_spatial, static_dims, tensor_type
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
 from .layout import (NCHW_TO_NHWC, NHWC_TO_NCHW, add, elem_type, extract, parallel_generic, reshape, shape, sizes,
@@ -267,19 +267,44 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
 
 
 def multiply_add(count: int, acc_elem: ir.Type, accumulate: bool = True) -> Callable[[list[ir.Value]], ir.Value]:
-    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, out): out + sum a_i*b_i
-    (without `accumulate`: the sum alone, `out` unread), each factor extended
-    to the accumulator type `acc_elem` first when narrower."""
+    """Body for inputs (a_0..a_{count-1}, b_0..b_{count-1}, acc, out): acc + sum a_i*b_i
+    (without `accumulate`: inputs (a..., b..., out) and the sum alone), each
+    factor extended to the accumulator type `acc_elem` first when narrower.
+    `out` is never read (see `accumulating_generic`)."""
     def widen(v: ir.Value) -> ir.Value:
         return v if v.type == acc_elem else arith.extf(acc_elem, v)
 
     def body(args: list[ir.Value]) -> ir.Value:
         products = [arith.mulf(widen(args[t]), widen(args[count + t])) for t in range(count)]
-        total = args[-1] if accumulate else products.pop(0)
+        total = args[2 * count] if accumulate else products.pop(0)
         for product in products:
             total = arith.addf(total, product)
         return total
     return body
+
+
+def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap], acc: ir.Value | None,
+                         body: Callable[[list[ir.Value]], ir.Value], out_sizes: Sequence[SizeValue],
+                         elem: ir.Type) -> ir.Value:
+    """`parallel_generic` over `inputs` (read through `maps`, one per input)
+    plus the accumulator `acc` as the last *input* (read through the identity
+    map), into a tensor.empty of `out_sizes` that the body never reads; without
+    `acc` (a phase block), the inputs alone.
+
+    Why acc is an input and not the `outs` operand (seen in the IR that
+    torch-mlir 20261001's MLIR produces): linalg-fuse-elementwise-ops keeps a
+    producer's result as an extra result of the fused op when the producer's
+    body reads its `outs`, indexed through the consumer's map for the fused
+    operand. When that consumer is a convolution or a matmul
+    (reduction loops, (n, c, oh + kh, ...) maps) the extra result is written
+    once per reduction step, each time reading its own last value: the taps
+    sum is added C_out*prod(K) times. IREE's fusion does not do this; the
+    embedded runner's pipeline did (mobilenet_v2 with `taps`: rel error 2e9).
+    An init that is not read cannot be preserved, so the fusion stays exact."""
+    identity = ir.AffineMap.get_identity(maps[0].n_dims)
+    extra, extra_maps = ([acc], [identity]) if acc is not None else ([], [])
+    init = tensor.empty(list(out_sizes), elem)
+    return parallel_generic([*inputs, *extra], init, [*maps, *extra_maps, identity], body)
 
 
 @declines("taps")
@@ -294,14 +319,6 @@ def decline_taps(plan: ConvPlan) -> str | None:
     return None
 
 
-def block_init(acc: ir.Value, acc_block: ir.Value | None, tap_set: TapSet) -> ir.Value:
-    """The generic's init: the accumulator, or a tensor.empty for a phase block (not read)."""
-    if acc_block is not None:
-        return acc_block
-    n, f = sizes(acc)[:2]
-    return tensor.empty([n, f, *tap_set.out_sizes], elem_type(acc))
-
-
 @emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if computes_channels_last(plan):
@@ -313,10 +330,11 @@ def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
         views = input_taps(x, tap_set, [slice(0, channels, 1)], phases)
         weights = [tap_weight(w, k) for k, _ in tap_set.taps]
         identity, channel = ir.AffineMap.get_identity(rank), ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(1)])
-        maps = [identity] * len(views) + [channel] * len(weights) + [identity]
-        init = block_init(acc, acc_block, tap_set)
-        return parallel_generic(views + weights, init, maps,
-                                multiply_add(len(views), elem_type(acc), acc_block is not None))
+        maps = [identity] * len(views) + [channel] * len(weights)
+        n, f = sizes(acc)[:2]
+        return accumulating_generic(views + weights, maps, acc_block,
+                                    multiply_add(len(views), elem_type(acc), acc_block is not None),
+                                    [n, f, *tap_set.out_sizes], elem_type(acc))
 
     return by_phase(plan, x, acc, emit)
 
@@ -345,12 +363,13 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
         weights = [reshape(tap_weight(w, k, c), [[0, 1]], [groups, f_group])
                    for c in range(c_group) for k, _ in tap_set.taps]
         maps = ([ir.AffineMap.get(rank, 0, [d[0], d[1], *d[3:]])] * len(views)
-                + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights) + [ir.AffineMap.get_identity(rank)])
-        block_out = list(tap_set.out_sizes)
-        acc_g = reshape(block_init(acc, acc_block, tap_set), split, [n, groups, f_group, *block_out])
-        out_g = parallel_generic(views + weights, acc_g, maps,
-                                 multiply_add(len(views), elem_type(acc), acc_block is not None))
-        return reshape(out_g, split, [n, shape_at(acc, 1), *block_out])
+                + [ir.AffineMap.get(rank, 0, [d[1], d[2]])] * len(weights))
+        grouped_sizes = [n, groups, f_group, *tap_set.out_sizes]
+        acc_g = None if acc_block is None else reshape(acc_block, split, grouped_sizes)
+        out_g = accumulating_generic(views + weights, maps, acc_g,
+                                     multiply_add(len(views), elem_type(acc), acc_block is not None),
+                                     grouped_sizes, elem_type(acc))
+        return reshape(out_g, split, [n, shape_at(acc, 1), *tap_set.out_sizes])
 
     return by_phase(plan, x, acc, emit)
 
@@ -377,9 +396,9 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
              for _, (row, col) in taps]
     weights = [tap_weight(w, k) for k, _ in taps]
     identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
-    maps = [identity] * len(views) + [channel] * len(weights) + [identity]
+    maps = [identity] * len(views) + [channel] * len(weights)
     body = multiply_add(len(views), elem_type(acc))
-    return transpose(parallel_generic(views + weights, acct, maps, body), NHWC_TO_NCHW)
+    return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), elem_type(acc)), NHWC_TO_NCHW)
 
 
 COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)
