@@ -107,7 +107,8 @@ def plan_nd(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: 
     (3, 64, 64, 4, 3, 1, False, "f32", "im2col"),  # 3D grouped, C/G = 16: 432 products
     (3, 16, 16, 4, 3, 1, False, "f32", "im2col"),  # C/G = 4 x 27 = 108 > GROUPED_TAPS
     (3, 64, 128, 1, 1, 1, False, "f32", "matmul"),  # 3D 1x1x1
-    (3, 64, 64, 1, 3, 1, False, "f32", "grouped"),  # r3d_18 3x3x3: direct conv_3d
+    (3, 64, 64, 1, 3, 1, False, "f32", "matmul"),  # r3d_18 3x3x3: im2col + matmul (~11x the direct conv_3d)
+    (2, 64, 64, 1, 3, 2, True, "f32", "grouped"),  # transposed groups == 1 3x3: direct
     (1, 768, 768, 16, 128, 1, False, "f32", "im2col"),  # wav2vec2 positional conv: K = 48*128
     (1, 256, 256, 256, 3, 1, False, "f32", "taps"),  # 1D separable TCN depthwise
     (1, 64, 64, 64, 65, 1, False, "f32", "grouped"),  # 65 taps > MAX_TAPS, channels-last is 2D only

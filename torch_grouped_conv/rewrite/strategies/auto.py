@@ -30,15 +30,17 @@ dynamic batch through `taps`. In order:
 6. groups == 1, 1x1 kernel -> `matmul`: W[F,C] @ X[C,H*W], no transposes
    (stride-2 1x1 convs ran ~100x faster than IREE's direct
    conv_2d_nchw_fchw, stride 1 about the same);
-7. other groups == 1 (KxK kernels), 2D forward -> `matmul` (im2col +
+7. other forward groups == 1 (KxK kernels, any rank) -> `matmul` (im2col +
    matmul). With the default data tiling this beats IREE's direct
    conv_2d_nchw_fchw on whole networks (resnet50: 0.65x vs 0.76x PyTorch,
-   all 13 of its 3x3 stride-1 convs moved), and the direct strided conv is
+   all 13 of its 3x3 stride-1 convs moved), the direct strided conv is
    pathological (ConvNeXt's 2x2/2 downsampling convs: ~80 ms each direct,
-   ~3 ms as im2col + matmul);
-8. groups == 1 KxK in 1D/3D or transposed: with few input channels
-   (C_in <= `FEW_CHANNELS`, a stem) -> `matmul` (im2col + matmul), else
-   `grouped` (the direct named conv; im2col + matmul not measured there).
+   ~3 ms as im2col + matmul), and in 3D the direct conv_3d is ~11x slower
+   (r3d_18 whole model, steady state: 14.6 s vs 1.34 s at 1 thread, 7.5 s
+   vs 0.72 s at 2);
+8. transposed groups == 1 KxK: with few input channels (C_in <=
+   `FEW_CHANNELS`, a stem) -> `matmul` (im2col + matmul), else `grouped`
+   (the direct named conv; im2col over the zero-inserted input not measured).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
 except depthwise.
@@ -94,7 +96,7 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
     if plan.case is Case.CONV:
         if all(k == 1 for k in kernel):
             return "matmul", "groups=1, 1x1 kernel: matmul"
-        if plan.spec.spatial_rank == 2 and not plan.spec.transposed:
+        if not plan.spec.transposed:
             return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
         c_in = plan.spec.input.shape[1]
         if c_in is not None and c_in <= FEW_CHANNELS:
