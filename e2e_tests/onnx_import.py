@@ -1,34 +1,18 @@
-"""Test-side ONNX import: an ONNX model to torch-backend IR with torch-mlir's
-ONNX importer and its `torch-onnx-to-torch-backend-pipeline` (as torch-mlir's
-`import_onnx` tool and its ONNX e2e config do), entry renamed to `@main` for
-the runners. The plugin and torch-mlir's linalg pipeline are then applied
-with the package's own stages (`apply_strategy`, `lower_to_linalg`).
-
-(The package's `compile_onnx` frontend does the same; these tests use this
-helper so that they depend on nothing but torch-mlir's importer.)
-"""
+"""Test-side ONNX import for the quantized tests: the package's ONNX frontend
+(torch_grouped_conv/frontends/onnx.py: torch-mlir's ONNX importer and its
+`torch-onnx-to-torch-backend-pipeline`, entry `@main`) up to torch-backend IR.
+The plugin and torch-mlir's linalg pipeline are then applied with the
+package's own stages (`apply_strategy`, `lower_to_linalg`), so the tests can
+also compare with the plugin off (torch-mlir's own lowering)."""
 
 from __future__ import annotations
 
 import onnx
-from torch_mlir import ir, passmanager
-from torch_mlir.dialects import torch as torch_d
-from torch_mlir.extras import onnx_importer
+from torch_mlir import ir
 
-ONNX_TO_TORCH_BACKEND = "builtin.module(torch-onnx-to-torch-backend-pipeline)"
+from torch_grouped_conv.frontends import onnx as onnx_frontend
 
 
 def import_onnx(model: onnx.ModelProto) -> ir.Module:
-    """`model` (shape-inferred here) as torch-backend IR with entry `@main`, in a fresh context."""
-    model = onnx.shape_inference.infer_shapes(model)
-    context = ir.Context()
-    torch_d.register_dialect(context)
-    info = onnx_importer.ModelInfo(model)
-    module = info.create_module(context=context)
-    onnx_importer.NodeImporter.define_function(info.main_graph, module.operation).import_all()
-    with context:
-        passmanager.PassManager.parse(ONNX_TO_TORCH_BACKEND).run(module.operation)
-        for op in module.body.operations:
-            if op.operation.name == "func.func":
-                op.attributes["sym_name"] = ir.StringAttr.get("main")
-    return module
+    """`model` (checked and shape-inferred by the frontend) as torch-backend IR with entry `@main`."""
+    return onnx_frontend.import_to_torch(onnx_frontend.load_model(model))
