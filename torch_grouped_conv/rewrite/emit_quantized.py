@@ -57,27 +57,26 @@ def _zero_points(plan: ConvPlan) -> tuple[ir.Value, ir.Value]:
 @emits_quantized(Case.CONV)
 def emit_quantized_conv(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """groups == 1: `conv_2d_nchw_fchw_q` (1D: with a unit height at axis 2; 3D: generic)."""
-    rank = plan.spec.spatial_rank
-    if rank == 3:
-        return _quantized_generic(plan, x, w, acc, grouped=False)
-    if rank == 1:
-        out = _conv_2d_q(linalg.conv_2d_nchw_fchw_q, plan, *(builders.expand(v, 2, 1) for v in (x, w, acc)),
-                         unit_height=True)
-        return builders.collapse(out, 2)
-    return _conv_2d_q(linalg.conv_2d_nchw_fchw_q, plan, x, w, acc)
+    return _by_rank(linalg.conv_2d_nchw_fchw_q, 2, False, plan, x, w, acc)
 
 
 @emits_quantized(Case.GROUPED, Case.DEPTHWISE, Case.DEPTHWISE_MULTIPLIER)
 def emit_quantized_grouped(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Grouped layout: `conv_2d_ngchw_gfchw_q` (1D: unit height at axis 3; 3D: generic)."""
+    return _by_rank(linalg.conv_2d_ngchw_gfchw_q, 3, True, plan, x, w, acc)
+
+
+def _by_rank(op: Callable[..., ir.Value], unit_axis: int, grouped: bool, plan: ConvPlan, x: ir.Value, w: ir.Value,
+             acc: ir.Value) -> ir.Value:
+    """The 2D `_q` op `op`; 1D as that op with a unit height inserted at `unit_axis`
+    of input, weight and accumulator; 3D as an integer generic (linalg has no 3D `_q` conv)."""
     rank = plan.spec.spatial_rank
     if rank == 3:
-        return _quantized_generic(plan, x, w, acc, grouped=True)
+        return _quantized_generic(plan, x, w, acc, grouped=grouped)
     if rank == 1:
-        out = _conv_2d_q(linalg.conv_2d_ngchw_gfchw_q, plan, *(builders.expand(v, 3, 1) for v in (x, w, acc)),
-                         unit_height=True)
-        return builders.collapse(out, 3)
-    return _conv_2d_q(linalg.conv_2d_ngchw_gfchw_q, plan, x, w, acc)
+        out = _conv_2d_q(op, plan, *(builders.expand(v, unit_axis, 1) for v in (x, w, acc)), unit_height=True)
+        return builders.collapse(out, unit_axis)
+    return _conv_2d_q(op, plan, x, w, acc)
 
 
 def _conv_2d_q(op: Callable[..., ir.Value], plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value,
