@@ -68,16 +68,15 @@ FEATURE_CONFIGS: dict[str, Config] = {
 
 
 @pytest.mark.parametrize("feature", list(FEATURES))
-def test_feature_switch_matches_what_the_plugin_lowers(feature: str) -> None:
-    """A switched-on feature is lowered (no refusal); a switched-off one is still refused."""
+def test_feature_config_is_lowered(feature: str) -> None:
+    """Each switchable dimension's config is lowered by the plugin (no refusal),
+    whether or not the campaign draws it (see FEATURES in e2e_tests/fuzz.py)."""
     config = full(FEATURE_CONFIGS[feature])
     module, inputs = build_all(config)
     tgc.compile(module, *inputs, dynamic_shapes=dynamic_shapes(config), output_type="torch")
     report = tgc.last_report()
-    assert report is not None
-    expected_refusals = 0 if FEATURES[feature] else 1
-    assert len(report.refused) == expected_refusals, (
-        f"{feature}: {report.summary()}; FEATURES[{feature!r}] = {FEATURES[feature]} in e2e_tests/fuzz.py")
+    assert report is not None and report.refused == [] and len(report.decisions) == 1, (
+        report.summary() if report else "no report")
 
 
 def test_dynamic_configs_run_a_second_larger_input() -> None:
