@@ -13,26 +13,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from torch_grouped_conv.bench.workloads import PositionalConvBlock
 from torch_grouped_conv.models import build_model
 
 
-class PositionalConvBlock(nn.Module):
-    """A wav2vec2-style positional convolution: a grouped Conv1d over time
-    with an even kernel (padding k/2, the extra last frame dropped), GELU and
-    a residual. Input [N, C, T]."""
-
-    def __init__(self, channels: int = 64, kernel: int = 16, groups: int = 4) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=groups)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)[:, :, :-1]
-        return x + nn.functional.gelu(y)
-
-
 def positional_conv_block() -> nn.Module:
+    """The benchmark's wav2vec2-style block at test size (64 channels, k=16, groups 4)."""
     torch.manual_seed(0)
-    return PositionalConvBlock().eval()
+    return PositionalConvBlock(channels=64, kernel=16, groups=4).eval()
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,8 @@ def standard_variants(model: nn.Module, example: list[torch.Tensor], specs: Sequ
 class PositionalConvBlock(nn.Module):
     """wav2vec2's positional convolution embedding: a grouped Conv1d over time
     with an even kernel (padding k/2, the extra last frame dropped), GELU and a
-    residual (the structure of e2e_tests/models.py's block, at wav2vec2-base
-    size). Input [N, C, T]."""
+    residual (wav2vec2-base size by default; e2e_tests/models.py builds it at
+    test size). Input [N, C, T]."""
 
     def __init__(self, channels: int = 768, kernel: int = 128, groups: int = 16) -> None:
         super().__init__()
