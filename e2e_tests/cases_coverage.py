@@ -492,6 +492,29 @@ FUZZ_REGRESSIONS: list[tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = [
       "stride": [1, 1, 1], "padding": [0, 0, 2], "dilation": [1, 1, 2], "transposed": True,
       "output_padding": [0, 0, 1], "spatial": [3, 3, 4], "bias": True, "dtype": "bf16", "dynamic_batch": False},
      {}),
+    # Transposed 1x1 groups == 1 convs at batch 1 with `matmul` (and `auto`, which picks it): IREE 3.13
+    # crashed (segfault in PropagateLinalgTranspose's matmul conversion) on the swapped weight feeding a
+    # linalg.matmul until the matmul strategy used its generic contraction for transposed convs
+    # (fuzz seeds 301/302). Runs on both now.
+    ({"rank": 2, "batch": 1, "groups": 1, "in_per_group": 3, "out_per_group": 3, "kernel": [1, 1], "stride": [1, 1],
+      "padding": [0, 0], "dilation": [2, 1], "transposed": True, "output_padding": [0, 0], "spatial": [1, 1],
+      "bias": True, "dtype": "bf16", "dynamic_batch": False, "unbatched": True, "weights_as_inputs": False,
+      "dynamic_spatial": [False, False], "dynamic_channels": False, "dynamic_kernel": False, "strategy": "matmul"},
+     {}),
+    ({"rank": 2, "batch": 1, "groups": 1, "in_per_group": 2, "out_per_group": 8, "kernel": [1, 1], "stride": [2, 2],
+      "padding": [0, 2], "dilation": [1, 3], "transposed": True, "output_padding": [1, 2], "spatial": [5, 2],
+      "bias": False, "dtype": "f32", "dynamic_batch": False, "unbatched": True, "weights_as_inputs": True,
+      "dynamic_spatial": [False, False], "dynamic_channels": False, "dynamic_kernel": False, "strategy": "auto"},
+     {}),
+    # The same with dynamic channels (so `auto` takes `grouped`): IREE 3.13 with data tiling failed
+    # ("'affine.delinearize_index' op no basis element may be statically non-positive", then "exceeded
+    # stack allocation limit") until a 1x1 transposed weight became a linalg.transpose (no gather) and
+    # modules with dynamic inner dims compiled without data tiling (iree_flags.TUNED_DYNAMIC).
+    ({"rank": 2, "batch": 1, "groups": 1, "in_per_group": 2, "out_per_group": 8, "kernel": [1, 1], "stride": [2, 2],
+      "padding": [0, 2], "dilation": [1, 3], "transposed": True, "output_padding": [1, 2], "spatial": [5, 2],
+      "bias": False, "dtype": "f32", "dynamic_batch": False, "unbatched": True, "weights_as_inputs": True,
+      "dynamic_spatial": [False, False], "dynamic_channels": True, "dynamic_kernel": False, "strategy": "auto"},
+     {}),
 ]
 
 

@@ -16,6 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import torch_grouped_conv as tgc
+from e2e_tests.cases_coverage import FUZZ_REGRESSIONS
 from e2e_tests.fuzz import (FEATURES, STRATEGIES, Config, build_all, check_config, conv_configs, dynamic_shapes, full,
                             output_spatial)
 
@@ -25,6 +26,14 @@ QUIET = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.to
 @settings(derandomize=True, max_examples=20, **QUIET)
 @given(conv_configs())
 def test_random_convolutions_match_pytorch(config: Config) -> None:
+    check_config(config, ("refbackend", "iree"))
+
+
+@pytest.mark.parametrize("config", [c for c, _ in FUZZ_REGRESSIONS if "strategy" in c],
+                         ids=lambda c: f"{c['strategy']}-{'dyn' if c['dynamic_channels'] else 'static'}-{c['dtype']}")
+def test_regression_with_its_strategy(config: Config) -> None:
+    """A campaign failure replayed with the strategy it failed under (its e2e
+    case, cov_fuzz_*, runs the default one)."""
     check_config(config, ("refbackend", "iree"))
 
 

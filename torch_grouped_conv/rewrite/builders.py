@@ -416,13 +416,19 @@ def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[Dim]) -> ir.Val
 
     One linalg.generic gathering with linalg.index + tensor.extract (as
     torch-mlir lowers aten.flip): an indexing map with a negative coefficient
-    (K-1-i) verifies, but IREE's tiling mis-sizes its slices.
+    (K-1-i) verifies, but IREE's tiling mis-sizes its slices. With every
+    kernel size statically 1 there is nothing to flip: a linalg.transpose
+    (IREE 3.13 with data tiling fails on the gather feeding a batch-1 conv
+    with dynamic channels: "'affine.delinearize_index' op no basis element
+    may be statically non-positive"; fuzz seed 302).
     """
     grouped = expand(w, 0, groups)
     sizes = sizes_of(grouped)
     out_sizes = [sizes[0], sizes[2], sizes[1], *sizes[3:]]
     elem = ir.RankedTensorType(w.type).element_type
     rank = len(out_sizes)
+    if all(k == 1 for k in kernel):
+        return linalg.transpose(grouped, outs=[tensor.empty(out_sizes, elem)], permutation=[0, 2, 1, *range(3, rank)]).results[0]
     identity = ir.AffineMap.get_identity(rank)
     # K-1 per spatial dim: static ones become constants in the body, dynamic ones are computed here.
     last = [k - 1 if k is not None else add(size, -1) for k, size in zip(kernel, sizes[3:])]

@@ -17,7 +17,7 @@ from torch_mlir import ir
 
 from ..errors import CompileError
 from .common import module_bytecode
-from .iree_flags import TUNED, flag_set
+from .iree_flags import TUNED, TUNED_DYNAMIC, flag_set
 
 # Flags that select the target; benchmarks may add tuning flags on top.
 IREE_TARGET_FLAGS = [
@@ -45,14 +45,33 @@ def has_bf16_boundary(module: ir.Module) -> bool:
     return False
 
 
+def has_dynamic_inner_dims(module: ir.Module) -> bool:
+    """Whether a top-level function takes or returns a tensor with a dynamic
+    dim past its leading one (see `iree_flags.TUNED_DYNAMIC`)."""
+    for op in module.body.operations:
+        if "function_type" not in op.attributes:
+            continue
+        signature = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+        for t in [*signature.inputs, *signature.results]:
+            if isinstance(t, ir.RankedTensorType) and any(t.is_dynamic_dim(i) for i in range(1, t.rank)):
+                return True
+    return False
+
+
+def default_flags(module: ir.Module) -> list[str]:
+    """`TUNED`, or `TUNED_DYNAMIC` for modules with dynamic inner dims."""
+    return flag_set(TUNED_DYNAMIC if has_dynamic_inner_dims(module) else TUNED)
+
+
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
     """Compile a linalg-on-tensors module; return (vmfb, warnings text).
 
     `extra_flags` are the tuning flags on top of the target flags; None means
-    the default set, `iree_flags.TUNED` (measured on whole networks, see
-    docs/performance.md); [] means none.
+    the default set, `default_flags(module)`: `iree_flags.TUNED` (measured on
+    whole networks, see docs/performance.md), or `TUNED_DYNAMIC` for modules
+    with dynamic inner dims; [] means none.
     """
-    tuning = flag_set(TUNED) if extra_flags is None else list(extra_flags)
+    tuning = default_flags(module) if extra_flags is None else list(extra_flags)
     flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")

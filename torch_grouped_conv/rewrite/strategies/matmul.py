@@ -10,7 +10,10 @@ P = prod(O):
 For N == 1 this is linalg.matmul W[F,C] @ X[C,P] on [F,P] (the unit batch
 dim dropped by collapse_shape, free); otherwise a linalg.generic
 contraction (n, f, p, c) that IREE treats as a batch matmul with a shared
-LHS. Larger kernels go through the im2col emitter (one group: a
+LHS. A transposed conv's weight comes through the swap/flip generic, and
+IREE 3.13 crashes (segfault in PropagateLinalgTranspose's matmul
+conversion) when that transpose meets a linalg.matmul: N == 1 transposed
+convs take the generic contraction too. Larger kernels go through the im2col emitter (one group: a
 batch_matmul with batch 1).
 """
 
@@ -66,7 +69,7 @@ def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) ->
     cols = reshape(strided_window(x, plan.window.stride, tuple(out)), flat, [n, c, p])
     weight = reshape(w, [[0], list(range(1, rank))], [f, c])
     acc3 = reshape(acc, flat, [n, f, p])
-    if n == 1:
+    if n == 1 and not plan.spec.transposed:
         out2 = linalg.matmul(weight, reshape(cols, [[0, 1], [2]], [c, p]), outs=[reshape(acc3, [[0, 1], [2]], [f, p])])
         out3 = reshape(out2, [[0, 1], [2]], [1, f, p])
     else:
