@@ -37,7 +37,7 @@ from iree.compiler.tools.binaries import find_tool
 from torch_mlir import ir
 
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
-from torch_grouped_conv.runners.iree_flags import runtime_driver, runtime_thread_flags
+from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver, runtime_thread_flags
 
 PROFILE_CALLS = 10
 TOP_DISPATCHES = 12  # the costliest dispatches kept in the JSON (`top_dispatches`)
@@ -149,6 +149,7 @@ def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str
         thread_flags = runtime_thread_flags(threads) if driver == "local-task" else []
         command = [_runtime_tool("iree-benchmark-module"), f"--module={module}", f"--device={driver}",
                    "--function=main", *input_flags, *thread_flags,
+                   *(f"--device_allocator={a}" for a in RUNTIME_ALLOCATORS),
                    "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}",
                    f"--benchmark_min_time={calls}x", "--benchmark_repetitions=1",
                    "--benchmark_format=json"]

@@ -31,7 +31,7 @@ from iree import runtime as iree_rt
 
 from torch_grouped_conv import api
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
-from torch_grouped_conv.runners.iree import compile_to_vmfb
+from torch_grouped_conv.runners.iree import compile_to_vmfb, runtime_config
 from torch_grouped_conv.runners.iree_flags import runtime_driver
 
 from .breakdown import conv_frames
@@ -148,7 +148,7 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
 
 def iree_variant(name: str, build: IreeBuild, build_s: float) -> Variant:
     def instantiate(threads: int, inputs: Sequence[torch.Tensor]) -> Instance:
-        config = iree_rt.Config(runtime_driver(threads))
+        config = runtime_config(runtime_driver(threads))
         context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(context.instance, build.vmfb)
         context.add_vm_module(vm_module)

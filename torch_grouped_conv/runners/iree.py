@@ -17,7 +17,7 @@ from torch_mlir import ir
 
 from ..errors import CompileError
 from .common import module_bytecode
-from .iree_flags import TUNED, TUNED_DYNAMIC, flag_set
+from .iree_flags import RUNTIME_ALLOCATORS, TUNED, TUNED_DYNAMIC, flag_set
 
 # Flags that select the target; benchmarks may add tuning flags on top.
 IREE_TARGET_FLAGS = [
@@ -87,13 +87,27 @@ def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> 
         return output.read_bytes(), done.stderr.strip()
 
 
+_DEVICES: dict[tuple[str, tuple[str, ...]], iree_rt.HalDevice] = {}
+
+
+def runtime_config(driver: str, allocators: list[str] | None = None) -> iree_rt.Config:
+    """An IREE runtime config on `driver`'s device with `allocators`
+    (default `iree_flags.RUNTIME_ALLOCATORS`); one device per (driver,
+    allocators) per process, as iree.runtime caches its own."""
+    chosen = tuple(RUNTIME_ALLOCATORS if allocators is None else allocators)
+    key = (driver, chosen)
+    if key not in _DEVICES:
+        _DEVICES[key] = iree_rt.get_driver(driver).create_device_by_uri(driver, allocators=list(chosen))
+    return iree_rt.Config(device=_DEVICES[key])
+
+
 class IreeProgram:
     """`main` of a linalg-on-tensors module compiled by IREE, callable many times."""
 
     def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
                  driver: str = "local-task"):
         self.vmfb, self.compile_warnings = compile_to_vmfb(module, extra_flags)
-        config = iree_rt.Config(driver)
+        config = runtime_config(driver)
         self._context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(self._context.instance, self.vmfb)
         self._context.add_vm_module(vm_module)

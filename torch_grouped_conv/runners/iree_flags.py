@@ -59,6 +59,14 @@ def runtime_driver(threads: int) -> str:
     return "local-sync" if threads == 1 else "local-task"
 
 
+# The device allocator: `caching` keeps freed device buffers for reuse, so a
+# module's transient buffers (an im2col matrix, a packed operand) are not
+# mapped and page-faulted afresh on every call (as ONNX Runtime's arena and
+# PyTorch's allocator avoid too). Measured in docs/performance.md ("Device
+# allocator"): writing a fresh 98 MB buffer costs 38 ms per call, 3.5 ms cached.
+RUNTIME_ALLOCATORS = ["caching"]
+
+
 def runtime_thread_flags(threads: int) -> list[str]:
     """IREE runtime flags that cap the local-task executor at `threads` workers
     (one topology group per worker), to match torch.set_num_threads(threads)."""
