@@ -24,14 +24,17 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
 
 # A long property-based campaign (every strategy in rotation, IREE on every
-# config; docs/usage.md): prints "N passed, M failed" and writes failing
-# configurations to fuzz_failures.json for replay.
-# Seeds split a campaign over processes: make fuzz N=500 SEED=3 OUT=fuzz_3.json
+# config; docs/usage.md): N float configs, then QN quantized ones; each prints
+# "N passed, M failed" and writes failing configurations to $(OUT) and
+# quantized_$(OUT) for replay.
+# Seeds split a campaign over processes: make fuzz N=500 QN=100 SEED=3 OUT=fuzz_3.json
 N ?= 3000
+QN ?= 400
 SEED ?= 0
 OUT ?= fuzz_failures.json
 fuzz: setup
 	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --seed $(SEED) --out $(OUT)
+	$(BIN)/python -m e2e_tests.fuzz_quantized --examples $(QN) --seed $(SEED) --out quantized_$(OUT)
 
 # The full benchmark (slow, ~1 h on 2 cores; see docs/performance.md): whole
 # networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.

@@ -4,8 +4,9 @@ group, stride/padding/dilation, 'same'/'valid', transposed with valid
 output_padding, bias, f32/f64/f16/bf16, batched or unbatched, weights as
 constants or inputs, dynamic batch/spatial/channel dims, a strategy in
 rotation) on both runners; that the generator reaches every dimension it
-claims; and that the dimensions switched off in `FEATURES` are still refused
-(switch them on when they are not). `make fuzz` runs the long campaign."""
+claims; that each dimension switched off in `FEATURES` is lowered on a pinned
+config; and the campaign's failures replayed with the strategy they failed
+under. `make fuzz` runs the long campaign."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ T, IREE `local-sync` for T = 1 and `local-task` with T workers otherwise.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from torch_grouped_conv.cli import write_atomically
-from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
+from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 from torch_grouped_conv.verify import compare
 
@@ -269,8 +270,11 @@ def bench_workload(workload: Workload, threads: list[int], args: argparse.Namesp
 
 def time_variants(variants: list[Variant], workload: Workload, threads: int,
                   args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Instantiate at `threads`, check every output against PyTorch's, time the schedule."""
+    """Instantiate at `threads`, check every output against PyTorch's, time the schedule.
+    Each starts with empty IREE buffer caches (the previous rows' instances collected)."""
     torch.set_num_threads(threads)
+    gc.collect()
+    trim_device_caches()
     data: dict[str, dict[str, Any]] = {}
     ready = []
     for v in variants:

@@ -19,6 +19,12 @@ SizeValue = int | ir.Value  # a static size, or an index-typed SSA value
 DYNAMIC = ir.ShapedType.get_dynamic_size
 
 
+# A discardable unit attribute on a matmul-like op the plugin wants left out of
+# IREE's data tiling; the `iree` runner turns it into data-tiling hints
+# (runners/iree.py `hint_data_tiling`). Other consumers may ignore it.
+NO_DATA_TILING = "torch_grouped_conv.no_data_tiling"
+
+
 def element_type(dtype: str) -> ir.Type:
     """The builtin element type of a vtensor dtype; integers are signless
     (torch-mlir's backend type conversion: ui8/si8 -> i8, qint32 -> i32)."""

@@ -16,6 +16,7 @@ from iree.compiler.tools.binaries import find_tool
 from torch_mlir import ir
 
 from ..errors import CompileError
+from ..rewrite.builders import NO_DATA_TILING
 from .common import module_bytecode
 from .iree_flags import RUNTIME_ALLOCATORS, TUNED, TUNED_DYNAMIC, flag_set
 
@@ -63,6 +64,59 @@ def default_flags(module: ir.Module) -> list[str]:
     return flag_set(TUNED_DYNAMIC if has_dynamic_inner_dims(module) else TUNED)
 
 
+# Named matmul-like ops IREE's data tiling takes (its default op family "matmul").
+MATMUL_OPS = frozenset({"linalg.matmul", "linalg.batch_matmul", "linalg.matvec", "linalg.vecmat",
+                        "linalg.batch_matvec", "linalg.batch_vecmat"})
+DATA_TILING_HINT = "iree.opt.data_tiling"
+DATA_TILING_FLAGS = frozenset({"--iree-opt-data-tiling", "--iree-dispatch-creation-data-tiling"})
+
+
+def _matmul_like_generic(op: ir.Operation) -> bool:
+    """A linalg.generic with a reduction loop whose body is out + a * b
+    (factors possibly extended): the contractions IREE's data tiling takes."""
+    if op.name != "linalg.generic" or "reduction" not in str(op.attributes["iterator_types"]):
+        return False
+    block = op.regions[0].blocks[0]
+    body = [inner.name for inner in block.operations]
+    return bool(body) and body[-1] == "linalg.yield" and len(body) >= 3 and body[-2] in ("arith.addf", "arith.addi") \
+        and body[-3] in ("arith.mulf", "arith.muli")
+
+
+def hint_data_tiling(module: ir.Module) -> tuple[ir.Module, bool]:
+    """The module to compile and whether data tiling has anything to tile.
+
+    Where the plugin marked GEMMs to keep out of data tiling
+    (`builders.NO_DATA_TILING`): a copy with IREE's data-tiling hint on every
+    other matmul-like op (IREE annotates every supported contraction unless
+    some op already carries the hint, so hinting all but the marked ones
+    leaves exactly those untiled), or, when there is no other, the module and
+    False (a module whose every GEMM is marked compiles without data tiling).
+    Unmarked modules are returned as they are, for IREE to annotate.
+    """
+    marked: list[ir.Operation] = []
+
+    def find(op: ir.Operation) -> ir.WalkResult:
+        if NO_DATA_TILING in op.attributes:
+            marked.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(find)
+    if not marked:
+        return module, True
+    copy = ir.Module.parse(module_bytecode(module), module.context)
+    hinted = 0
+
+    def hint(op: ir.Operation) -> ir.WalkResult:
+        nonlocal hinted
+        if NO_DATA_TILING not in op.attributes and (op.name in MATMUL_OPS or _matmul_like_generic(op)):
+            op.attributes[DATA_TILING_HINT] = ir.UnitAttr.get(module.context)
+            hinted += 1
+        return ir.WalkResult.ADVANCE
+
+    copy.operation.walk(hint)
+    return (copy, True) if hinted else (module, False)
+
+
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
     """Compile a linalg-on-tensors module; return (vmfb, warnings text).
 
@@ -75,7 +129,10 @@ def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> 
     flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
-        source.write_bytes(module_bytecode(module))
+        hinted, tiles = hint_data_tiling(module)
+        if not tiles:
+            flags = [f for f in flags if f not in DATA_TILING_FLAGS]
+        source.write_bytes(module_bytecode(hinted))
         command = [find_tool("iree-compile"), str(source), "-o", str(output), *flags]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -99,6 +156,15 @@ def runtime_config(driver: str, allocators: list[str] | None = None) -> iree_rt.
     if key not in _DEVICES:
         _DEVICES[key] = iree_rt.get_driver(driver).create_device_by_uri(driver, allocators=list(chosen))
     return iree_rt.Config(device=_DEVICES[key])
+
+
+def trim_device_caches() -> None:
+    """Release the buffers cached by every device `runtime_config` made. A
+    caching allocator keeps at most 64 freed buffers per heap: a process that
+    ran many modules (the benchmark's rows) would otherwise keep old rows'
+    buffers and release, not cache, the next module's."""
+    for device in _DEVICES.values():
+        device.allocator.trim()
 
 
 class IreeProgram:

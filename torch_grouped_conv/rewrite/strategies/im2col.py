@@ -80,8 +80,24 @@ def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.V
     acc_g = reshape(transpose(acc, nf_swap(rank)), split_f, [groups, f_group, n, *out])  # [G,Fg,N,*O]
     acc3 = reshape(acc_g, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, n * math.prod(out)])
     result = linalg.batch_matmul(weight, col, outs=[acc3])
+    if not wants_data_tiling(groups, col_k(col)):
+        result.owner.attributes[builders.NO_DATA_TILING] = ir.UnitAttr.get()
     result_g = reshape(result, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, n, *out])
     return transpose(reshape(result_g, split_f, [f, n, *out]), nf_swap(rank))
+
+
+# Below this K a grouped GEMM runs faster without IREE's data tiling (packing
+# the im2col matrix and unpacking the result cost more than the packed kernel
+# saves); docs/performance.md, "Data tiling per GEMM".
+DATA_TILING_MIN_K = 1024
+
+
+def wants_data_tiling(groups: int, k: int) -> bool:
+    """Whether the grouped GEMM (batch G, reduction K) should be data-tiled
+    when the module is: groups == 1 (the whole-network GEMMs, measured
+    better tiled) or a long reduction (wav2vec2's K = 6144: 8x faster tiled);
+    not the small grouped GEMMs (groups4_64to128_56: 2.0 -> 1.0 ms untiled)."""
+    return groups == 1 or k >= DATA_TILING_MIN_K
 
 
 def col_k(col: ir.Value) -> int:
