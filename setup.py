@@ -32,7 +32,7 @@ setup(
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # ONNX Runtime is the benchmark's peer column (torch.onnx export -> onnxruntime CPU).
         "bench": ["onnx", "onnxruntime", "onnxscript"],
-        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript"],
+        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript", "ruff"],
     },
     entry_points={
         "console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"],

@@ -33,11 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import torch
 from torch.export import Dim
 
-from torch_grouped_conv.errors import CompileError
 
 from .registry import E2ECase, register
 

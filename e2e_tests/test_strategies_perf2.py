@@ -102,7 +102,8 @@ def test_grouped_taps_op_chain() -> None:
 
 
 @pytest.mark.parametrize(("config_name", "picked"), [("grouped_g4_s2", "taps"), ("grouped_cg16_im2col", "im2col"),
-                                                     ("conv1_s2_b3", "matmul"), ("conv3_s1_b1", "matmul"), ("conv3_s2_b1", "matmul"),
+                                                     ("conv1_s2_b3", "matmul"), ("conv3_s1_b1", "matmul"),
+                                                     ("conv3_s2_b1", "matmul"),
                                                      ("dw7_s2_nobias_b3", "taps")])
 def test_auto_report(config_name: str, picked: str) -> None:
     _, report = compiled(config_name, "auto", "torch")

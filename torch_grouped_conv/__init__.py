@@ -29,6 +29,7 @@ if "torch._dynamo" in _sys.modules:
 
 __all__ = [
     "BACKENDS", "STRATEGIES", "CompileError", "ConvDecision", "GroupedConvError", "InputError",
-    "ModelInputError", "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower", "plugin_pass",
+    "ModelInputError", "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower",
+    "plugin_pass",
     "register_dynamo_backend", "run",
 ]

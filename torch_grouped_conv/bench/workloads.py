@@ -50,7 +50,8 @@ IMAGE_NETS = ("resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficien
               "regnet_y_400mf", "shufflenet_v2_x1_0", "resnet50")
 MEDIA_MODELS = ("r3d_18", "wav2vec2_block")
 DTYPE_SHAPES = ("resnext50_s1_128g32_56", "regnety400_s1_104g13_28", "mobilenetv2_dw_144_56", "convnext_dw7_384_14")
-DYNAMIC_SHAPES = ("resnext50_s1_256g32_28", "mobilenetv2_dw_144_56")
+# taps (grouped, depthwise) and the grouped GEMM (im2col), each compiled with a dynamic batch
+DYNAMIC_SHAPES = ("resnext50_s1_256g32_28", "mobilenetv2_dw_144_56", "resnext50_s1_512g32_14")
 DYNAMIC_BATCHES = (1, 8)
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # max |actual - expected| / max |expected| vs PyTorch, as `verify` (torch_grouped_conv/verify.py)

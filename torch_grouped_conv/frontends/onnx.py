@@ -22,7 +22,8 @@ from torch_mlir.dialects import torch as torch_d
 
 from ..errors import CompileError, InputError
 from ..rewrite.pattern import convolution_ops
-from ..stages import ONNX_TO_TORCH_BACKEND, apply_strategy, check_options, finish, lower_to_linalg, record_report, to_torch_backend
+from ..stages import (ONNX_TO_TORCH_BACKEND, apply_strategy, check_options, finish, lower_to_linalg, record_report,
+                      to_torch_backend)
 
 if TYPE_CHECKING:
     import onnx

@@ -107,7 +107,8 @@ class RefBackendProgram:
     def _register_return_callback(self, name: str) -> None:
         kinds = name[len(RETURN_CALLBACK_PREFIX):].split("_")
         if any(kind not in MEMREF_DTYPES for kind in kinds):
-            raise CompileError(f"refbackend: unsupported result types in {name}; results must be tensors of {sorted(MEMREF_DTYPES)}")
+            raise CompileError(
+                f"refbackend: unsupported result types in {name}; results must be tensors of {sorted(MEMREF_DTYPES)}")
         signature = ctypes.CFUNCTYPE(None, *[ctypes.POINTER(UnrankedMemRefDescriptor)] * len(kinds))
 
         def consume(*descriptors) -> None:

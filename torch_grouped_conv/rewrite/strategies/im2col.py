@@ -19,6 +19,7 @@ A long 1D kernel (wav2vec2's k=128, C/G=48) is the natural case: K = 6144.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
@@ -26,7 +27,7 @@ from torch_mlir.dialects import linalg, tensor
 from .. import builders
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
-from .layout import elem_type, merge_groups, parallel_generic, reshape, shape, transpose
+from .layout import elem_type, merge_groups, parallel_generic, reshape, sizes, transpose
 from .registry import COVERAGE, Coverage, declines, emits
 
 
@@ -48,12 +49,18 @@ def im2col(plan: ConvPlan, x: ir.Value, out_sizes: tuple[int, ...]) -> ir.Value:
     """[N,C,*Sp] -> col [G, Cg*prod(k), N*prod(O)] (see module docstring)."""
     groups, kernel, d = plan.spec.groups, plan.kernel, len(plan.kernel)
     xg = builders.expand(x, 1, groups)
-    n, _, c_group = shape(xg)[:3]
+    n, _, c_group = sizes(xg)[:3]  # n: an int, or a tensor.dim for a dynamic batch
+    assert isinstance(c_group, int)
     empty = tensor.empty([groups, c_group, *kernel, n, *out_sizes], elem_type(x))
     maps = [im2col_input_map(plan.window.stride, plan.window.dilation), ir.AffineMap.get_identity(3 + 2 * d)]
     col = parallel_generic([xg], empty, maps, lambda args: args[0])
-    k, p = c_group * math.prod(kernel), n * math.prod(out_sizes)
-    return reshape(col, [[0], list(range(1, 2 + d)), list(range(2 + d, 3 + 2 * d))], [groups, k, p])
+    k = c_group * math.prod(kernel)
+    return reshape(col, [[0], list(range(1, 2 + d)), list(range(2 + d, 3 + 2 * d))], [groups, k, positions(n, out_sizes)])
+
+
+def positions(n: builders.SizeValue, out_sizes: Sequence[int]) -> builders.SizeValue:
+    """P = N * prod(O); with a dynamic N only its dynamism matters (it sizes a collapse_shape's type)."""
+    return n * math.prod(out_sizes) if isinstance(n, int) else n
 
 
 @declines("im2col")
@@ -71,14 +78,15 @@ def decline_im2col(plan: ConvPlan) -> str | None:
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
-    n, f, *out = shape(acc)
+    n, f, *out = sizes(acc)  # n: an int, or a tensor.dim for a dynamic batch
+    assert isinstance(f, int) and all(isinstance(o, int) for o in out)
     rank, f_group = 2 + len(out), f // groups
     col = im2col(plan, x, tuple(out))
     weight = reshape(builders.expand(w, 0, groups), merge_groups(rank + 1, 2, rank - 1),
                      [groups, f_group, col_k(col)])
     split_f = [[0, 1], *([i] for i in range(2, rank + 1))]  # [F,...] <-> [G,Fg,...]
     acc_g = reshape(transpose(acc, nf_swap(rank)), split_f, [groups, f_group, n, *out])  # [G,Fg,N,*O]
-    acc3 = reshape(acc_g, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, n * math.prod(out)])
+    acc3 = reshape(acc_g, merge_groups(rank + 1, 2, rank - 1), [groups, f_group, positions(n, out)])
     result = linalg.batch_matmul(weight, col, outs=[acc3])
     if not wants_data_tiling(groups, col_k(col)):
         result.owner.attributes[builders.NO_DATA_TILING] = ir.UnitAttr.get()
@@ -101,7 +109,9 @@ def wants_data_tiling(groups: int, k: int) -> bool:
 
 
 def col_k(col: ir.Value) -> int:
-    return shape(col)[1]
+    k = sizes(col)[1]
+    assert isinstance(k, int)
+    return k
 
 
-COVERAGE["im2col"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)
+COVERAGE["im2col"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)

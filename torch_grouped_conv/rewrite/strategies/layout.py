@@ -1,8 +1,9 @@
 """Layout helpers for the strategy emitters: transposes, channel slices and
 reshapes on builtin tensors. `shape` insists on static dims; `sizes`,
-`extract`, `reshape` and `add` also take SSA sizes (a dynamic batch, which
-`taps` supports; the strategy selector falls back to the default emitters
-for any other dynamic dim, see registry.Coverage).
+`extract`, `reshape`, `transpose` and `add` also take SSA sizes (a dynamic
+batch, which `taps`, `im2col` and `matmul` support; the strategy selector
+falls back to the default emitters for any other dynamic dim, see
+registry.Coverage).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def elem_type(value: ir.Value) -> ir.Type:
 
 
 def transpose(value: ir.Value, perm: Sequence[int]) -> ir.Value:
-    """linalg.transpose into a fresh tensor.empty: result[i...] = value[perm-ed]."""
-    dims = shape(value)
+    """linalg.transpose into a fresh tensor.empty: result[i...] = value[perm-ed]
+    (a dynamic dim's size read with tensor.dim)."""
+    dims = sizes(value)
     empty = tensor.empty([dims[p] for p in perm], elem_type(value))
     return linalg.transpose(value, outs=[empty], permutation=list(perm)).results[0]
 

@@ -22,24 +22,21 @@ from __future__ import annotations
 import math
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, linalg, tensor
+from torch_mlir.dialects import arith, linalg
 
-from ..builders import tensor_type
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .im2col import emit_im2col
-from .layout import elem_type, reshape, shape
+from .layout import elem_type, extract, reshape, shape, sizes
 from .registry import COVERAGE, Coverage, emits
 
 
 def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[int, ...]) -> ir.Value:
     """x[:, :, 0:O_i*s_i:s_i ...] (the 1x1 conv's receptive fields)."""
-    n, c, *spatial = shape(x)
+    n, c, *spatial = sizes(x)
     if tuple(spatial) == out_sizes:
         return x
-    sizes = [n, c, *out_sizes]
-    return tensor.extract_slice(tensor_type(sizes, elem_type(x)), x, [], [], [], [0] * len(sizes), sizes,
-                                [1, 1, *stride])
+    return extract(x, [0] * (2 + len(out_sizes)), [n, c, *out_sizes], [1, 1, *stride])
 
 
 def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
@@ -62,14 +59,15 @@ def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
 def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if any(k != 1 for k in plan.kernel):
         return emit_im2col(plan, x, w, acc)
-    n, f, *out = shape(acc)
+    n, f, *out = sizes(acc)  # n: an int, or a tensor.dim for a dynamic batch
+    assert isinstance(f, int) and all(isinstance(o, int) for o in out)
     rank = 2 + len(out)
     c, p = shape(w)[1], math.prod(out)
     flat = [[0], [1], list(range(2, rank))]  # [N,C,*O] <-> [N,C,P]
     cols = reshape(strided_window(x, plan.window.stride, tuple(out)), flat, [n, c, p])
     weight = reshape(w, [[0], list(range(1, rank))], [f, c])
     acc3 = reshape(acc, flat, [n, f, p])
-    if n == 1 and not plan.spec.transposed:
+    if isinstance(n, int) and n == 1 and not plan.spec.transposed:
         out2 = linalg.matmul(weight, reshape(cols, [[0, 1], [2]], [c, p]), outs=[reshape(acc3, [[0, 1], [2]], [f, p])])
         out3 = reshape(out2, [[0, 1], [2]], [1, f, p])
     else:
@@ -77,4 +75,4 @@ def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) ->
     return reshape(out3, flat, [n, f, *out])
 
 
-COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES)
+COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)
