@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,20 +65,12 @@ def test_unmarked_modules_are_left_to_iree() -> None:
     assert iree.hint_data_tiling(module) == (module, True)
 
 
-def test_modules_with_only_marked_gemms_compile_without_data_tiling(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_modules_with_only_marked_gemms_compile_without_data_tiling(iree_command: Callable[..., list[str]]) -> None:
     torch.manual_seed(0)
     module = tgc.compile(torch.nn.Conv1d(128, 32, 3, groups=4).eval(), torch.randn(1, 128, 40), grouped_conv="auto")
     assert iree.hint_data_tiling(module) == (module, False)
-    seen: list[list[str]] = []
-
-    def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
-        seen.append(command)
-        Path(command[command.index("-o") + 1]).write_bytes(b"vmfb")
-        return subprocess.CompletedProcess(command, 0, "", "")
-
-    monkeypatch.setattr(iree.subprocess, "run", fake_run)
-    iree.compile_to_vmfb(module)
-    assert not set(flag_set(TUNED)) & set(seen[0]) and all(f in seen[0] for f in iree.IREE_TARGET_FLAGS)
+    command = iree_command(module)
+    assert not set(flag_set(TUNED)) & set(command) and all(f in command for f in iree.IREE_TARGET_FLAGS)
 
 
 def test_iree_packs_only_the_unmarked_matmul() -> None:
