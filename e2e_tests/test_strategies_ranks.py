@@ -267,24 +267,13 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
 
 
 
-@pytest.mark.parametrize("strategy", ["im2col", "matmul"])
-def test_gemm_strategies_decline_a_dynamic_spatial_dim_with_the_reason(strategy: str) -> None:
-    """im2col and matmul take a dynamic batch, not a dynamic channel or spatial
-    dim: the default emitter runs (it handles it) and the note says why."""
-    config = GRID["1d_conv1x1_s2"]
+@pytest.mark.parametrize(("strategy", "config_name"), [("taps", "1d_dw_k5_s2"), ("im2col", "1d_conv1x1_s2"),
+                                                     ("matmul", "1d_conv1x1_s2")])
+def test_dynamic_spatial_dim_falls_back_with_the_reason(strategy: str, config_name: str) -> None:
+    """taps, im2col and matmul take a dynamic batch, not a dynamic channel or
+    spatial dim: the default emitter runs (it handles it) and the note says why."""
+    config = GRID[config_name]
     tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy, output_type="torch",
-                dynamic_shapes=({2: Dim("W", min=8, max=32)},))
-    report = tgc.last_report()
-    assert report is not None
-    (decision,) = report.decisions
-    assert decision.strategy == "grouped"
-    assert "declined: dynamic shape [2, 6, ?] (its emitters size channel or spatial dims statically)" in \
-        (decision.note or ""), decision.note
-
-
-def test_taps_declines_a_dynamic_spatial_dim() -> None:
-    config = GRID["1d_dw_k5_s2"]
-    tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch",
                 dynamic_shapes=({2: Dim("W", min=8, max=32)},))
     report = tgc.last_report()
     assert report is not None

@@ -38,25 +38,27 @@ IREE_TARGET_FLAGS = [
 BF16_FLAGS = ["--iree-flow-inline-constants-max-byte-length=0"]
 
 
-def has_bf16_boundary(module: ir.Module) -> bool:
-    """Whether a top-level function takes or returns bf16 tensors."""
+def boundary_types(module: ir.Module) -> list[ir.Type]:
+    """The argument and result types of the module's top-level functions."""
+    types: list[ir.Type] = []
     for op in module.body.operations:
-        if "function_type" in op.attributes and "bf16" in str(op.attributes["function_type"]):
-            return True
-    return False
+        if "function_type" in op.attributes:
+            signature = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            types += [*signature.inputs, *signature.results]
+    return types
+
+
+def has_bf16_boundary(module: ir.Module) -> bool:
+    """Whether a top-level function takes or returns bf16 values (tensors or scalars)."""
+    return any(isinstance(t.element_type if isinstance(t, ir.ShapedType) else t, ir.BF16Type)
+               for t in boundary_types(module))
 
 
 def has_dynamic_inner_dims(module: ir.Module) -> bool:
     """Whether a top-level function takes or returns a tensor with a dynamic
     dim past its leading one (see `iree_flags.TUNED_DYNAMIC`)."""
-    for op in module.body.operations:
-        if "function_type" not in op.attributes:
-            continue
-        signature = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
-        for t in [*signature.inputs, *signature.results]:
-            if isinstance(t, ir.RankedTensorType) and any(t.is_dynamic_dim(i) for i in range(1, t.rank)):
-                return True
-    return False
+    return any(isinstance(t, ir.RankedTensorType) and any(t.is_dynamic_dim(i) for i in range(1, t.rank))
+               for t in boundary_types(module))
 
 
 def default_flags(module: ir.Module) -> list[str]:
@@ -93,12 +95,12 @@ def hint_data_tiling(module: ir.Module) -> tuple[ir.Module, bool]:
     False (a module whose every GEMM is marked compiles without data tiling).
     Unmarked modules are returned as they are, for IREE to annotate.
     """
-    marked: list[ir.Operation] = []
+    marked = False
 
     def find(op: ir.Operation) -> ir.WalkResult:
-        if NO_DATA_TILING in op.attributes:
-            marked.append(op)
-        return ir.WalkResult.ADVANCE
+        nonlocal marked
+        marked = NO_DATA_TILING in op.attributes
+        return ir.WalkResult.INTERRUPT if marked else ir.WalkResult.ADVANCE
 
     module.operation.walk(find)
     if not marked:
