@@ -20,6 +20,7 @@ import torch
 from torch.export import Dim
 
 import torch_grouped_conv as tgc
+from torch_grouped_conv.rewrite.builders import NO_DATA_TILING
 from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
 
 from .compiled import op_names, print_ir
@@ -89,7 +90,7 @@ GRID: dict[str, ConvNd] = {
     "3d_grouped_g2": ConvNd(3, 8, 8, 2, 3, padding=1, batch=1),
     "3d_multiplier_m2": ConvNd(3, 3, 6, 3, 3, padding=1, batch=1),
     "3d_conv1x1": ConvNd(3, 6, 4, 1, 1),
-    # Transposed (taps: phase decomposition; im2col/matmul: over the zero-inserted input).
+    # Transposed (taps, im2col and matmul: the phase decomposition).
     "t1d_dw_k4_s2": ConvNd(1, 6, 6, 6, 4, stride=2, padding=1, transposed=True),
     "t2d_dw_k3_s2_op1": ConvNd(2, 4, 4, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
     "t2d_dw_k3_s3_d2": ConvNd(2, 4, 4, 4, 3, stride=3, padding=2, dilation=2, output_padding=1, transposed=True,
@@ -98,6 +99,14 @@ GRID: dict[str, ConvNd] = {
     "t2d_grouped_g4_s2": ConvNd(2, 8, 8, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
     "t3d_multiplier_s2": ConvNd(3, 3, 6, 3, 2, stride=2, transposed=True, batch=1),
     "t2d_conv1x1_s2": ConvNd(2, 4, 6, 1, 1, stride=2, transposed=True),
+    # Transposed KxK through im2col/matmul: one GEMM per output phase.
+    "t2d_conv_k3_s2_op1": ConvNd(2, 6, 4, 1, 3, stride=2, padding=1, output_padding=1, transposed=True),
+    "t1d_conv_k4_s2": ConvNd(1, 5, 3, 1, 4, stride=2, padding=1, transposed=True, batch=1),
+    "t3d_conv_k3_s2": ConvNd(3, 3, 4, 1, 3, stride=2, padding=1, transposed=True, batch=1, bias=False),
+    "t2d_grouped_s3_d2": ConvNd(2, 8, 4, 2, 3, stride=3, padding=2, dilation=2, output_padding=1, transposed=True),
+    # F*C = 8192: the one-tap phase's weight slice must not be data-tiled (IREE packs it on the stack)
+    "t2d_conv_wide_k3_s2": ConvNd(2, 128, 64, 1, 3, stride=2, padding=1, output_padding=1, transposed=True,
+                                  batch=1),
     # Half precision and f64 (f32 accumulation for f16/bf16, one rounding at the end).
     "f16_1d_grouped_g2": ConvNd(1, 8, 8, 2, 3, padding=1, dtype=torch.float16),
     "bf16_3d_dw_k3": ConvNd(3, 4, 4, 4, 3, padding=1, batch=1, dtype=torch.bfloat16),
@@ -213,6 +222,39 @@ def test_transposed_phase_with_no_taps_is_bias_only() -> None:
     assert counts["linalg.generic"] == 4 + 3 + bias_adds("t2d_dw_k2_s3"), text
 
 
+@pytest.mark.parametrize(("config_name", "strategy", "contractions"), [
+    # k=3, s=2 per dim: phases take {2, 1} taps; C/G = 2 -> K = 8, 4, 4, 2
+    ("t2d_grouped_g4_s2", "im2col", [8, 4, 4, 2]),
+    # groups == 1, C = 6: the same phases, K = 6 * taps
+    ("t2d_conv_k3_s2_op1", "matmul", [24, 12, 12, 6]),
+    # k=4, s=2 in 1D: 2 taps per phase, C = 5
+    ("t1d_conv_k4_s2", "matmul", [10, 10]),
+    # k=3, d=2, s=3: tap offsets 0, 2, 4 fall in distinct phases: 9 one-tap phases, C/G = 4
+    ("t2d_grouped_s3_d2", "im2col", [4] * 9),
+])
+def test_transposed_gemm_phase_decomposition(config_name: str, strategy: str, contractions: list[int]) -> None:
+    """One batch_matmul per output phase with taps, K = C/G * (the phase's
+    taps): the reductions sum to C/G * prod(k), so no product touches an
+    inserted zero; no named conv; one interleaving select per phase."""
+    module, _ = compile_config(GRID[config_name], strategy, "torch")
+    text = print_ir(module)
+    counts = Counter(op_names(module))
+    matmuls = [line for line in text.splitlines() if "linalg.batch_matmul" in line]
+    found = sorted(int(line.split("ins(")[1].split("tensor<")[1].split("x")[2]) for line in matmuls)
+    assert found == sorted(contractions), text
+    assert counts["arith.select"] == len(contractions) and not [op for op in NAMED if counts[op]], text
+
+
+def test_one_tap_phase_is_not_data_tiled() -> None:
+    """groups == 1 phases are data-tiled like any groups == 1 GEMM, except the
+    one-tap phase, whose weight is a plain slice of the flipped constant (see
+    im2col.emit_im2col_phases)."""
+    text = ir_of("t2d_conv_wide_k3_s2", "matmul")
+    matmuls = [line for line in text.splitlines() if "linalg.batch_matmul" in line]
+    untiled = [line for line in matmuls if NO_DATA_TILING in line]
+    assert len(matmuls) == 4 and len(untiled) == 1 and "1x64x128xf32" in untiled[0], text
+
+
 def test_im2col_long_1d_kernel_is_one_batch_matmul() -> None:
     """Conv1d k=16, groups=2, C/G=8: one im2col generic, one batch_matmul with K = 128."""
     counts = emitted("1d_grouped_long_k16", "im2col")
@@ -267,20 +309,90 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
 
 
 
-@pytest.mark.parametrize(("strategy", "config_name"), [("taps", "1d_dw_k5_s2"), ("im2col", "1d_conv1x1_s2"),
-                                                     ("matmul", "1d_conv1x1_s2")])
-def test_dynamic_spatial_dim_falls_back_with_the_reason(strategy: str, config_name: str) -> None:
-    """taps, im2col and matmul take a dynamic batch, not a dynamic channel or
-    spatial dim: the default emitter runs (it handles it) and the note says why."""
-    config = GRID[config_name]
+@pytest.mark.parametrize(("strategy", "config_name", "dim", "reason"), [
+    ("taps", "1d_dw_k5_s2", 2, "dynamic spatial dims with last-dim stride 2 (its de-interleave pass is sized statically)"),
+    ("taps", "t2d_dw_k3_s2_op1", 3,
+     "dynamic spatial dims with transposed stride [2, 2] (its phase blocks are sized statically)"),
+    ("im2col", "t2d_grouped_g4_s2", 3,
+     "dynamic spatial dims with transposed stride [2, 2] (its phase GEMMs are sized statically)"),
+    ("matmul", "t2d_conv_k3_s2_op1", 2,
+     "dynamic spatial dims with transposed stride [2, 2] (its phase GEMMs are sized statically)"),
+])
+def test_dynamic_dim_declines_with_the_reason(strategy: str, config_name: str, dim: int, reason: str) -> None:
+    """What taps, im2col and matmul cannot size at run time: the default
+    emitter runs (it handles it) and the note says why. (A dynamic channel
+    dim, which torch.export never produces, declines in Coverage: test_fuzz.)"""
+    config = dataclasses.replace(GRID[config_name], batch=2)
     tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy, output_type="torch",
-                dynamic_shapes=({2: Dim("W", min=8, max=32)},))
+                dynamic_shapes=({dim: Dim("D", min=4, max=32)},))
     report = tgc.last_report()
     assert report is not None
     (decision,) = report.decisions
     assert decision.strategy == "grouped"
-    assert "declined: dynamic shape [2, 6, ?] (its emitters size channel or spatial dims statically)" in \
-        (decision.note or ""), decision.note
+    assert f"{strategy} declined: {reason}" in (decision.note or ""), decision.note
+
+
+# Dynamic spatial dims (and a dynamic batch with them) through the fast forms: every
+# view, generic, im2col matrix and reshape takes its sizes from tensor.dim.
+# (config, strategy, the emitter that must run, {dim: (example, other sizes)}).
+DYNAMIC_SPATIAL = [
+    ("3d_dw_k3", "taps", "taps", {4: (4, (7, 3))}),
+    ("3d_dw_k3", "auto", "taps", {2: (5, (3,)), 4: (4, (9,))}),
+    ("1d_grouped_g2_d2", "taps", "taps", {0: (2, (1, 3)), 2: (13, (20, 6))}),
+    ("3d_multiplier_m2", "taps", "taps", {3: (6, (11,))}),
+    ("1d_grouped_long_k16", "im2col", "im2col", {2: (13, (40, 9))}),
+    ("3d_grouped_g2", "im2col", "im2col", {2: (5, (8, 3))}),
+    ("1d_conv1x1_s2", "matmul", "matmul", {2: (13, (21,))}),
+    ("3d_conv1x1", "matmul", "matmul", {0: (2, (1,)), 3: (6, (10,)), 4: (4, (3,))}),
+    ("1d_conv_k3_few", "matmul", "matmul", {2: (13, (30,))}),
+]
+
+
+def dynamic_spatial_id(case: tuple[str, str, str, dict[int, tuple[int, tuple[int, ...]]]]) -> str:
+    return f"{case[0]}-{case[1]}-dims{''.join(map(str, case[3]))}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", DYNAMIC_SPATIAL, ids=dynamic_spatial_id)
+def test_dynamic_spatial_matches_eager(case: tuple[str, str, str, dict[int, tuple[int, tuple[int, ...]]]],
+                                       backend: str) -> None:
+    """One compile with the dims dynamic; the example size and others, each against eager."""
+    config_name, strategy, emitter, dims = case
+    config = GRID[config_name]
+    example = [config.batch, config.c_in, *SPATIAL[config.rank]]
+    for axis, (size, _) in dims.items():
+        example[axis] = size
+    eager = config.make_module().eval()
+    torch.manual_seed(0)
+    module = tgc.compile(eager, torch.randn(*example, dtype=config.dtype), grouped_conv=strategy,
+                         dynamic_shapes=({axis: Dim(f"d{axis}", min=1 if axis == 0 else 3, max=64) for axis in dims},))
+    report = tgc.last_report()
+    assert report is not None
+    (decision,) = report.decisions
+    assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    rtol, atol = tolerance(config.dtype)
+    for i in range(1 + max(len(others) for _, others in dims.values())):
+        shape = list(example)
+        for axis, (size, others) in dims.items():
+            shape[axis] = ([size, *others])[min(i, len(others))]
+        torch.manual_seed(i + 1)
+        x = torch.randn(*shape, dtype=config.dtype)
+        with torch.no_grad():
+            want = eager(x).numpy()
+        (got,) = program(x)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{config_name} at {shape}")
+
+
+def test_dynamic_spatial_im2col_sizes_from_tensor_dim() -> None:
+    """A dynamic length stays `?` through the im2col matrix [G, K, P] and the GEMM."""
+    config = GRID["1d_grouped_long_k16"]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="im2col",
+                         output_type="torch", dynamic_shapes=({2: Dim("L", min=3, max=64)},))
+    text = print_ir(module)
+    assert "tensor<2x128x?xf32>" in text and Counter(op_names(module))["linalg.batch_matmul"] == 1, text
 
 
 # Dynamic batch through taps (the batch size from tensor.dim): forward, stride 2

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.spec import ConvSpec, TensorInfo
 from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
@@ -108,7 +111,9 @@ def plan_nd(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: 
     (3, 16, 16, 4, 3, 1, False, "f32", "im2col"),  # C/G = 4 x 27 = 108 > GROUPED_TAPS
     (3, 64, 128, 1, 1, 1, False, "f32", "matmul"),  # 3D 1x1x1
     (3, 64, 64, 1, 3, 1, False, "f32", "matmul"),  # r3d_18 3x3x3: im2col + matmul (~11x the direct conv_3d)
-    (2, 64, 64, 1, 3, 2, True, "f32", "grouped"),  # transposed groups == 1 3x3: direct
+    (2, 64, 64, 1, 3, 2, True, "f32", "matmul"),  # transposed groups == 1 3x3: one GEMM per output phase
+    (1, 256, 128, 1, 4, 2, True, "f32", "matmul"),  # 1D decoder, k=4 s=2
+    (2, 64, 64, 1, 3, 1, True, "f32", "matmul"),  # transposed stride 1: im2col + matmul
     (1, 768, 768, 16, 128, 1, False, "f32", "im2col"),  # wav2vec2 positional conv: K = 48*128
     (1, 256, 256, 256, 3, 1, False, "f32", "taps"),  # 1D separable TCN depthwise
     (1, 64, 64, 64, 65, 1, False, "f32", "grouped"),  # 65 taps > MAX_TAPS, channels-last is 2D only
@@ -131,8 +136,39 @@ def test_transposed_note_says_phases() -> None:
     assert "one tap set per output phase" in why and "stride [2, 2]" in why
     _, forward = pick_strategy(plan_nd(2, 64, 64, 64, 4, 2, False))
     assert "phase" not in forward
+    for groups in (1, 4):  # im2col (matmul for groups == 1) by phase: one GEMM each
+        _, gemm = pick_strategy(plan_nd(2, 64, 64, groups, 3, 2, True))
+        assert "one GEMM per output phase" in gemm and "stride [2, 2]" in gemm, gemm
 
 
 def test_multiplier_threshold_is_max_taps() -> None:
     assert pick_strategy(plan_nd(2, 8, 16, 8, 7))[0] == "taps"  # 49 taps
     assert pick_strategy(plan_nd(2, 8, 16, 8, 9))[0] == "im2col"  # 81 taps
+
+
+def with_shapes(planned: ConvPlan, input_shape: tuple[int | None, ...], result_shape: tuple[int | None, ...]) -> ConvPlan:
+    spec = dataclasses.replace(planned.spec, input=TensorInfo(input_shape, "f32"), result=TensorInfo(result_shape, "f32"))
+    replanned = plan_convolution(spec)
+    assert isinstance(replanned, ConvPlan), replanned
+    return replanned
+
+
+@pytest.mark.parametrize(("input_shape", "result_shape", "refusal"), [
+    ((None, 8, 8, 8), (None, 8, 8, 8), None),  # dynamic batch
+    ((1, 8, None, 8), (1, 8, None, 8), None),  # dynamic height
+    ((None, 8, None, None), (None, 8, None, None), None),
+    ((1, None, 8, 8), (1, 8, 8, 8), "dynamic shape [1, ?, 8, 8] (its emitters size channel dims statically)"),
+])
+def test_coverage_takes_dynamic_batch_and_spatial_dims(input_shape: tuple[int | None, ...],
+                                                       result_shape: tuple[int | None, ...],
+                                                       refusal: str | None) -> None:
+    """taps, im2col and matmul size views and GEMMs from tensor.dim for the
+    batch and spatial dims; the channel counts (groups, C/G, K) stay static."""
+    planned = with_shapes(plan_nd(2, 8, 8, 2, 3), input_shape, result_shape)
+    for strategy in ("taps", "im2col", "matmul"):
+        assert COVERAGE[strategy].refusal(planned) == refusal, strategy
+    batch_only = Coverage(ranks=(2,), dynamic_batch=True)
+    expected = None if input_shape[1:] == (8, 8, 8) else (
+        f"dynamic shape [{', '.join('?' if d is None else str(d) for d in input_shape)}] "
+        "(its emitters size channel or spatial dims statically)")
+    assert batch_only.refusal(planned) == expected

@@ -51,15 +51,20 @@ def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys)
 
 
 def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
-    """bf16 auto vs PyTorch bf16 and auto f32; a dynamic-batch module at batch 1 and 8
-    vs the same strategy compiled static."""
+    """bf16 auto vs PyTorch bf16 and auto f32; a dynamic-batch module at batch 1 and 8,
+    and a module with dynamic batch and spatial dims at 14x14 and 7x7, vs the
+    same strategy compiled static."""
     shape = "shufflenetv2_dw_116_14"
     assert run.main(["--set", "none", "--no-models", "--dtypes", "bf16", "--dtype-shapes", shape,
-                     "--dynamic-shapes", shape, "--threads", "1", "--rounds", "1", "--block", "2",
-                     "--out-dir", str(tmp_path)]) == 0
+                     "--dynamic-shapes", shape, "--dynamic-spatial-shapes", shape, "--threads", "1", "--rounds", "1",
+                     "--block", "2", "--out-dir", str(tmp_path)]) == 0
     results = json.loads((tmp_path / JSON_NAME).read_text())
     rows = {r["name"]: r for r in results["rows"]}
-    assert set(rows) == {f"{shape}_bf16", f"{shape}_b1", f"{shape}_b8"}
+    assert set(rows) == {f"{shape}_bf16", f"{shape}_b1", f"{shape}_b8", f"{shape}_s14x14", f"{shape}_s7x7"}
+    for spatial in ("s14x14", "s7x7"):
+        timings = rows[f"{shape}_{spatial}"]["threads"]["1"]
+        assert set(timings) == {"pytorch", "auto", "auto-dynamic"}
+        assert all(timings[n]["matches_pytorch"] for n in ("auto", "auto-dynamic"))
     dtype_row = rows[f"{shape}_bf16"]["threads"]["1"]
     assert set(dtype_row) == {"pytorch", "auto", "auto-f32"}
     for name in ("auto", "auto-f32"):
@@ -70,7 +75,7 @@ def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
         assert set(timings) == {"pytorch", "auto", "auto-dynamic"}
         assert all(timings[n]["matches_pytorch"] for n in ("auto", "auto-dynamic"))
     table = (tmp_path / MD_NAME).read_text()
-    assert "### f16 / bf16, 1 thread" in table and "### Dynamic batch, 1 thread" in table
+    assert "### f16 / bf16, 1 thread" in table and "### Dynamic batch and spatial dims, 1 thread" in table
     assert "auto-dynamic ×auto" in table and "auto ×auto-f32" in table
 
 

@@ -31,8 +31,8 @@ from .shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
 from .timing import MODES, run_schedule, samples_cap, schedule, stats_ms
 from .variants import AUTO, PYTORCH, UPSTREAM, Variant
 from .workloads import (
-    DTYPE_SHAPES, DTYPES, DYNAMIC_SHAPES, IMAGE_NETS, MEDIA_MODELS, VariantSpec, Workload, dtype_workload,
-    dynamic_workloads, model_workload, shape_workload,
+    DTYPE_SHAPES, DTYPES, DYNAMIC_SHAPES, DYNAMIC_SPATIAL_SHAPES, IMAGE_NETS, MEDIA_MODELS, VariantSpec, Workload, dtype_workload,
+    dynamic_spatial_workloads, dynamic_workloads, model_workload, shape_workload,
 )
 
 class BenchUsageError(ValueError):
@@ -72,8 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtypes", default=",".join(DTYPES), help="f16/bf16 rows: comma-separated dtypes, or `none`")
     p.add_argument("--dtype-shapes", default=",".join(DTYPE_SHAPES), help="core shapes for the dtype rows")
     p.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
-                   help="dynamic-batch rows (batch 1 and 8, dynamic vs static)")
-    p.add_argument("--dynamic-shapes", default=",".join(DYNAMIC_SHAPES), help="core shapes for the dynamic rows")
+                   help="dynamic rows (batch 1 and 8; full and half spatial size; dynamic vs static)")
+    p.add_argument("--dynamic-shapes", default=",".join(DYNAMIC_SHAPES), help="core shapes for the dynamic-batch rows")
+    p.add_argument("--dynamic-spatial-shapes", default=",".join(DYNAMIC_SPATIAL_SHAPES),
+                   help="core shapes for the rows with dynamic batch and spatial dims (`none`: no such rows)")
     p.add_argument("--flags", default=TUNED, choices=sorted(FLAG_SETS), help="IREE flag set for every IREE variant")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: %(default)s)")
     p.add_argument("--mode", choices=MODES, default="steady",
@@ -153,6 +155,8 @@ def plan_workloads(args: argparse.Namespace, flags: list[str]) -> list[Workload]
     if args.dynamic:
         for n in _names(args.dynamic_shapes):
             rows += dynamic_workloads(_shape(by_name, n, "--dynamic-shapes"), flags)
+        for n in _names(args.dynamic_spatial_shapes):
+            rows += dynamic_spatial_workloads(_shape(by_name, n, "--dynamic-spatial-shapes"), flags)
     return rows
 
 

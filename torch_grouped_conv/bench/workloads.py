@@ -12,7 +12,9 @@ Sections (in the order of the report):
 - `dtype`: f16 / bf16 versions of four core shapes: PyTorch in that dtype,
   auto in that dtype, auto in f32 (ORT's CPU provider has no f16/bf16 conv);
 - `dynamic`: a conv compiled once with a dynamic batch dim, called at batch 1
-  and 8, against the same strategy compiled static at that batch.
+  and 8, and one compiled with dynamic batch and spatial dims, called at its
+  size and at half of it; each against the same strategy compiled static
+  for that call.
 
 A workload builds its variants lazily (`build()`), so compiled modules of
 one row are freed before the next row compiles.
@@ -44,7 +46,7 @@ SECTION_TITLES = {
     "core": "Core shapes",
     "extra": "Extra shapes",
     "dtype": "f16 / bf16",
-    "dynamic": "Dynamic batch",
+    "dynamic": "Dynamic batch and spatial dims",
 }
 IMAGE_NETS = ("resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
               "regnet_y_400mf", "shufflenet_v2_x1_0", "resnet50")
@@ -53,6 +55,10 @@ DTYPE_SHAPES = ("resnext50_s1_128g32_56", "regnety400_s1_104g13_28", "mobilenetv
 # taps (grouped, depthwise) and the grouped GEMM (im2col), each compiled with a dynamic batch
 DYNAMIC_SHAPES = ("resnext50_s1_256g32_28", "mobilenetv2_dw_144_56", "resnext50_s1_512g32_14")
 DYNAMIC_BATCHES = (1, 8)
+# taps (depthwise, stride 1) and the grouped GEMM, compiled with dynamic batch and spatial dims,
+# called at the shape's size and at half of it
+DYNAMIC_SPATIAL_SHAPES = ("mobilenetv2_dw_144_56", "resnext50_s1_512g32_14")
+DYNAMIC_SPATIAL_SCALES = (1, 2)
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # max |actual - expected| / max |expected| vs PyTorch, as `verify` (torch_grouped_conv/verify.py)
 TOLERANCE = {dtype: RELATIVE_TOLERANCE[dtype] for dtype in (torch.float32, torch.float16, torch.bfloat16)}
@@ -186,24 +192,45 @@ def _f32_variant(model32: nn.Module, x32: torch.Tensor, flags: list[str]) -> Var
 def dynamic_workloads(shape: Shape, flags: list[str], batches: Sequence[int] = DYNAMIC_BATCHES) -> list[Workload]:
     """One row per batch: PyTorch, auto compiled static at that batch, and auto
     compiled once with a dynamic batch dim (shared by the rows)."""
-    model = shape.make_module()
     base = shape.make_input()
+    calls = [(f"{shape.name}_b{n}", base.expand(n, *base.shape[1:]).contiguous()
+              + 0.01 * torch.arange(n).view(n, 1, *(1,) * (base.dim() - 2)), {"batch": n}) for n in batches]
+    # batch 1 would be specialized by torch.export
+    return _dynamic_rows(shape, flags, base.expand(2, *base.shape[1:]).contiguous(), [0], calls)
+
+
+def dynamic_spatial_workloads(shape: Shape, flags: list[str], scales: Sequence[int] = DYNAMIC_SPATIAL_SCALES
+                              ) -> list[Workload]:
+    """One row per spatial size (the shape's, then 1/scale of it): PyTorch, auto
+    compiled static at that size, and auto compiled once with the batch and
+    every spatial dim dynamic (shared by the rows)."""
+    base = shape.make_input()
+    calls = []
+    for scale in scales:
+        spatial = [size // scale for size in base.shape[2:]]
+        x = base[(slice(None), slice(None), *(slice(0, size) for size in spatial))].contiguous()
+        calls.append((f"{shape.name}_s{'x'.join(map(str, spatial))}", x, {"spatial": spatial}))
+    example = base.expand(2, *base.shape[1:]).contiguous()
+    return _dynamic_rows(shape, flags, example, list(range(base.dim())[:1]) + list(range(2, base.dim())), calls)
+
+
+def _dynamic_rows(shape: Shape, flags: list[str], example: torch.Tensor, dims: list[int],
+                  calls: list[tuple[str, torch.Tensor, dict[str, Any]]]) -> list[Workload]:
+    model = shape.make_module()
     shared: dict[str, Variant | None] = {}
 
     def dynamic_variant(errors: dict[str, str]) -> Variant | None:
         if AUTO_DYNAMIC not in shared:
-            batch = torch.export.Dim("batch", min=1, max=64)
-            example = base.expand(2, *base.shape[1:]).contiguous()  # batch 1 would be specialized by torch.export
+            dynamic = {axis: torch.export.Dim(f"d{axis}", min=1 if axis == 0 else 8, max=512) for axis in dims}
             shared[AUTO_DYNAMIC] = _try(errors, AUTO_DYNAMIC, lambda: _iree(
-                AUTO_DYNAMIC, model, [example], AUTO, flags, dynamic_shapes=({0: batch},)))
+                AUTO_DYNAMIC, model, [example], AUTO, flags, dynamic_shapes=(dynamic,)))
         elif shared[AUTO_DYNAMIC] is None:
-            errors[AUTO_DYNAMIC] = "failed to build (see the first batch's row)"
+            errors[AUTO_DYNAMIC] = "failed to build (see the first row of this shape)"
         return shared[AUTO_DYNAMIC]
 
     rows = []
-    for n in batches:
-        x = base.expand(n, *base.shape[1:]).contiguous() + 0.01 * torch.arange(n).view(n, 1, *(1,) * (base.dim() - 2))
-        workload = Workload(f"{shape.name}_b{n}", "dynamic", [x], lambda: [], meta={"shape": shape.name, "batch": n})
+    for name, x, meta in calls:
+        workload = Workload(name, "dynamic", [x], lambda: [], meta={"shape": shape.name, **meta})
 
         def build(w: Workload = workload, x: torch.Tensor = x) -> list[Variant]:
             built = [pytorch_variant(model), _try(w.errors, AUTO, lambda: _iree(AUTO, model, [x], AUTO, flags)),

@@ -241,6 +241,14 @@ def mul(size: SizeValue, n: int) -> SizeValue:
     return size if n == 1 else arith.muli(size, index(n))
 
 
+def product(sizes: Sequence[SizeValue]) -> SizeValue:
+    """The product of sizes: an int when all are static, else an index value."""
+    total: SizeValue = 1
+    for size in sizes:
+        total = mul(total, size) if isinstance(size, int) else size if total == 1 else arith.muli(as_value(total), size)
+    return total
+
+
 def positive_part(size: SizeValue) -> SizeValue:
     """max(size, 0), signed (a runtime pad amount may be negative: then it crops)."""
     if isinstance(size, int):

@@ -4,7 +4,7 @@
 The rule holds for every spatial rank (1D/2D/3D), forward and transposed,
 f32/f64/f16/bf16: taps, im2col and matmul cover them all (registry
 `COVERAGE`); dynamic shapes fall back to `grouped` with a note, except a
-dynamic batch through `taps`. In order:
+dynamic batch (all three). In order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
@@ -38,9 +38,11 @@ dynamic batch through `taps`. In order:
    ~3 ms as im2col + matmul), and in 3D the direct conv_3d is ~11x slower
    (r3d_18 whole model, steady state: 14.6 s vs 1.34 s at 1 thread, 7.5 s
    vs 0.72 s at 2);
-8. transposed groups == 1 KxK: with few input channels (C_in <=
-   `FEW_CHANNELS`, a stem) -> `matmul` (im2col + matmul), else `grouped`
-   (the direct named conv; im2col over the zero-inserted input not measured).
+8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
+   GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
+   4-43x faster than the direct named conv on 5 decoder shapes, 1 and 2
+   threads, docs/performance.md "Transposed convs by phase"). Grouped
+   transposed with C/G*prod(k) > 72 goes through the same phases (`im2col`).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
 except depthwise.
@@ -53,7 +55,6 @@ from .registry import PICKERS
 from .taps import MAX_TAPS
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
-FEW_CHANNELS = 4  # a stem (RGB input): im2col + matmul beats the direct conv
 
 
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
@@ -87,7 +88,7 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
         products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * taps
         if products <= GROUPED_TAPS:
             return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
-        return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)"
+        return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM")
     if plan.case is Case.DEPTHWISE_MULTIPLIER:
         if taps <= MAX_TAPS:
             return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
@@ -98,10 +99,7 @@ def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
             return "matmul", "groups=1, 1x1 kernel: matmul"
         if not plan.spec.transposed:
             return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
-        c_in = plan.spec.input.shape[1]
-        if c_in is not None and c_in <= FEW_CHANNELS:
-            return "matmul", f"groups=1, C_in={c_in} <= {FEW_CHANNELS}: im2col + matmul"
-        return "grouped", f"groups=1, C_in={c_in}, kernel {kernel}: direct {_kind(plan)} named conv"
+        return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
     return "grouped", f"{plan.case}: default emitter"
 
 
@@ -109,10 +107,10 @@ def _kind(plan: ConvPlan) -> str:
     return f"{plan.spec.spatial_rank}D{' transposed' if plan.spec.transposed else ''}"
 
 
-def _phases(plan: ConvPlan) -> str:
-    """Note suffix for a transposed conv that taps splits into output phases."""
+def _phases(plan: ConvPlan, per_phase: str = "one tap set") -> str:
+    """Note suffix for a transposed conv that taps or im2col split into output phases."""
     if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
-        return f" (transposed, stride {list(plan.spec.stride)}: one tap set per output phase)"
+        return f" (transposed, stride {list(plan.spec.stride)}: {per_phase} per output phase)"
     return ""
 
 

@@ -19,22 +19,22 @@ batch_matmul with batch 1).
 
 from __future__ import annotations
 
-import math
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg
 
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
-from .im2col import emit_im2col
+from .. import builders
+from .im2col import decline_dynamic_phases, emit_im2col
 from .layout import elem_type, extract, reshape, shape, sizes
-from .registry import COVERAGE, Coverage, emits
+from .registry import COVERAGE, Coverage, declines, emits
 
 
-def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[int, ...]) -> ir.Value:
+def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[builders.SizeValue, ...]) -> ir.Value:
     """x[:, :, 0:O_i*s_i:s_i ...] (the 1x1 conv's receptive fields)."""
     n, c, *spatial = sizes(x)
-    if tuple(spatial) == out_sizes:
+    if all(isinstance(s, int) for s in (*spatial, *out_sizes)) and tuple(spatial) == out_sizes:
         return x
     return extract(x, [0] * (2 + len(out_sizes)), [n, c, *out_sizes], [1, 1, *stride])
 
@@ -55,14 +55,20 @@ def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
     return op.result
 
 
+@declines("matmul")
+def decline_matmul(plan: ConvPlan) -> str | None:
+    """KxK kernels go through im2col's GEMM (by phase when transposed)."""
+    return None if all(k == 1 for k in plan.kernel) else decline_dynamic_phases(plan)
+
+
 @emits("matmul", Case.CONV)
 def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if any(k != 1 for k in plan.kernel):
         return emit_im2col(plan, x, w, acc)
-    n, f, *out = sizes(acc)  # n: an int, or a tensor.dim for a dynamic batch
-    assert isinstance(f, int) and all(isinstance(o, int) for o in out)
+    n, f, *out = sizes(acc)  # ints, or tensor.dim values for a dynamic batch or spatial dim
+    assert isinstance(f, int)
     rank = 2 + len(out)
-    c, p = shape(w)[1], math.prod(out)
+    c, p = shape(w)[1], builders.product(out)
     flat = [[0], [1], list(range(2, rank))]  # [N,C,*O] <-> [N,C,P]
     cols = reshape(strided_window(x, plan.window.stride, tuple(out)), flat, [n, c, p])
     weight = reshape(w, [[0], list(range(1, rank))], [f, c])
@@ -75,4 +81,5 @@ def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) ->
     return reshape(out3, flat, [n, f, *out])
 
 
-COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)
+COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True,
+                              dynamic_spatial=True)

@@ -39,14 +39,18 @@ class Coverage:
     ranks: tuple[int, ...] = (2,)
     transposed: bool = False
     dtypes: tuple[str, ...] = ("f32", "f64")
-    dynamic_batch: bool = False  # a dynamic N (dim 0) is fine; any other dynamic dim is not
+    dynamic_batch: bool = False  # a dynamic N (dim 0) is fine
+    dynamic_spatial: bool = False  # dynamic spatial dims are fine (the strategy's decliner may still refuse some)
 
     def refusal(self, plan: ConvPlan) -> str | None:
         spec = plan.spec
-        skip = 1 if self.dynamic_batch else 0
-        if any(d is None for info in (spec.input, spec.result) for d in info.shape[skip:]):
+        allowed = {0} if self.dynamic_batch else set()
+        if self.dynamic_spatial:
+            allowed |= set(range(2, 2 + spec.spatial_rank))
+        if any(d is None and i not in allowed for info in (spec.input, spec.result) for i, d in enumerate(info.shape)):
             dims = ", ".join("?" if d is None else str(d) for d in spec.input.shape)
-            what = "channel or spatial dims" if self.dynamic_batch else "shapes"
+            static = ["channel"] + ([] if self.dynamic_spatial else ["spatial"])
+            what = f"{' or '.join(static)} dims" if self.dynamic_batch else "shapes"
             return f"dynamic shape [{dims}] (its emitters size {what} statically)"
         if spec.spatial_rank not in self.ranks:
             return f"{spec.spatial_rank}D convolution (it covers spatial ranks {list(self.ranks)})"

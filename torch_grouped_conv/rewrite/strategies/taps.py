@@ -307,8 +307,21 @@ def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap
     return parallel_generic([*inputs, *extra], init, [*maps, *extra_maps, identity], body)
 
 
+def has_dynamic_spatial(plan: ConvPlan) -> bool:
+    spec = plan.spec
+    return any(d is None for info in (spec.input, spec.result) for d in info.shape[2:])
+
+
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
+    if has_dynamic_spatial(plan):
+        # The views and the generic take their sizes from tensor.dim; the
+        # de-interleave and the phase blocks size their buffers from the spatial dims.
+        if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
+            return f"dynamic spatial dims with transposed stride {list(plan.spec.stride)} (its phase blocks are sized statically)"
+        if plan.window.stride[-1] > 1:
+            return (f"dynamic spatial dims with last-dim stride {plan.window.stride[-1]} "
+                    "(its de-interleave pass is sized statically)")
     taps = math.prod(plan.kernel)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
@@ -401,4 +414,5 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), elem_type(acc)), NHWC_TO_NCHW)
 
 
-COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True)
+COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True,
+                            dynamic_spatial=True)
