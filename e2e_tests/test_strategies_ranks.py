@@ -313,10 +313,6 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
     ("taps", "1d_dw_k5_s2", 2, "dynamic spatial dims with last-dim stride 2 (its de-interleave pass is sized statically)"),
     ("taps", "t2d_dw_k3_s2_op1", 3,
      "dynamic spatial dims with transposed stride [2, 2] (its phase blocks are sized statically)"),
-    ("im2col", "t2d_grouped_g4_s2", 3,
-     "dynamic spatial dims with transposed stride [2, 2] (its phase GEMMs are sized statically)"),
-    ("matmul", "t2d_conv_k3_s2_op1", 2,
-     "dynamic spatial dims with transposed stride [2, 2] (its phase GEMMs are sized statically)"),
 ])
 def test_dynamic_dim_declines_with_the_reason(strategy: str, config_name: str, dim: int, reason: str) -> None:
     """What taps, im2col and matmul cannot size at run time: the default
@@ -345,6 +341,9 @@ DYNAMIC_SPATIAL = [
     ("1d_conv1x1_s2", "matmul", "matmul", {2: (13, (21,))}),
     ("3d_conv1x1", "matmul", "matmul", {0: (2, (1,)), 3: (6, (10,)), 4: (4, (3,))}),
     ("1d_conv_k3_few", "matmul", "matmul", {2: (13, (30,))}),
+    # transposed stride 2: the phases need static sizes, so the GEMM runs over the zero-inserted input
+    ("t2d_grouped_g4_s2", "im2col", "im2col", {3: (9, (14, 5))}),
+    ("t2d_conv_k3_s2_op1", "auto", "matmul", {0: (2, (1,)), 2: (7, (12,))}),
 ]
 
 
@@ -463,3 +462,15 @@ def test_im2col_declines_grouped_transposed_1x1_and_the_fallback_compiles() -> N
     assert decision.strategy == "grouped"
     assert "im2col declined: transposed groups=3 with kernel [1]" in (decision.note or ""), decision.note
     check_matches_eager(config, "im2col", "iree", "grouped transposed 1x1")
+
+
+def test_dynamic_spatial_transposed_gemm_runs_over_the_zero_inserted_input() -> None:
+    """The phases need static sizes: with a dynamic width a strided transposed
+    conv is one GEMM over the zero-inserted input (no interleave), not a fallback."""
+    config = GRID["t2d_grouped_g4_s2"]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="im2col",
+                         output_type="torch", dynamic_shapes=({3: Dim("W", min=3, max=64)},))
+    counts = Counter(op_names(module))
+    assert counts["linalg.batch_matmul"] == 1 and counts["arith.select"] == 0, print_ir(module)
+    static, _ = compile_config(config, "im2col", "torch")
+    assert Counter(op_names(static))["linalg.batch_matmul"] == 4

@@ -79,20 +79,15 @@ def decline_im2col(plan: ConvPlan) -> str | None:
     if plan.spec.transposed and plan.spec.groups > 1 and all(k == 1 for k in plan.kernel):
         return (f"transposed groups={plan.spec.groups} with kernel {list(plan.kernel)}: iree-compile 3.13 crashes "
                 "on a batch_matmul whose weight is a pure transpose")
-    return decline_dynamic_phases(plan)
-
-
-def decline_dynamic_phases(plan: ConvPlan) -> str | None:
-    """The phase GEMMs (`emit_im2col_phases`) size their windows from static spatial dims."""
-    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride) and has_dynamic_spatial(plan):
-        return f"dynamic spatial dims with transposed stride {list(plan.spec.stride)} (its phase GEMMs are sized statically)"
     return None
 
 
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
+    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride) and not has_dynamic_spatial(plan):
         return emit_im2col_phases(plan, x, w, acc)
+    # forward, or transposed over the zero-inserted input (stride 1, or dynamic spatial dims,
+    # which the phases cannot size)
     n, _, *out = sizes(acc)  # ints, or tensor.dim values for a dynamic batch or spatial dim
     return grouped_gemm(plan.spec.groups, w, im2col(plan, x, tuple(out)), acc, n, out)
 

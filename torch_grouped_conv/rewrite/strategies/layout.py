@@ -1,9 +1,9 @@
 """Layout helpers for the strategy emitters: transposes, channel slices and
 reshapes on builtin tensors. `shape` insists on static dims; `sizes`,
 `extract`, `reshape`, `transpose` and `add` also take SSA sizes (a dynamic
-batch, which `taps`, `im2col` and `matmul` support; the strategy selector
-falls back to the default emitters for any other dynamic dim, see
-registry.Coverage).
+batch or spatial dim, which `taps`, `im2col` and `matmul` support; the
+strategy selector falls back to the default emitters for a dynamic channel
+dim, see registry.Coverage).
 """
 
 from __future__ import annotations

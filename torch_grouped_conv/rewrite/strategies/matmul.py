@@ -26,9 +26,9 @@ from torch_mlir.dialects import arith, linalg
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .. import builders
-from .im2col import decline_dynamic_phases, emit_im2col
+from .im2col import emit_im2col
 from .layout import elem_type, extract, reshape, shape, sizes
-from .registry import COVERAGE, Coverage, declines, emits
+from .registry import COVERAGE, Coverage, emits
 
 
 def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[builders.SizeValue, ...]) -> ir.Value:
@@ -53,12 +53,6 @@ def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
         a, b, out = (v if v.type == elem else arith.extf(elem, v) for v in block.arguments)
         linalg.YieldOp([arith.addf(out, arith.mulf(a, b))])
     return op.result
-
-
-@declines("matmul")
-def decline_matmul(plan: ConvPlan) -> str | None:
-    """KxK kernels go through im2col's GEMM (by phase when transposed)."""
-    return None if all(k == 1 for k in plan.kernel) else decline_dynamic_phases(plan)
 
 
 @emits("matmul", Case.CONV)
