@@ -310,7 +310,6 @@ def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
 
 
 @pytest.mark.parametrize(("strategy", "config_name", "dim", "reason"), [
-    ("taps", "1d_dw_k5_s2", 2, "dynamic spatial dims with last-dim stride 2 (its de-interleave pass is sized statically)"),
     ("taps", "t2d_dw_k3_s2_op1", 3,
      "dynamic spatial dims with transposed stride [2, 2] (its phase blocks are sized statically)"),
 ])
@@ -333,6 +332,9 @@ def test_dynamic_dim_declines_with_the_reason(strategy: str, config_name: str, d
 # (config, strategy, the emitter that must run, {dim: (example, other sizes)}).
 DYNAMIC_SPATIAL = [
     ("3d_dw_k3", "taps", "taps", {4: (4, (7, 3))}),
+    # last-dim stride 2: the de-interleave's width from tensor.dim, the input padded by stride - 1
+    ("1d_dw_k5_s2", "taps", "taps", {2: (13, (20, 7, 8))}),
+    ("3d_dw_k3_s2", "auto", "taps", {3: (6, (9,)), 4: (4, (7, 6))}),
     ("3d_dw_k3", "auto", "taps", {2: (5, (3,)), 4: (4, (9,))}),
     ("1d_grouped_g2_d2", "taps", "taps", {0: (2, (1, 3)), 2: (13, (20, 6))}),
     ("3d_multiplier_m2", "taps", "taps", {3: (6, (11,))}),

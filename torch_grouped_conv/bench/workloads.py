@@ -55,9 +55,9 @@ DTYPE_SHAPES = ("resnext50_s1_128g32_56", "regnety400_s1_104g13_28", "mobilenetv
 # taps (grouped, depthwise) and the grouped GEMM (im2col), each compiled with a dynamic batch
 DYNAMIC_SHAPES = ("resnext50_s1_256g32_28", "mobilenetv2_dw_144_56", "resnext50_s1_512g32_14")
 DYNAMIC_BATCHES = (1, 8)
-# taps (depthwise, stride 1) and the grouped GEMM, compiled with dynamic batch and spatial dims,
-# called at the shape's size and at half of it
-DYNAMIC_SPATIAL_SHAPES = ("mobilenetv2_dw_144_56", "resnext50_s1_512g32_14")
+# taps (depthwise, stride 1 and 2) and the grouped GEMM, compiled with dynamic batch and spatial
+# dims, called at the shape's size and at half of it
+DYNAMIC_SPATIAL_SHAPES = ("mobilenetv2_dw_144_56", "mobilenetv2_dw_s2_96_112", "resnext50_s1_512g32_14")
 DYNAMIC_SPATIAL_SCALES = (1, 2)
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # max |actual - expected| / max |expected| vs PyTorch, as `verify` (torch_grouped_conv/verify.py)

@@ -48,6 +48,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from ..builders import SizeValue, pad_spatial, static_dims, tensor_type
+from ..builders import add as add_size
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
 from .layout import (NCHW_TO_NHWC, NHWC_TO_NCHW, add, elem_type, extract, parallel_generic, reshape, shape, sizes,
@@ -90,7 +91,7 @@ def tap_weight(w: ir.Value, k: Sequence[int], c: int = 0) -> ir.Value:
                                 [1] * rank)
 
 
-def last_dim_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
+def last_dim_phases(x: ir.Value, stride: int, width: SizeValue) -> ir.Value:
     """x [N,C,*S,Wp] -> [N,C,*S,stride,width] with
     out[..., p, q] = x[..., q*stride + p] (x zero-padded at the end when
     width*stride > Wp, cropped when less; those elements are never read by a tap).
@@ -98,10 +99,16 @@ def last_dim_phases(x: ir.Value, stride: int, width: int) -> ir.Value:
     One copy pass that de-interleaves the last dim, so that every tap of a
     convolution with last-dim stride > 1 reads contiguous elements: tap
     element o*stride + t lies in phase t % stride at q = o + t // stride.
+
+    A dynamic width (a dynamic spatial dim): width = Wo + (k-1)*d // stride
+    and Wp >= (Wo-1)*stride + (k-1)*d + 1, so width*stride - Wp <= stride - 1:
+    x is padded by stride - 1 at the end, statically, and the rest cropped.
     """
     dims = sizes(x)
-    rank, wp = len(dims), shape_at(x, -1)
-    if width * stride > wp:
+    rank, wp = len(dims), static_dims(x)[-1]
+    if not isinstance(width, int) or wp is None:
+        x = pad_spatial(x, [0] * (rank - 2), [0] * (rank - 3) + [stride - 1])
+    elif width * stride > wp:
         x = pad_spatial(x, [0] * (rank - 2), [0] * (rank - 3) + [width * stride - wp])
     d = [ir.AffineDimExpr.get(i) for i in range(rank + 1)]
     last = ir.AffineAddExpr.get(ir.AffineMulExpr.get(d[rank], ir.AffineConstantExpr.get(stride)), d[rank - 1])
@@ -128,7 +135,7 @@ class TapSet:
 
     taps: list[Tap]
     stride: tuple[int, ...]
-    out_sizes: tuple[int, ...]
+    out_sizes: tuple[SizeValue, ...]
 
 
 def input_taps(x: ir.Value, tap_set: TapSet, channel_sets: Sequence[slice], phases: ir.Value | None) -> list[ir.Value]:
@@ -146,7 +153,11 @@ def input_phases(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value | None:
     stride = tap_sets[0].stride[-1]
     if stride == 1:
         return None
-    width = max(ts.out_sizes[-1] + off[-1] // stride for ts in tap_sets for _, off in ts.taps)
+    if all(isinstance(ts.out_sizes[-1], int) for ts in tap_sets):
+        width: SizeValue = max(ts.out_sizes[-1] + off[-1] // stride for ts in tap_sets for _, off in ts.taps)
+    else:  # a dynamic width: one tap set (a forward conv)
+        (only,) = tap_sets
+        width = add_size(only.out_sizes[-1], max(off[-1] // stride for _, off in only.taps))
     return last_dim_phases(x, stride, width)
 
 
@@ -315,13 +326,10 @@ def has_dynamic_spatial(plan: ConvPlan) -> bool:
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
     if has_dynamic_spatial(plan):
-        # The views and the generic take their sizes from tensor.dim; the
-        # de-interleave and the phase blocks size their buffers from the spatial dims.
+        # The views, the de-interleave and the generic take their sizes from
+        # tensor.dim; the phase blocks size their buffers from the spatial dims.
         if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
             return f"dynamic spatial dims with transposed stride {list(plan.spec.stride)} (its phase blocks are sized statically)"
-        if plan.window.stride[-1] > 1:
-            return (f"dynamic spatial dims with last-dim stride {plan.window.stride[-1]} "
-                    "(its de-interleave pass is sized statically)")
     taps = math.prod(plan.kernel)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
