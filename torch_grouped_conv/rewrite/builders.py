@@ -241,6 +241,13 @@ def mul(size: SizeValue, n: int) -> SizeValue:
     return size if n == 1 else arith.muli(size, index(n))
 
 
+def ceil_div(size: SizeValue, n: int) -> SizeValue:
+    """ceil(size / n) of a non-negative size."""
+    if isinstance(size, int):
+        return -(-size // n)
+    return size if n == 1 else arith.divui(arith.addi(size, index(n - 1)), index(n))
+
+
 def product(sizes: Sequence[SizeValue]) -> SizeValue:
     """The product of sizes: an int when all are static, else an index value."""
     total: SizeValue = 1

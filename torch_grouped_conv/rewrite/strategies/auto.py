@@ -3,10 +3,8 @@
 
 The rule holds for every spatial rank (1D/2D/3D), forward and transposed,
 f32/f64/f16/bf16: taps, im2col and matmul cover them all (registry
-`COVERAGE`), with a dynamic batch and dynamic spatial dims too (`taps`
-declines those on a transposed conv with stride > 1, and the default
-emitter runs with the note); dynamic channel dims fall back to `grouped`
-with a note. In order:
+`COVERAGE`), with a dynamic batch and dynamic spatial dims too; dynamic
+channel dims fall back to `grouped` with a note. In order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes

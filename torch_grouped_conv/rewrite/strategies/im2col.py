@@ -29,7 +29,7 @@ from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .layout import elem_type, extract, merge_groups, parallel_generic, reshape, shape, sizes, transpose
 from .registry import COVERAGE, Coverage, declines, emits
-from .taps import TapSet, by_phase, has_dynamic_spatial
+from .taps import TapSet, by_phase
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -84,10 +84,8 @@ def decline_im2col(plan: ConvPlan) -> str | None:
 
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride) and not has_dynamic_spatial(plan):
+    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
         return emit_im2col_phases(plan, x, w, acc)
-    # forward, or transposed over the zero-inserted input (stride 1, or dynamic spatial dims,
-    # which the phases cannot size)
     n, _, *out = sizes(acc)  # ints, or tensor.dim values for a dynamic batch or spatial dim
     return grouped_gemm(plan.spec.groups, w, im2col(plan, x, tuple(out)), acc, n, out)
 
@@ -133,7 +131,7 @@ def emit_im2col_phases(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) 
         # exactly the window the phase reads, so that a unit tap count (IREE folds the unit
         # dim, leaving a bare q index) sees an input of size Q
         n, c = sizes(u)[:2]
-        window = [q + (m - 1) * r for q, m, r in zip(tap_set.out_sizes, count, spacing)]
+        window = [builders.add(q, (m - 1) * r) for q, m, r in zip(tap_set.out_sizes, count, spacing)]
         u_phase = extract(u, [0, 0, *base], [n, c, *window], [1] * (2 + d))
         col = im2col_matrix(u_phase, groups, count, (1,) * d, spacing, tap_set.out_sizes)
         # One tap per dim: the weight is a plain slice of the (constant) flipped weight, which

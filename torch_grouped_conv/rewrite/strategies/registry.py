@@ -40,7 +40,7 @@ class Coverage:
     transposed: bool = False
     dtypes: tuple[str, ...] = ("f32", "f64")
     dynamic_batch: bool = False  # a dynamic N (dim 0) is fine
-    dynamic_spatial: bool = False  # dynamic spatial dims are fine (the strategy's decliner may still refuse some)
+    dynamic_spatial: bool = False  # dynamic spatial dims are fine (sizes from tensor.dim)
 
     def refusal(self, plan: ConvPlan) -> str | None:
         spec = plan.spec

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
-from ..builders import SizeValue, pad_spatial, static_dims, tensor_type
+from ..builders import (SizeValue, ceil_div, dilate_and_pad_spatial, mul, pad_spatial, positive_part, static_dims,
+                        subtract, tensor_type)
 from ..builders import add as add_size
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
@@ -180,7 +181,7 @@ def output_phases(plan: ConvPlan, out_sizes: Sequence[int]) -> list[tuple[tuple[
     if not plan.spec.transposed or all(s == 1 for s in plan.spec.stride):
         return [((0,) * len(out_sizes), TapSet(every, plan.window.stride, tuple(out_sizes)))]
     stride, base = plan.spec.stride, nonzero_base(plan)
-    blocks = tuple(-(-o // s) for o, s in zip(out_sizes, stride))
+    blocks = tuple(ceil_div(o, s) for o, s in zip(out_sizes, stride))
     ones = (1,) * len(stride)
     found = []
     for r in itertools.product(*(range(s) for s in stride)):
@@ -200,21 +201,29 @@ def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Valu
     """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
     tensor.extract_slice, which folds with the insert that made x)."""
     n, c, *spatial = sizes(x)
-    kept = [n, c, *(-(-(size - b) // si) for size, b, si in zip(spatial, base, stride))]
+    kept = [n, c, *(ceil_div(subtract(size, b), si) for size, b, si in zip(spatial, base, stride))]
     return extract(x, [0, 0, *base], kept, [1, 1, *stride])
 
 
 def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
     """x zero-padded at the end of each spatial dim so that every view of
-    every tap set is in bounds (the phase blocks may read past the input)."""
-    spatial = [shape_at(x, i) for i in range(2, len(sizes(x)))]
-    need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
-                + [size]) for i, size in enumerate(spatial)]
-    return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
+    every tap set is in bounds (the phase blocks may read past the input).
+    With dynamic sizes the amount is computed (max(reach - size, 0)) and the
+    pad is an insert into zeros (`dilate_and_pad_spatial` with factor 1)."""
+    spatial = sizes(x)[2:]
+    if all(isinstance(v, int) for v in (*spatial, *(o for ts in tap_sets for o in ts.out_sizes))):
+        need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
+                    + [size]) for i, size in enumerate(spatial)]
+        return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
+    # every phase block has the same size and stride 1: it reads up to off + Q
+    (q_sizes,) = {ts.out_sizes for ts in tap_sets}
+    reach = [add_size(q, max(off[i] for ts in tap_sets for _, off in ts.taps)) for i, q in enumerate(q_sizes)]
+    high = [positive_part(subtract(r, size)) for r, size in zip(reach, spatial)]
+    return dilate_and_pad_spatial(x, [1] * len(spatial), [0] * len(spatial), high)
 
 
 def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[int],
-               block_sizes: Sequence[int], elem: ir.Type) -> ir.Value:
+               block_sizes: Sequence[SizeValue], elem: ir.Type) -> ir.Value:
     """Phase blocks [N,F,*Q] (keyed by phase r; None: all zeros) ->
     [N,F,Q_1*s_1, ...] with out[..., q_i*s_i + r_i ...] = blocks[r][..., q_i ...].
 
@@ -248,7 +257,7 @@ def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[
     out = parallel_generic([b for _, b in present], init, [read] * len(present) + [ir.AffineMap.get_identity(out_rank)],
                            select)
     pairs = [[0], [1], *([2 + 2 * i, 3 + 2 * i] for i in range(d))]
-    return reshape(out, pairs, [n, f, *(qi * si for qi, si in zip(block_sizes, stride))])
+    return reshape(out, pairs, [n, f, *(mul(qi, si) for qi, si in zip(block_sizes, stride))])
 
 
 def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
@@ -318,18 +327,8 @@ def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap
     return parallel_generic([*inputs, *extra], init, [*maps, *extra_maps, identity], body)
 
 
-def has_dynamic_spatial(plan: ConvPlan) -> bool:
-    spec = plan.spec
-    return any(d is None for info in (spec.input, spec.result) for d in info.shape[2:])
-
-
 @declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
-    if has_dynamic_spatial(plan):
-        # The views, the de-interleave and the generic take their sizes from
-        # tensor.dim; the phase blocks size their buffers from the spatial dims.
-        if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
-            return f"dynamic spatial dims with transposed stride {list(plan.spec.stride)} (its phase blocks are sized statically)"
     taps = math.prod(plan.kernel)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
