@@ -29,7 +29,7 @@ from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .layout import elem_type, extract, merge_groups, parallel_generic, reshape, shape, sizes, transpose
 from .registry import COVERAGE, Coverage, declines, emits
-from .taps import TapSet, by_phase
+from .phases import TapSet, by_phase
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -113,7 +113,7 @@ def grouped_gemm(groups: int, w: ir.Value, col: ir.Value, acc: ir.Value | None, 
 
 
 def emit_im2col_phases(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    """A transposed conv with stride s > 1 by output phase (taps.by_phase, the
+    """A transposed conv with stride s > 1 by output phase (phases.by_phase, the
     sub-pixel decomposition): phase r is a stride-1 forward conv over the
     undilated input u with the kernel taps that land on its nonzeros. Those
     taps are, per spatial dim, an arithmetic progression of kernel indices
@@ -124,8 +124,7 @@ def emit_im2col_phases(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) 
     groups, d = plan.spec.groups, len(plan.kernel)
     f, c_group = shape(w)[:2]
 
-    def emit(tap_set: TapSet, acc_block: ir.Value | None, u: ir.Value, phases: ir.Value | None) -> ir.Value:
-        assert acc_block is None and phases is None
+    def emit(tap_set: TapSet, u: ir.Value) -> ir.Value:
         first, step, base, spacing, count = zip(*tap_progressions(tap_set))
         w_phase = extract(w, [0, 0, *first], [f, c_group, *count], [1, 1, *step])
         # exactly the window the phase reads, so that a unit tap count (IREE folds the unit
