@@ -513,6 +513,22 @@ FUZZ_REGRESSIONS: list[tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = [
       "bias": False, "dtype": "f32", "dynamic_batch": False, "unbatched": True, "weights_as_inputs": True,
       "dynamic_spatial": [False, False], "dynamic_channels": True, "dynamic_kernel": False, "strategy": "auto"},
      {}),
+    # A transposed 1x1 conv with output length 1 and a dynamic batch (any strategy): iree-compile 3.13
+    # with data tiling failed ("exceeded stack allocation limit") until the iree runner's default flags
+    # fell back to no data tiling on that failure (runners/iree.compile_module; fuzz seed 503).
+    ({"rank": 1, "batch": 2, "groups": 13, "in_per_group": 7, "out_per_group": 7, "kernel": [1], "stride": [2],
+      "padding": [2], "dilation": [1], "transposed": True, "output_padding": [0], "spatial": [3], "bias": True,
+      "dtype": "f32", "dynamic_batch": True, "unbatched": False, "weights_as_inputs": False,
+      "dynamic_spatial": [False], "dynamic_channels": False, "dynamic_kernel": False, "strategy": "grouped"},
+     {}),
+    # Its `taps` form at stride 2, padding 1, length 2: the cropped input holds only inserted zeros, and
+    # the phase decomposition's undilating slice had an out-of-bounds offset ("offset 1 is out-of-bounds")
+    # until phases.undilate cut an empty slice at offset 0 (found beside seed 503).
+    ({"rank": 1, "batch": 2, "groups": 13, "in_per_group": 7, "out_per_group": 7, "kernel": [1], "stride": [2],
+      "padding": [1], "dilation": [1], "transposed": True, "output_padding": [0], "spatial": [2], "bias": True,
+      "dtype": "f32", "dynamic_batch": True, "unbatched": False, "weights_as_inputs": False,
+      "dynamic_spatial": [False], "dynamic_channels": False, "dynamic_kernel": False, "strategy": "taps"},
+     {}),
 ]
 
 

@@ -40,3 +40,45 @@ def test_dynamic_inner_dims_compile_without_data_tiling(signature: str, dynamic:
         module = ir.Module.parse(f"func.func private @main{signature}")
         assert iree.has_dynamic_inner_dims(module) is dynamic
         assert iree.default_flags(module) == flag_set(TUNED_DYNAMIC if dynamic else TUNED)
+
+
+def transposed_1x1_output_1():  # -> (torch module, its compiled ir.Module)
+    """Fuzz seed 503's conv: transposed 1x1, groups 13, output length 1, dynamic batch."""
+    import torch
+    from torch.export import Dim
+
+    import torch_grouped_conv as tgc
+
+    conv = torch.nn.ConvTranspose1d(91, 91, 1, stride=2, padding=2, groups=13).eval()
+    return conv, tgc.compile(conv, torch.randn(2, 91, 3), dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+
+
+def test_default_flags_fall_back_without_data_tiling_on_its_known_failures() -> None:
+    """iree-compile 3.13 fails on this module with data tiling ("exceeded stack
+    allocation limit"): with the default flags the runner compiles it without
+    data tiling and says why; given explicitly, the failing flag is kept and
+    the error raised."""
+    import numpy as np
+    import torch
+
+    from torch_grouped_conv.errors import CompileError
+
+    conv, module = transposed_1x1_output_1()
+    assert iree.default_flags(module) == flag_set(TUNED)
+    with pytest.raises(CompileError, match="exceeded stack allocation limit"):
+        iree.compile_module(module, flag_set(TUNED))
+    program = iree.IreeProgram(module)
+    assert program.data_tiling_fallback is not None and "exceeded stack allocation limit" in program.data_tiling_fallback
+    assert program.compile_warnings == ""
+    x = torch.randn(3, 91, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(program(x.numpy())[0], conv(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_modules_that_compile_keep_data_tiling() -> None:
+    import torch
+
+    import torch_grouped_conv as tgc
+
+    module = tgc.compile(torch.nn.Conv2d(4, 8, 3).eval(), torch.randn(1, 4, 8, 8))
+    assert iree.IreeProgram(module).data_tiling_fallback is None

@@ -119,6 +119,12 @@ def hint_data_tiling(module: ir.Module) -> tuple[ir.Module, bool]:
     return (copy, True) if hinted else (module, False)
 
 
+# iree-compile 3.13 failures seen only with data tiling on (fuzz campaigns: a
+# transposed 1x1 conv with output size 1 and a dynamic batch, fuzz seed 503;
+# dynamic channels, seeds 301/302). The same modules compile without it.
+DATA_TILING_FAILURES = ("exceeded stack allocation limit", "no basis element may be statically non-positive")
+
+
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
     """Compile a linalg-on-tensors module; return (vmfb, warnings text).
 
@@ -127,14 +133,38 @@ def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> 
     whole networks, see docs/performance.md), or `TUNED_DYNAMIC` for modules
     with dynamic inner dims; [] means none.
     """
+    vmfb, warnings, _ = compile_module(module, extra_flags)
+    return vmfb, warnings
+
+
+def compile_module(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str, str | None]:
+    """`compile_to_vmfb`, plus why data tiling was dropped (else None): with
+    the default flags (`extra_flags` None), a module that iree-compile fails
+    on with data tiling, in one of the `DATA_TILING_FAILURES`, is compiled
+    again without it (data tiling is a speed choice of ours; flags given
+    explicitly are kept and their failure raised)."""
     tuning = default_flags(module) if extra_flags is None else list(extra_flags)
     flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
+    hinted, tiles = hint_data_tiling(module)
+    if not tiles:
+        flags = [f for f in flags if f not in DATA_TILING_FLAGS]
+    try:
+        vmfb, warnings = _run_iree_compile(hinted, flags)
+        return vmfb, warnings, None
+    except CompileError as error:
+        failure = next((line.strip() for line in str(error).splitlines()
+                        if any(sign in line for sign in DATA_TILING_FAILURES)), None)
+        untiled = [f for f in flags if f not in DATA_TILING_FLAGS]
+        if extra_flags is not None or failure is None or untiled == flags:
+            raise
+    vmfb, warnings = _run_iree_compile(module, untiled)
+    return vmfb, warnings, failure
+
+
+def _run_iree_compile(module: ir.Module, flags: list[str]) -> tuple[bytes, str]:
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
-        hinted, tiles = hint_data_tiling(module)
-        if not tiles:
-            flags = [f for f in flags if f not in DATA_TILING_FLAGS]
-        source.write_bytes(module_bytecode(hinted))
+        source.write_bytes(module_bytecode(module))
         command = [find_tool("iree-compile"), str(source), "-o", str(output), *flags]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -174,7 +204,8 @@ class IreeProgram:
 
     def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
                  driver: str = "local-task"):
-        self.vmfb, self.compile_warnings = compile_to_vmfb(module, extra_flags)
+        # data_tiling_fallback: why the default data tiling was dropped (see compile_module), else None
+        self.vmfb, self.compile_warnings, self.data_tiling_fallback = compile_module(module, extra_flags)
         config = runtime_config(driver)
         self._context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(self._context.instance, self.vmfb)

@@ -80,8 +80,11 @@ def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Valu
     """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
     tensor.extract_slice, which folds with the insert that made x)."""
     n, c, *spatial = sizes(x)
-    kept = [n, c, *(ceil_div(subtract(size, b), si) for size, b, si in zip(spatial, base, stride))]
-    return extract(x, [0, 0, *base], kept, [1, 1, *stride])
+    kept = [ceil_div(subtract(size, b), si) for size, b, si in zip(spatial, base, stride)]
+    # a static dim holding no nonzero (the crop kept only inserted zeros): an empty
+    # slice at offset 0 (offset b would be out of bounds); pad_for_reads zero-fills it
+    offsets = [0 if k == 0 else b for k, b in zip(kept, base)]
+    return extract(x, [0, 0, *offsets], [n, c, *kept], [1, 1, *stride])
 
 
 def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
