@@ -41,7 +41,7 @@ class TapSet:
     out_sizes: tuple[SizeValue, ...]
 
 
-def output_phases(plan: ConvPlan, out_sizes: Sequence[int]) -> list[tuple[tuple[int, ...], TapSet]]:
+def output_phases(plan: ConvPlan, out_sizes: Sequence[SizeValue]) -> list[tuple[tuple[int, ...], TapSet]]:
     """The tap sets that cover the output, each with its output phase.
 
     Forward conv: one set, every tap, the window's stride, phase 0.

@@ -45,8 +45,7 @@ from collections.abc import Callable, Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..builders import (SizeValue, pad_spatial, static_dims,
-                        tensor_type)
+from ..builders import SizeValue, pad_spatial, static_dims, tensor_type
 from ..builders import add as add_size
 from ..plan import Case, ConvPlan, group_channels
 from ..spec import FLOAT_DTYPES
