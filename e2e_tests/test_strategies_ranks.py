@@ -353,24 +353,33 @@ def test_dynamic_spatial_matches_eager(case: tuple[str, str, str, dict[int, tupl
     torch.manual_seed(0)
     module = tgc.compile(eager, torch.randn(*example, dtype=config.dtype), grouped_conv=strategy,
                          dynamic_shapes=({axis: Dim(f"d{axis}", min=1 if axis == 0 else 3, max=64) for axis in dims},))
-    report = tgc.last_report()
-    assert report is not None
-    (decision,) = report.decisions
-    assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    rtol, atol = tolerance(config.dtype)
+    calls = []
     for i in range(1 + max(len(others) for _, others in dims.values())):
         shape = list(example)
         for axis, (size, others) in dims.items():
             shape[axis] = ([size, *others])[min(i, len(others))]
-        torch.manual_seed(i + 1)
-        x = torch.randn(*shape, dtype=config.dtype)
+        calls.append((i + 1, shape))
+    check_dynamic_module(module, tgc.last_report(), emitter, backend, eager, config.dtype, calls, config_name)
+
+
+def check_dynamic_module(module: object, report: object, emitter: str, backend: str, eager: torch.nn.Module,
+                         dtype: torch.dtype, calls: list[tuple[int, list[int]]], label: str) -> None:
+    """One compiled dynamic module: `emitter` ran undeclined, IREE compiled it
+    without warnings, and each call (seed, input shape) matches eager."""
+    assert report is not None
+    (decision,) = report.decisions  # type: ignore[attr-defined]
+    assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    rtol, atol = tolerance(dtype)
+    for seed, shape in calls:
+        torch.manual_seed(seed)
+        x = torch.randn(*shape, dtype=dtype)
         with torch.no_grad():
             want = eager(x).numpy()
         (got,) = program(x)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{config_name} at {shape}")
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{label} at {shape}")
 
 
 def test_dynamic_spatial_im2col_sizes_from_tensor_dim() -> None:
@@ -414,20 +423,9 @@ def test_dynamic_batch_matches_eager(config_name: str, strategy: str, emitter: s
     """One compile, batches 1, 3 and 2 (the export example), each against eager."""
     config = GRID[config_name]
     module, report = compiled_dynamic(config_name, strategy)
-    (decision,) = report.decisions  # type: ignore[attr-defined]
-    assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    eager = config.make_module().eval()
-    rtol, atol = tolerance(config.dtype)
-    for batch in (1, 3, 2):
-        torch.manual_seed(batch)
-        x = torch.randn(batch, config.c_in, *SPATIAL[config.rank], dtype=config.dtype)
-        with torch.no_grad():
-            want = eager(x).numpy()
-        (got,) = program(x)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{config_name} batch {batch}")
+    calls = [(batch, [batch, config.c_in, *SPATIAL[config.rank]]) for batch in (1, 3, 2)]
+    check_dynamic_module(module, report, emitter, backend, config.make_module().eval(), config.dtype, calls,
+                         config_name)
 
 
 def test_dynamic_batch_taps_sizes_from_tensor_dim() -> None:

@@ -211,7 +211,7 @@ def dynamic_spatial_workloads(shape: Shape, flags: list[str], scales: Sequence[i
         x = base[(slice(None), slice(None), *(slice(0, size) for size in spatial))].contiguous()
         calls.append((f"{shape.name}_s{'x'.join(map(str, spatial))}", x, {"spatial": spatial}))
     example = base.expand(2, *base.shape[1:]).contiguous()
-    return _dynamic_rows(shape, flags, example, list(range(base.dim())[:1]) + list(range(2, base.dim())), calls)
+    return _dynamic_rows(shape, flags, example, [0, *range(2, base.dim())], calls)
 
 
 def _dynamic_rows(shape: Shape, flags: list[str], example: torch.Tensor, dims: list[int],

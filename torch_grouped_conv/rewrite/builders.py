@@ -6,6 +6,7 @@ pattern sets both to the source convolution), and work on builtin tensors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch_mlir import ir
@@ -250,9 +251,11 @@ def ceil_div(size: SizeValue, n: int) -> SizeValue:
 
 def product(sizes: Sequence[SizeValue]) -> SizeValue:
     """The product of sizes: an int when all are static, else an index value."""
-    total: SizeValue = 1
+    static = math.prod(s for s in sizes if isinstance(s, int))
+    total: SizeValue = static
     for size in sizes:
-        total = mul(total, size) if isinstance(size, int) else size if total == 1 else arith.muli(as_value(total), size)
+        if not isinstance(size, int):
+            total = size if isinstance(total, int) and total == 1 else arith.muli(as_value(total), size)
     return total
 
 

@@ -145,16 +145,16 @@ def compile_module(module: ir.Module, extra_flags: list[str] | None = None) -> t
     explicitly are kept and their failure raised)."""
     tuning = default_flags(module) if extra_flags is None else list(extra_flags)
     flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
+    untiled = [f for f in flags if f not in DATA_TILING_FLAGS]
     hinted, tiles = hint_data_tiling(module)
     if not tiles:
-        flags = [f for f in flags if f not in DATA_TILING_FLAGS]
+        flags = untiled
     try:
         vmfb, warnings = _run_iree_compile(hinted, flags)
         return vmfb, warnings, None
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
-        untiled = [f for f in flags if f not in DATA_TILING_FLAGS]
         if extra_flags is not None or failure is None or untiled == flags:
             raise
     vmfb, warnings = _run_iree_compile(module, untiled)

@@ -51,6 +51,7 @@ except depthwise.
 from __future__ import annotations
 
 from ..plan import Case, ConvPlan, group_channels
+from .phases import is_phased
 from .registry import PICKERS
 from .taps import MAX_TAPS
 
@@ -109,7 +110,7 @@ def _kind(plan: ConvPlan) -> str:
 
 def _phases(plan: ConvPlan, per_phase: str = "one tap set") -> str:
     """Note suffix for a transposed conv that taps or im2col split into output phases."""
-    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
+    if is_phased(plan):
         return f" (transposed, stride {list(plan.spec.stride)}: {per_phase} per output phase)"
     return ""
 

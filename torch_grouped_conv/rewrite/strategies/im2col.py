@@ -28,8 +28,8 @@ from .. import builders
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
 from .layout import elem_type, extract, merge_groups, parallel_generic, reshape, shape, sizes, transpose
+from .phases import TapSet, by_phase, is_phased
 from .registry import COVERAGE, Coverage, declines, emits
-from .phases import TapSet, by_phase
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -84,7 +84,7 @@ def decline_im2col(plan: ConvPlan) -> str | None:
 
 @emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
-    if plan.spec.transposed and any(s > 1 for s in plan.spec.stride):
+    if is_phased(plan):
         return emit_im2col_phases(plan, x, w, acc)
     n, _, *out = sizes(acc)  # ints, or tensor.dim values for a dynamic batch or spatial dim
     return grouped_gemm(plan.spec.groups, w, im2col(plan, x, tuple(out)), acc, n, out)

@@ -19,13 +19,12 @@ batch_matmul with batch 1).
 
 from __future__ import annotations
 
-
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg
 
+from .. import builders
 from ..plan import Case, ConvPlan
 from ..spec import FLOAT_DTYPES
-from .. import builders
 from .im2col import emit_im2col
 from .layout import elem_type, extract, reshape, shape, sizes
 from .registry import COVERAGE, Coverage, emits

@@ -41,6 +41,11 @@ class TapSet:
     out_sizes: tuple[SizeValue, ...]
 
 
+def is_phased(plan: ConvPlan) -> bool:
+    """A transposed conv with a stride > 1: split into output phases."""
+    return plan.spec.transposed and any(s > 1 for s in plan.spec.stride)
+
+
 def output_phases(plan: ConvPlan, out_sizes: Sequence[SizeValue]) -> list[tuple[tuple[int, ...], TapSet]]:
     """The tap sets that cover the output, each with its output phase.
 
@@ -57,7 +62,7 @@ def output_phases(plan: ConvPlan, out_sizes: Sequence[SizeValue]) -> list[tuple[
     inserted zeros are never emitted.
     """
     every = tap_offsets(plan.kernel, plan.window.dilation)
-    if not plan.spec.transposed or all(s == 1 for s in plan.spec.stride):
+    if not is_phased(plan):
         return [((0,) * len(out_sizes), TapSet(every, plan.window.stride, tuple(out_sizes)))]
     stride, base = plan.spec.stride, nonzero_base(plan)
     blocks = tuple(ceil_div(o, s) for o, s in zip(out_sizes, stride))
@@ -90,17 +95,17 @@ def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Valu
 def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
     """x zero-padded at the end of each spatial dim so that every view of
     every tap set is in bounds (the phase blocks may read past the input).
-    With dynamic sizes the amount is computed (max(reach - size, 0)) and the
-    pad is an insert into zeros (`dilate_and_pad_spatial` with factor 1)."""
+    Every phase block has the same size Q and reads with stride 1, so a view
+    at offset `off` reaches off + Q; the pad is max(reach - size, 0), computed
+    when a size is dynamic (then an insert into zeros, `dilate_and_pad_spatial`
+    with factor 1)."""
     spatial = sizes(x)[2:]
-    if all(isinstance(v, int) for v in (*spatial, *(o for ts in tap_sets for o in ts.out_sizes))):
-        need = [max([off[i] + (ts.out_sizes[i] - 1) * ts.stride[i] + 1 for ts in tap_sets for _, off in ts.taps]
-                    + [size]) for i, size in enumerate(spatial)]
-        return pad_spatial(x, [0] * len(spatial), [n - size for n, size in zip(need, spatial)])
-    # every phase block has the same size and stride 1: it reads up to off + Q
     (q_sizes,) = {ts.out_sizes for ts in tap_sets}
+    assert all(s == 1 for ts in tap_sets for s in ts.stride)
     reach = [add_size(q, max(off[i] for ts in tap_sets for _, off in ts.taps)) for i, q in enumerate(q_sizes)]
     high = [positive_part(subtract(r, size)) for r, size in zip(reach, spatial)]
+    if all(isinstance(h, int) for h in high):
+        return pad_spatial(x, [0] * len(spatial), [int(h) for h in high])
     return dilate_and_pad_spatial(x, [1] * len(spatial), [0] * len(spatial), high)
 
 

@@ -129,16 +129,13 @@ def input_taps(x: ir.Value, tap_set: TapSet, channel_sets: Sequence[slice], phas
     return [phase_view(phases, ch, off, tap_set.out_sizes, tap_set.stride) for ch in channel_sets for off in offsets]
 
 
-def input_phases(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value | None:
-    """`last_dim_phases` of x wide enough for every tap set, or None at last-dim stride 1."""
-    stride = tap_sets[0].stride[-1]
+def input_phases(x: ir.Value, tap_set: TapSet) -> ir.Value | None:
+    """`last_dim_phases` of x wide enough for the tap set (Wo + max offset // s,
+    from tensor.dim when Wo is dynamic), or None at last-dim stride 1."""
+    stride = tap_set.stride[-1]
     if stride == 1:
         return None
-    if all(isinstance(ts.out_sizes[-1], int) for ts in tap_sets):
-        width: SizeValue = max(ts.out_sizes[-1] + off[-1] // stride for ts in tap_sets for _, off in ts.taps)
-    else:  # a dynamic width: one tap set (a forward conv)
-        (only,) = tap_sets
-        width = add_size(only.out_sizes[-1], max(off[-1] // stride for _, off in only.taps))
+    width = add_size(tap_set.out_sizes[-1], max(off[-1] // stride for _, off in tap_set.taps))
     return last_dim_phases(x, stride, width)
 
 
@@ -150,7 +147,7 @@ def over_phases(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     phased = output_phases(plan, sizes(acc)[2:])
     if len(phased) == 1:
         ts = phased[0][1]
-        return emit(ts, acc, x, input_phases(x, [ts]))
+        return emit(ts, acc, x, input_phases(x, ts))
     return by_phase(plan, x, acc, lambda ts, u: emit(ts, None, u, None))
 
 
