@@ -33,15 +33,15 @@ QN ?= 400
 SEED ?= 0
 OUT ?= fuzz_failures.json
 fuzz: setup
-	$(BIN)/python -m e2e_tests.fuzz --examples $(N) --seed $(SEED) --out $(OUT)
-	$(BIN)/python -m e2e_tests.fuzz_quantized --examples $(QN) --seed $(SEED) --out quantized_$(OUT)
+	$(BIN)/python -m tests.campaigns.fuzz --examples $(N) --seed $(SEED) --out $(OUT)
+	$(BIN)/python -m tests.campaigns.fuzz_quantized --examples $(QN) --seed $(SEED) --out quantized_$(OUT)
 
 # The full benchmark (slow, ~1 h on 2 cores; see docs/performance.md): whole
 # networks, core and extra shapes, f16/bf16 and dynamic-batch rows, 1 and 2 threads.
 bench: setup
-	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir docs --update-doc docs/performance.md
+	$(BIN)/torch-grouped-conv bench --threads 1,2 --out-dir bench-results
 
 # The quantized-convolution campaign (exact i32 results, both runners on every config).
 .PHONY: fuzz-quantized
 fuzz-quantized: setup
-	$(BIN)/python -m e2e_tests.fuzz_quantized --examples $(N) --out quantized_fuzz_failures.json
+	$(BIN)/python -m tests.campaigns.fuzz_quantized --examples $(N) --out quantized_fuzz_failures.json

@@ -1,12 +1,14 @@
 """torch-grouped-conv: a torch-mlir plugin lowering aten.convolution to linalg."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="torch-grouped-conv",
     version="0.1.0",
     description="Lower torch.aten.convolution (grouped, depthwise, plain) to MLIR linalg, verified against PyTorch",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["torch_grouped_conv", "torch_grouped_conv.*"]),

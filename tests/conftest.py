@@ -1,4 +1,4 @@
-"""Make the repository root importable, so tests can share `e2e_tests.compiled`;
+"""Make the repository root importable, so tests can share `tests.support.compiled`;
 shared fixtures."""
 
 import subprocess

@@ -12,13 +12,13 @@ backend="torch_grouped_conv")`, `lower(module)` on torch IR, and
 
 import sys as _sys
 
-from .api import compile, compile_onnx, last_report, lower, plugin_pass
-from .errors import CompileError, GroupedConvError, InputError, ModelInputError
-from .frontends.dynamo import backend as dynamo_backend
-from .frontends.dynamo import register as register_dynamo_backend
-from .report import ConvDecision, RewriteReport
-from .rewrite.pattern import STRATEGIES
-from .runners import BACKENDS, load, run
+from torch_grouped_conv.api import compile, compile_onnx, last_report, lower, plugin_pass
+from torch_grouped_conv.errors import CompileError, GroupedConvError, InputError, ModelInputError
+from torch_grouped_conv.frontends.dynamo import backend as dynamo_backend
+from torch_grouped_conv.frontends.dynamo import register as register_dynamo_backend
+from torch_grouped_conv.report import ConvDecision, RewriteReport
+from torch_grouped_conv.rewrite.driver import STRATEGIES
+from torch_grouped_conv.runners import BACKENDS, load, run
 
 # torch.compile finds backend="torch_grouped_conv" through the package's
 # `torch_dynamo_backends` entry point once installed. From a source checkout

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .frontends.plugin_pass import plugin_pass
-from .frontends.torch_export import compile, export_program, import_to_torch
-from .frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_OPS, detect_form, lower
-from .stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
+from torch_grouped_conv.frontends.plugin_pass import plugin_pass
+from torch_grouped_conv.frontends.torch_export import compile, export_program, import_to_torch
+from torch_grouped_conv.frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_OPS, detect_form, lower
+from torch_grouped_conv.stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
 
 
 def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: str = "linalg-on-tensors") -> Any:
     """See frontends/onnx.py (imported on first use: it needs the `onnx` package, extra `[onnx]`)."""
-    from .frontends.onnx import compile_onnx as compile_onnx_
+    from torch_grouped_conv.frontends.onnx import compile_onnx as compile_onnx_
 
     return compile_onnx_(model, grouped_conv=grouped_conv, output_type=output_type)
 

@@ -21,12 +21,12 @@ from typing import NoReturn
 
 from rich.console import Console
 
-from . import api
-from .errors import CompileError, InputError, ModelInputError
-from .models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
-from .rewrite.pattern import STRATEGIES, convolution_ops
-from .runners import BACKENDS
-from .verify import VerifyResult, verify_model
+from torch_grouped_conv import api
+from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
+from torch_grouped_conv.models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
+from torch_grouped_conv.rewrite.driver import STRATEGIES, convolution_ops
+from torch_grouped_conv.runners import BACKENDS
+from torch_grouped_conv.verify import VerifyResult, verify_model
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -78,7 +78,7 @@ def _emit_ir(text: str, output: Path | None) -> None:
 
 def is_onnx_model(model: str) -> bool:
     """MODEL names an ONNX file: by extension (then it must be a valid one), or by content."""
-    from .frontends.onnx import is_onnx_file
+    from torch_grouped_conv.frontends.onnx import is_onnx_file
 
     return model.lower().endswith(".onnx") or (":" not in model and is_onnx_file(Path(model)))
 
@@ -154,10 +154,10 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     return 0
 
 
-def _parse_module(text: str, context: "object", path: Path):
+def _parse_module(text: str, context: object, path: Path):
     from torch_mlir import ir
 
-    from .rewrite.pattern import ensure_torch_conversion_dialect
+    from torch_grouped_conv.rewrite.driver import ensure_torch_conversion_dialect
 
     ensure_torch_conversion_dialect(context)  # IR may already hold torch_c ops
     messages: list[str] = []
@@ -225,7 +225,7 @@ def _verify_and_print(model, x, name: str, backend: str, strategy: str | None, j
 
 def _verify_onnx_and_print(model: str, shapes: dict | list, backend: str, strategy: str | None,
                            json_path: Path | None) -> int:
-    from .frontends.onnx import graph_inputs, load_model, resolve_shapes, verify_onnx
+    from torch_grouped_conv.frontends.onnx import graph_inputs, load_model, resolve_shapes, verify_onnx
 
     proto = load_model(model)  # bad files and shapes fail here, before anything is printed
     resolve_shapes(graph_inputs(proto), shapes)
@@ -247,7 +247,7 @@ def _print_result(result: VerifyResult) -> None:
 
 def bench_command(bench_args: list[str]) -> int:
     """Run the benchmark (torch_grouped_conv/bench, shipped with the package)."""
-    from .bench.run import main as bench_main
+    from torch_grouped_conv.bench.run import main as bench_main
 
     return bench_main(bench_args)
 

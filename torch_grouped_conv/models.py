@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import InputError
+from torch_grouped_conv.errors import InputError
 
 SEED = 0  # every model is built after torch.manual_seed(SEED): reproducible random weights
 

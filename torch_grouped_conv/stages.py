@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from torch_mlir import ir
 from torch_mlir.compiler_utils import OutputType, TorchMlirCompilerError, lower_mlir_module
 
-from .errors import CompileError, InputError
-from .report import RewriteReport
-from .rewrite.pattern import STRATEGIES, apply_plugin
-from .runners.common import run_pipeline
+from torch_grouped_conv.errors import CompileError, InputError
+from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin
+from torch_grouped_conv.runners.common import run_pipeline
 
 OUTPUT_TYPES = ("torch", "linalg-on-tensors")
 

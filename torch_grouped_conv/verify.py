@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import api
-from .report import RewriteReport
-from .errors import InputError, ModelInputError
-from .rewrite.pattern import convolution_ops
-from .runners import load
+from torch_grouped_conv import api
+from torch_grouped_conv.errors import InputError, ModelInputError
+from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.rewrite.driver import convolution_ops
+from torch_grouped_conv.runners import load
 
 # The pass/fail metric for whole networks: max |actual - expected| divided by
 # max |expected| (errors of deep nets scale with the activations' magnitude).

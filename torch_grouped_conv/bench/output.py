@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .timing import geomean
-from .variants import AUTO, ORT, PYTORCH, UPSTREAM
-from .workloads import AUTO_DYNAMIC, AUTO_F32, IMAGE_NETS, SECTION_TITLES, SECTIONS
+from torch_grouped_conv.bench.timing import geomean
+from torch_grouped_conv.bench.variants import AUTO, ORT, PYTORCH, UPSTREAM
+from torch_grouped_conv.bench.workloads import AUTO_DYNAMIC, AUTO_F32, IMAGE_NETS, SECTION_TITLES, SECTIONS
 
 JSON_NAME, MD_NAME, PNG_NAME = "bench_results.json", "bench_results.md", "bench_results.png"
 ORDER = (PYTORCH, ORT, UPSTREAM, AUTO)
@@ -164,7 +164,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for t, per in results["summary"].items():
         for section, entry in per.items():
-            def g(key: str) -> str:
+            def g(key: str, entry: dict[str, Any] = entry) -> str:
                 e = entry.get(key)
                 return "—" if e is None else f"{_f(e['geomean_median'])} ({_f(e['geomean_min'])})"
 

@@ -21,19 +21,30 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from torch_grouped_conv.bench import breakdown, machine, output
+from torch_grouped_conv.bench.shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
+from torch_grouped_conv.bench.timing import MODES, run_schedule, samples_cap, schedule, stats_ms
+from torch_grouped_conv.bench.variants import AUTO, PYTORCH, UPSTREAM, Variant
+from torch_grouped_conv.bench.workloads import (
+    DTYPE_SHAPES,
+    DTYPES,
+    DYNAMIC_SHAPES,
+    DYNAMIC_SPATIAL_SHAPES,
+    IMAGE_NETS,
+    MEDIA_MODELS,
+    VariantSpec,
+    Workload,
+    dtype_workload,
+    dynamic_spatial_workloads,
+    dynamic_workloads,
+    model_workload,
+    shape_workload,
+)
 from torch_grouped_conv.cli import write_atomically
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 from torch_grouped_conv.verify import compare
 
-from . import breakdown, machine, output
-from .shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
-from .timing import MODES, run_schedule, samples_cap, schedule, stats_ms
-from .variants import AUTO, PYTORCH, UPSTREAM, Variant
-from .workloads import (
-    DTYPE_SHAPES, DTYPES, DYNAMIC_SHAPES, DYNAMIC_SPATIAL_SHAPES, IMAGE_NETS, MEDIA_MODELS, VariantSpec, Workload, dtype_workload,
-    dynamic_spatial_workloads, dynamic_workloads, model_workload, shape_workload,
-)
 
 class BenchUsageError(ValueError):
     """Bad options: one line, exit 2, nothing written."""
@@ -87,7 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-variant-s", type=float, default=60.0,
                    help="time budget per variant, row and thread count: a variant whose first call says it "
                         "would take longer gets fewer timed calls (at least 2; default: %(default)s s)")
-    p.add_argument("--out-dir", type=Path, default=Path("."), help="where the results go (default: .)")
+    p.add_argument("--out-dir", type=Path, default=Path("bench-results"),
+                   help="where the results go (an ignored folder; default: %(default)s)")
     p.add_argument("--update-doc", type=Path, default=None,
                    help="also replace the marked results block of this Markdown file (docs/performance.md) "
                         "with the tables of this run")
@@ -308,7 +320,7 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
     with tqdm(total=sum(timed for _, timed in plan), desc=f"{workload.name}, {threads} thread(s)", unit="call",
               leave=False) as calls_bar:
         times = run_schedule([inst.call for _, inst in ready], plan, tick=calls_bar.update)
-    for (v, _), samples, cap in zip(ready, times, caps):
+    for (v, _), samples, cap in zip(ready, times, caps, strict=False):
         data[v.name].update(stats_ms(samples))
         data[v.name]["times_ms"] = [round(s * 1e3, 4) for s in samples]
         if cap is not None:

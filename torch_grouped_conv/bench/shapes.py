@@ -3,7 +3,7 @@
 The suite ships inside the package (`torch_grouped_conv/bench/shapes.json`,
 `DEFAULT_SHAPES`), so `torch-grouped-conv bench` works from `pip install`. It
 is a byte-identical copy of the project's `../shared/bench/shapes.json`
-(tests/test_bench_shapes.py checks that whenever the shared file is present).
+(tests/unit/test_bench_shapes.py checks that whenever the shared file is present).
 """
 
 from __future__ import annotations

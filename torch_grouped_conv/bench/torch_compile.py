@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 
+from torch_grouped_conv.bench import machine
 from torch_grouped_conv.models import build_model
 from torch_grouped_conv.runners.iree_flags import set_runtime_threads
-
-from . import machine
 
 MODELS = ("mobilenet_v2", "resnext50_32x4d")
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block", type=int, default=5)
     p.add_argument("--shape", default="1,3,224,224")
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--out", type=Path, default=Path("docs/bench_torch_compile.json"))
+    p.add_argument("--out", type=Path, default=Path("bench-results/bench_torch_compile.json"))
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)

@@ -30,11 +30,10 @@ import torch
 from iree import runtime as iree_rt
 
 from torch_grouped_conv import api
+from torch_grouped_conv.bench.breakdown import conv_frames
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
 from torch_grouped_conv.runners.iree import compile_to_vmfb, runtime_config
 from torch_grouped_conv.runners.iree_flags import runtime_driver
-
-from .breakdown import conv_frames
 
 PYTORCH = "pytorch"
 ORT = "ort"
@@ -97,7 +96,7 @@ def ort_variant(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> Vari
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
-        feed = {n: np.ascontiguousarray(t.numpy()) for n, t in zip(names, inputs)}
+        feed = {n: np.ascontiguousarray(t.numpy()) for n, t in zip(names, inputs, strict=False)}
 
         def call() -> object:
             return session.run(None, feed)

@@ -31,13 +31,19 @@ import torch
 from torch import nn
 
 from torch_grouped_conv import models
+from torch_grouped_conv.bench.shapes import Shape
+from torch_grouped_conv.bench.variants import (
+    AUTO,
+    ORT,
+    Variant,
+    compile_iree,
+    iree_variant,
+    ort_variant,
+    pytorch_variant,
+    timed_build,
+)
 from torch_grouped_conv.models import SEED
 from torch_grouped_conv.verify import RELATIVE_TOLERANCE
-
-from .shapes import Shape
-from .variants import (
-    AUTO, ORT, Variant, compile_iree, iree_variant, ort_variant, pytorch_variant, timed_build,
-)
 
 SECTIONS = ("networks", "media", "core", "extra", "dtype", "dynamic")
 SECTION_TITLES = {
@@ -113,7 +119,7 @@ def standard_variants(model: nn.Module, example: list[torch.Tensor], specs: Sequ
 class PositionalConvBlock(nn.Module):
     """wav2vec2's positional convolution embedding: a grouped Conv1d over time
     with an even kernel (padding k/2, the extra last frame dropped), GELU and a
-    residual (wav2vec2-base size by default; e2e_tests/models.py builds it at
+    residual (wav2vec2-base size by default; tests/support/models.py builds it at
     test size). Input [N, C, T]."""
 
     def __init__(self, channels: int = 768, kernel: int = 128, groups: int = 16) -> None:

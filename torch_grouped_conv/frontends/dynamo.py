@@ -34,18 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..importer import FastLiteralHooks
-from ..runners import BACKENDS, load
-from ..rewrite.pattern import STRATEGIES
-from ..stages import PLUGIN_LEGAL_OPS, finish
+from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.importer import FastLiteralHooks
+from torch_grouped_conv.rewrite.driver import STRATEGIES
+from torch_grouped_conv.runners import BACKENDS, load
+from torch_grouped_conv.stages import PLUGIN_LEGAL_OPS, finish
 
 BACKEND_NAME = "torch_grouped_conv"
 DEFAULT_OPTIONS = {"grouped_conv": "auto", "runtime": "iree"}
 
 # How many graphs were compiled, served from the cache, or left to eager (for tests and curious users).
 STATS: Counter[str] = Counter()
-_CACHE: dict[tuple[Any, ...], "CompiledGraph"] = {}
+_CACHE: dict[tuple[Any, ...], CompiledGraph] = {}
 _LOCK = threading.Lock()
 
 
@@ -110,7 +110,7 @@ class CompiledGraph:
     def __init__(self, gm: torch.fx.GraphModule, options: Options) -> None:
         from torch_mlir import fx
 
-        from ..stages import last_report
+        from torch_grouped_conv.stages import last_report
 
         module = fx.stateless_fx_import(tensors_only(gm), output_type="torch", hooks=FastLiteralHooks(),
                                         backend_legal_ops=list(PLUGIN_LEGAL_OPS))

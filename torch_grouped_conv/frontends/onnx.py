@@ -20,10 +20,17 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_d
 
-from ..errors import CompileError, InputError
-from ..rewrite.pattern import convolution_ops
-from ..stages import (ONNX_TO_TORCH_BACKEND, apply_strategy, check_options, finish, lower_to_linalg, record_report,
-                      to_torch_backend)
+from torch_grouped_conv.errors import CompileError, InputError
+from torch_grouped_conv.rewrite.driver import convolution_ops
+from torch_grouped_conv.stages import (
+    ONNX_TO_TORCH_BACKEND,
+    apply_strategy,
+    check_options,
+    finish,
+    lower_to_linalg,
+    record_report,
+    to_torch_backend,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -40,7 +47,7 @@ def _onnx() -> Any:
     return onnx
 
 
-def load_model(model: "str | Path | onnx.ModelProto") -> "onnx.ModelProto":
+def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     """A checked, shape-inferred ModelProto from a path or a proto; InputError (one line) if it is not one."""
     onnx = _onnx()
     if isinstance(model, (str, Path)):
@@ -79,7 +86,7 @@ def is_onnx_file(path: Path) -> bool:
     return proto.HasField("graph") and len(proto.graph.node) > 0
 
 
-def import_model(proto: "onnx.ModelProto") -> ir.Module:
+def import_model(proto: onnx.ModelProto) -> ir.Module:
     """torch-mlir's ONNX importer: raw torch IR (`torch.operator "onnx.*"`), entry renamed to @main."""
     from torch_mlir.extras import onnx_importer
 
@@ -99,14 +106,14 @@ def import_model(proto: "onnx.ModelProto") -> ir.Module:
     return module
 
 
-def import_to_torch(proto: "onnx.ModelProto") -> ir.Module:
+def import_to_torch(proto: onnx.ModelProto) -> ir.Module:
     """Import and run torch-mlir's ONNX -> torch-backend pipeline: torch-backend IR."""
     module = import_model(proto)
     to_torch_backend(module, ONNX_TO_TORCH_BACKEND, "ONNX")
     return module
 
 
-def compile_onnx(model: "str | Path | onnx.ModelProto", grouped_conv: str | None = "grouped",
+def compile_onnx(model: str | Path | onnx.ModelProto, grouped_conv: str | None = "grouped",
                  output_type: str = "linalg-on-tensors") -> ir.Module:
     """Import an ONNX model (path or `onnx.ModelProto`) with torch-mlir and lower
     its convolutions with the plugin; same `grouped_conv` / `output_type` as
@@ -144,13 +151,13 @@ class GraphInput:
             return tuple(int(d) for d in self.dims)  # type: ignore[arg-type]
         if len(shape) != len(self.dims):
             raise InputError(f"input {self.name!r} has rank {len(self.dims)}, the given shape {list(shape)} has {len(shape)}")
-        for axis, (static, given) in enumerate(zip(self.dims, shape)):
+        for axis, (static, given) in enumerate(zip(self.dims, shape, strict=False)):
             if static is not None and static != given:
                 raise InputError(f"input {self.name!r} has static dim {static} at axis {axis}, the given shape has {given}")
         return shape
 
 
-def graph_inputs(proto: "onnx.ModelProto") -> list[GraphInput]:
+def graph_inputs(proto: onnx.ModelProto) -> list[GraphInput]:
     onnx = _onnx()
     initialized = {t.name for t in proto.graph.initializer}
     inputs = []
@@ -181,7 +188,7 @@ def random_inputs(inputs: list[GraphInput], shapes: list[tuple[int, ...]], seed:
     """Standard normal floats, small non-negative integers, random booleans."""
     rng = np.random.default_rng(seed)
     arrays = []
-    for spec, shape in zip(inputs, shapes):
+    for spec, shape in zip(inputs, shapes, strict=False):
         if np.issubdtype(spec.dtype, np.floating):
             arrays.append(rng.standard_normal(shape).astype(spec.dtype))
         elif spec.dtype == np.bool_:
@@ -191,22 +198,22 @@ def random_inputs(inputs: list[GraphInput], shapes: list[tuple[int, ...]], seed:
     return arrays
 
 
-def run_onnxruntime(proto: "onnx.ModelProto", inputs: list[GraphInput], arrays: list[np.ndarray]) -> list[np.ndarray]:
+def run_onnxruntime(proto: onnx.ModelProto, inputs: list[GraphInput], arrays: list[np.ndarray]) -> list[np.ndarray]:
     """onnxruntime's CPU execution provider on `arrays`: the reference outputs."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError("verifying ONNX models needs `onnxruntime`: pip install 'torch-grouped-conv[onnx]'") from None
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return list(session.run(None, {spec.name: a for spec, a in zip(inputs, arrays)}))
+    return list(session.run(None, {spec.name: a for spec, a in zip(inputs, arrays, strict=False)}))
 
 
-def verify_onnx(model: "str | Path | onnx.ModelProto", *, input_shapes: Any = None, backend: str = "refbackend",
+def verify_onnx(model: str | Path | onnx.ModelProto, *, input_shapes: Any = None, backend: str = "refbackend",
                 grouped_conv: str | None = "grouped", on_stage: Any = None, name: str | None = None, seed: int = 0):
     """Compile the ONNX model with the plugin, run it on `backend` and onnxruntime
     on the same random inputs, compare every output (verify.py's metric)."""
-    from ..runners import load
-    from ..verify import VerifyResult, _stage, compare
+    from torch_grouped_conv.runners import load
+    from torch_grouped_conv.verify import VerifyResult, _stage, compare
 
     check_options(grouped_conv, "linalg-on-tensors")
     times: dict[str, float] = {}
@@ -230,7 +237,7 @@ def verify_onnx(model: "str | Path | onnx.ModelProto", *, input_shapes: Any = No
     with _stage("onnxruntime", times, on_stage):
         expected = run_onnxruntime(proto, inputs, arrays)
     with _stage("compare", times, on_stage):
-        comparisons = [compare(a, e) for a, e in zip(actual, expected)]
+        comparisons = [compare(a, e) for a, e in zip(actual, expected, strict=False)]
         if len(actual) != len(expected):
             comparisons.append(compare(np.zeros(0), np.zeros(1)))  # a missing output fails
         worst = max(comparisons, key=lambda c: (not c.passed, c.max_rel_error))

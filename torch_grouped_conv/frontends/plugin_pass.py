@@ -16,10 +16,10 @@ from typing import Any
 
 from torch_mlir import ir
 
-from ..errors import InputError
-from ..report import RewriteReport
-from ..rewrite.pattern import STRATEGIES, apply_plugin
-from ..stages import record_report
+from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin
+from torch_grouped_conv.stages import record_report
 
 PASS_NAME = "TorchGroupedConvPass"
 PASS_ARGUMENT = "torch-grouped-conv"

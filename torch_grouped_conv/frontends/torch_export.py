@@ -12,9 +12,9 @@ import torch
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
 
-from ..errors import CompileError, ModelInputError
-from ..importer import FastLiteralHooks
-from ..stages import PLUGIN_LEGAL_OPS, check_options, finish
+from torch_grouped_conv.errors import CompileError, ModelInputError
+from torch_grouped_conv.importer import FastLiteralHooks
+from torch_grouped_conv.stages import PLUGIN_LEGAL_OPS, check_options, finish
 
 
 def compile(

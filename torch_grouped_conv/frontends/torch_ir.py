@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from ..errors import InputError
-from ..report import RewriteReport
-from ..rewrite.pattern import STRATEGIES, apply_plugin, convolution_ops, ensure_torch_conversion_dialect
-from ..stages import FX_TO_TORCH_BACKEND, ONNX_TO_TORCH_BACKEND, record_report, to_torch_backend
+from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin, convolution_ops, ensure_torch_conversion_dialect
+from torch_grouped_conv.stages import FX_TO_TORCH_BACKEND, ONNX_TO_TORCH_BACKEND, record_report, to_torch_backend
 
 INPUT_FORMS = ("auto", "torch-backend", "raw", "onnx")
 

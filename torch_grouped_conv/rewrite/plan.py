@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
-from .spec import FLOAT_DTYPES, QUANTIZED_RESULT, ConvSpec, Dim, QuantOperand, Refusal
+from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES, QUANTIZED_RESULT, ConvSpec, Dim, QuantOperand, Refusal
 
 # Spatial ranks with a lowering for every case (see emit.py's tables).
 SUPPORTED_SPATIAL_RANKS = (1, 2, 3)
@@ -43,7 +43,7 @@ STORAGE_RANGE = {"ui8": (0, 255), "si8": (-128, 127)}
 SIGNED_SHIFT = 128  # ui8 q -> i8 q - 128 (flip the top bit); differences q - zp are unchanged
 
 
-class Case(str, Enum):
+class Case(StrEnum):
     """Which shape of (forward) convolution this is; one emitter per case."""
 
     CONV = "conv"  # groups == 1
@@ -183,7 +183,7 @@ def transposed_window(spec: ConvSpec, kernel: tuple[Dim, ...]) -> Window:
     """
     low: list[Dim] = []
     high: list[Dim] = []
-    for k, d, p, op in zip(kernel, spec.dilation, spec.padding, spec.output_padding):
+    for k, d, p, op in zip(kernel, spec.dilation, spec.padding, spec.output_padding, strict=False):
         pad = None if k is None or p is None else d * (k - 1) - p
         low.append(pad)
         high.append(None if pad is None else pad + op)
@@ -283,7 +283,7 @@ def _check_output_padding(spec: ConvSpec) -> Refusal | None:
         if any(spec.output_padding):
             return Refusal(f"output_padding={list(spec.output_padding)} on a non-transposed convolution")
         return None
-    for i, (op, s, d) in enumerate(zip(spec.output_padding, spec.stride, spec.dilation)):
+    for i, (op, s, d) in enumerate(zip(spec.output_padding, spec.stride, spec.dilation, strict=False)):
         if not 0 <= op < max(s, d):
             return Refusal(f"output_padding[{i}]={op} must be in [0, max(stride={s}, dilation={d}))")
     return None

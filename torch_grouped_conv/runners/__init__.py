@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from torch_mlir import ir
 
-from .common import as_numpy
+from torch_grouped_conv.runners.common import as_numpy
 
 BACKENDS = ("refbackend", "iree")
 
@@ -21,11 +21,11 @@ def load(module: ir.Module, backend: str = "refbackend") -> Callable[..., list[n
     list of numpy arrays, one per result. The module itself is not modified.
     """
     if backend == "refbackend":
-        from .refbackend import RefBackendProgram
+        from torch_grouped_conv.runners.refbackend import RefBackendProgram
 
         program: Program = RefBackendProgram(module)
     elif backend == "iree":
-        from .iree import IreeProgram
+        from torch_grouped_conv.runners.iree import IreeProgram
 
         program = IreeProgram(module)
     else:

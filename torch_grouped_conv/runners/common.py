@@ -10,7 +10,7 @@ import ml_dtypes
 import numpy as np
 from torch_mlir import ir, passmanager
 
-from ..errors import CompileError
+from torch_grouped_conv.errors import CompileError
 
 
 def module_bytecode(module: ir.Module) -> bytes:

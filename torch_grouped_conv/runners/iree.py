@@ -15,10 +15,10 @@ from iree import runtime as iree_rt
 from iree.compiler.tools.binaries import find_tool
 from torch_mlir import ir
 
-from ..errors import CompileError
-from ..rewrite.builders import NO_DATA_TILING
-from .common import module_bytecode
-from .iree_flags import RUNTIME_ALLOCATORS, TUNED, TUNED_DYNAMIC, flag_set
+from torch_grouped_conv.errors import CompileError
+from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
+from torch_grouped_conv.runners.common import module_bytecode
+from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, TUNED, TUNED_DYNAMIC, flag_set
 
 # Flags that select the target; benchmarks may add tuning flags on top.
 IREE_TARGET_FLAGS = [

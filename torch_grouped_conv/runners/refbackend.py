@@ -23,10 +23,10 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, func, linalg, tensor
 from torch_mlir.execution_engine import ExecutionEngine
-from torch_mlir.runtime import get_unranked_memref_descriptor, unranked_memref_to_numpy, UnrankedMemRefDescriptor
+from torch_mlir.runtime import UnrankedMemRefDescriptor, get_unranked_memref_descriptor, unranked_memref_to_numpy
 
-from ..errors import CompileError
-from .common import clone_module, run_pipeline
+from torch_grouped_conv.errors import CompileError
+from torch_grouped_conv.runners.common import clone_module, run_pipeline
 
 RETURN_CALLBACK_PREFIX = "refbackend_consume_func_return_"
 
@@ -115,7 +115,7 @@ class RefBackendProgram:
             # Copy: the buffers belong to the JIT-ed code and die after the call.
             self._results = [
                 np.array(unranked_memref_to_numpy(d, MEMREF_DTYPES[k]), copy=True)
-                for d, k in zip(descriptors, kinds)
+                for d, k in zip(descriptors, kinds, strict=False)
             ]
             for i in self._bf16_results:
                 self._results[i] = self._results[i].view(BF16)
@@ -215,8 +215,8 @@ def check_input_shapes(arrays: list[np.ndarray], expected: list[list[int | None]
     """Unranked memrefs carry no static shape: the JIT would read out of bounds. Check here."""
     if len(arrays) != len(expected):
         raise TypeError(f"refbackend: {len(arrays)} inputs given, @main takes {len(expected)}")
-    for i, (a, dims) in enumerate(zip(arrays, expected)):
-        if a.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, a.shape)):
+    for i, (a, dims) in enumerate(zip(arrays, expected, strict=False)):
+        if a.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, a.shape, strict=False)):
             shown = "x".join("?" if d is None else str(d) for d in dims)
             raise TypeError(f"refbackend: input {i} has shape {list(a.shape)}, @main expects {shown}")
 

@@ -3,8 +3,8 @@
 Importing this package registers every strategy's emitters.
 """
 
-from . import auto, channels_last, im2col, matmul, split, taps  # noqa: F401  (register emitters)
-from .registry import Choice, choose
+from torch_grouped_conv.rewrite.strategies import auto, channels_last, im2col, matmul, split, taps  # noqa: F401  (register emitters)
+from torch_grouped_conv.rewrite.strategies.registry import Choice, choose
 
 STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
 

@@ -50,10 +50,10 @@ except depthwise.
 
 from __future__ import annotations
 
-from ..plan import Case, ConvPlan, group_channels
-from .phases import is_phased
-from .registry import PICKERS
-from .taps import MAX_TAPS
+from torch_grouped_conv.rewrite.emit.phases import is_phased
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
+from torch_grouped_conv.rewrite.strategies.registry import PICKERS
+from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 
@@ -69,7 +69,7 @@ def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
     return "im2col", f"quantized {plan.case}: grouped GEMM on i32 (im2col + batch_matmul)"
 
 
-def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
+def pick_strategy(plan: ConvPlan) -> tuple[str, str]:  # noqa: C901 - split by the Strategy refactor
     """(strategy, why) for one convolution; see the module docstring."""
     if plan.quant is not None:
         return pick_quantized(plan)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import linalg
 
-from .. import builders
-from ..plan import Case, ConvPlan
-from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, transpose
-from .registry import emits
+from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.layout import NCHW_TO_NHWC, NHWC_TO_NCHW, transpose
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.strategies.registry import emits
 
 FCHW_TO_HWCF = (2, 3, 1, 0)
 CHW_TO_HWC = (1, 2, 0)

@@ -24,12 +24,21 @@ from collections.abc import Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
 
-from .. import builders
-from ..plan import Case, ConvPlan
-from ..spec import FLOAT_DTYPES
-from .layout import elem_type, extract, merge_groups, parallel_generic, reshape, shape, sizes, transpose
-from .phases import TapSet, by_phase, is_phased
-from .registry import COVERAGE, Coverage, declines, emits
+from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.layout import (
+    elem_type,
+    extract,
+    merge_groups,
+    parallel_generic,
+    reshape,
+    shape,
+    sizes,
+    transpose,
+)
+from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, is_phased
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
+from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, declines, emits
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -42,7 +51,7 @@ def im2col_input_map(stride: Sequence[int], dilation: Sequence[int]) -> ir.Affin
     d = len(stride)
     dims = [ir.AffineDimExpr.get(i) for i in range(3 + 2 * d)]
     g, c, ks, n, outs = dims[0], dims[1], dims[2:2 + d], dims[2 + d], dims[3 + d:]
-    window = [o * s + k * r for o, k, s, r in zip(outs, ks, stride, dilation)]
+    window = [o * s + k * r for o, k, s, r in zip(outs, ks, stride, dilation, strict=False)]
     return ir.AffineMap.get(3 + 2 * d, 0, [n, g, c, *window])
 
 
@@ -125,12 +134,12 @@ def emit_im2col_phases(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) 
     f, c_group = shape(w)[:2]
 
     def emit(tap_set: TapSet, u: ir.Value) -> ir.Value:
-        first, step, base, spacing, count = zip(*tap_progressions(tap_set))
+        first, step, base, spacing, count = zip(*tap_progressions(tap_set), strict=False)
         w_phase = extract(w, [0, 0, *first], [f, c_group, *count], [1, 1, *step])
         # exactly the window the phase reads, so that a unit tap count (IREE folds the unit
         # dim, leaving a bare q index) sees an input of size Q
         n, c = sizes(u)[:2]
-        window = [builders.add(q, (m - 1) * r) for q, m, r in zip(tap_set.out_sizes, count, spacing)]
+        window = [builders.add(q, (m - 1) * r) for q, m, r in zip(tap_set.out_sizes, count, spacing, strict=False)]
         u_phase = extract(u, [0, 0, *base], [n, c, *window], [1] * (2 + d))
         col = im2col_matrix(u_phase, groups, count, (1,) * d, spacing, tap_set.out_sizes)
         # One tap per dim: the weight is a plain slice of the (constant) flipped weight, which

@@ -22,12 +22,12 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg
 
-from .. import builders
-from ..plan import Case, ConvPlan
-from ..spec import FLOAT_DTYPES
-from .im2col import emit_im2col
-from .layout import elem_type, extract, reshape, shape, sizes
-from .registry import COVERAGE, Coverage, emits
+from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.layout import elem_type, extract, reshape, shape, sizes
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
+from torch_grouped_conv.rewrite.strategies.im2col import emit_im2col
+from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, emits
 
 
 def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[builders.SizeValue, ...]) -> ir.Value:

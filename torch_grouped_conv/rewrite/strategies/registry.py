@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..emit import Emitter
-from ..emit_quantized import default_emitter
-from ..plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.strategies.grouped import Emitter
+from torch_grouped_conv.rewrite.strategies.grouped_quantized import default_emitter
 
 DEFAULT_STRATEGY = "grouped"
 

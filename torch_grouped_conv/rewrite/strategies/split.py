@@ -16,10 +16,10 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
 
-from ..plan import Case, ConvPlan
-from .. import builders
-from .layout import elem_type, shape, slice_axis
-from .registry import declines, emits
+from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.layout import elem_type, shape, slice_axis
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.strategies.registry import declines, emits
 
 MAX_SPLIT_GROUPS = 16
 

@@ -45,14 +45,23 @@ from collections.abc import Callable, Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..builders import SizeValue, pad_spatial, static_dims, tensor_type
-from ..builders import add as add_size
-from ..plan import Case, ConvPlan, group_channels
-from ..spec import FLOAT_DTYPES
-from .layout import (NCHW_TO_NHWC, NHWC_TO_NCHW, elem_type, extract, parallel_generic, reshape, shape, sizes,
-                     transpose)
-from .phases import TapSet, by_phase, output_phases, tap_offsets
-from .registry import COVERAGE, Coverage, declines, emits
+from torch_grouped_conv.rewrite.emit.builders import SizeValue, pad_spatial, static_dims, tensor_type
+from torch_grouped_conv.rewrite.emit.builders import add as add_size
+from torch_grouped_conv.rewrite.emit.layout import (
+    NCHW_TO_NHWC,
+    NHWC_TO_NCHW,
+    elem_type,
+    extract,
+    parallel_generic,
+    reshape,
+    shape,
+    sizes,
+    transpose,
+)
+from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, output_phases, tap_offsets
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
+from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
+from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, declines, emits
 
 MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
 MAX_GROUPED_TAPS = 144  # grouped: C/G*prod(K) products per output (16 channels x 3x3)

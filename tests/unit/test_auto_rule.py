@@ -1,0 +1,174 @@
+"""The `auto` rule as a pure function of the plan (no IR, no compilation)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
+from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
+from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage
+from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
+
+
+def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
+         channels_last_result: bool = False) -> ConvPlan:
+    out = (14 + 2 * (kernel // 2) - kernel) // stride + 1
+    spec = ConvSpec(
+        location="loc(unknown)",
+        input=TensorInfo((1, c_in, 14, 14), "f32"),
+        weight=TensorInfo((c_out, c_in // groups, kernel, kernel), "f32"),
+        result=TensorInfo((1, c_out, out, out), "f32"),
+        has_bias=True, stride=(stride, stride), padding=(kernel // 2,) * 2, dilation=(1, 1),
+        output_padding=(0, 0), transposed=False, groups=groups, channels_last_result=channels_last_result,
+    )
+    planned = plan_convolution(spec)
+    assert isinstance(planned, ConvPlan), planned
+    return planned
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "groups", "kernel", "stride", "expected"), [
+    (384, 384, 384, 7, 1, "taps"),  # ConvNeXt depthwise 7x7
+    (384, 384, 384, 3, 1, "taps"),  # MobileNet depthwise 3x3
+    (96, 96, 96, 3, 2, "taps"),  # MobileNet depthwise 3x3 stride 2
+    (240, 240, 240, 5, 1, "taps"),  # EfficientNet depthwise 5x5
+    (384, 384, 384, 9, 1, "channels-last"),  # 81 taps
+    (256, 256, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 8
+    (128, 128, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 4
+    (512, 512, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 16
+    (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
+    (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
+    (32, 64, 32, 3, 1, "taps"),  # channel multiplier (depthwise_multiplier): m outputs per channel
+    (64, 128, 1, 3, 1, "matmul"),  # plain 3x3 conv: im2col + matmul
+    (128, 128, 1, 3, 2, "matmul"),  # 3x3 stride 2 (ResNet-50 downsampling): im2col + matmul
+    (96, 192, 1, 2, 2, "matmul"),  # 2x2 stride 2 (ConvNeXt downsampling): im2col + matmul
+    (64, 128, 1, 1, 1, "matmul"),  # 1x1
+    (512, 1024, 1, 1, 2, "matmul"),  # 1x1 stride 2 (ResNet downsample)
+    (3, 64, 1, 7, 2, "matmul"),  # stem: im2col + matmul
+])
+def test_pick_strategy(c_in: int, c_out: int, groups: int, kernel: int, stride: int, expected: str) -> None:
+    strategy, why = pick_strategy(plan(c_in, c_out, groups, kernel, stride))
+    assert strategy == expected
+    assert why  # the reason goes into the report's note
+
+
+def test_thresholds_are_the_boundaries() -> None:
+    assert MAX_TAPS == 64  # 8x8 is the largest square window for taps
+    assert pick_strategy(plan(64, 64, 64, 7))[0] == "taps"
+    assert pick_strategy(plan(64, 64, 64, 9))[0] == "channels-last"
+    assert pick_strategy(plan(8 * GROUPED_TAPS // 9, 64, 8, 3))[0] == "taps"  # C/G * 9 == GROUPED_TAPS
+    assert pick_strategy(plan(8 * (GROUPED_TAPS // 9 + 1), 64, 8, 3))[0] == "im2col"
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "groups", "case"), [
+    (64, 64, 1, Case.CONV), (64, 64, 64, Case.DEPTHWISE), (32, 64, 32, Case.DEPTHWISE_MULTIPLIER),
+    (64, 64, 8, Case.GROUPED),
+])
+def test_note_names_the_case(c_in: int, c_out: int, groups: int, case: Case) -> None:
+    """Every case has a rule, and the note (shown in the report) describes that case."""
+    planned = plan(c_in, c_out, groups, 3)
+    assert planned.case is case
+    _, why = pick_strategy(planned)
+    assert ("groups=1" in why) == (case is Case.CONV), why
+    assert ("depthwise" in why) == (case in (Case.DEPTHWISE, Case.DEPTHWISE_MULTIPLIER)), why
+
+
+def test_depthwise_permuted_to_channels_last_says_nhwc() -> None:
+    """ConvNeXt's dwconv feeds a permute to NHWC: still taps, and the note says it is computed NHWC."""
+    strategy, why = pick_strategy(plan(96, 96, 96, 7, channels_last_result=True))
+    assert strategy == "taps" and "NHWC" in why
+    assert "NHWC" not in pick_strategy(plan(96, 96, 96, 7))[1]
+
+
+def plan_nd(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1, transposed: bool = False,
+            dtype: str = "f32") -> ConvPlan:
+    """A (transposed) convolution of spatial rank `rank` on an 8^rank input, padding k//2."""
+    size, pad = 8, kernel // 2
+    if transposed:
+        out = (size - 1) * stride - 2 * pad + kernel
+        weight = (c_in, c_out // groups, *(kernel,) * rank)
+    else:
+        out = (size + 2 * pad - kernel) // stride + 1
+        weight = (c_out, c_in // groups, *(kernel,) * rank)
+    spec = ConvSpec(
+        location="loc(unknown)",
+        input=TensorInfo((1, c_in, *(size,) * rank), dtype),
+        weight=TensorInfo(weight, dtype),
+        result=TensorInfo((1, c_out, *(out,) * rank), dtype),
+        has_bias=True, stride=(stride,) * rank, padding=(pad,) * rank, dilation=(1,) * rank,
+        output_padding=(0,) * rank, transposed=transposed, groups=groups,
+    )
+    planned = plan_convolution(spec)
+    assert isinstance(planned, ConvPlan), planned
+    return planned
+
+
+@pytest.mark.parametrize(("rank", "c_in", "c_out", "groups", "kernel", "stride", "transposed", "dtype", "expected"), [
+    (3, 96, 96, 96, 3, 1, False, "f32", "taps"),  # CSN / X3D depthwise 3x3x3
+    (3, 64, 64, 4, 3, 1, False, "f32", "im2col"),  # 3D grouped, C/G = 16: 432 products
+    (3, 16, 16, 4, 3, 1, False, "f32", "im2col"),  # C/G = 4 x 27 = 108 > GROUPED_TAPS
+    (3, 64, 128, 1, 1, 1, False, "f32", "matmul"),  # 3D 1x1x1
+    (3, 64, 64, 1, 3, 1, False, "f32", "matmul"),  # r3d_18 3x3x3: im2col + matmul (~11x the direct conv_3d)
+    (2, 64, 64, 1, 3, 2, True, "f32", "matmul"),  # transposed groups == 1 3x3: one GEMM per output phase
+    (1, 256, 128, 1, 4, 2, True, "f32", "matmul"),  # 1D decoder, k=4 s=2
+    (2, 64, 64, 1, 3, 1, True, "f32", "matmul"),  # transposed stride 1: im2col + matmul
+    (1, 768, 768, 16, 128, 1, False, "f32", "im2col"),  # wav2vec2 positional conv: K = 48*128
+    (1, 256, 256, 256, 3, 1, False, "f32", "taps"),  # 1D separable TCN depthwise
+    (1, 64, 64, 64, 65, 1, False, "f32", "grouped"),  # 65 taps > MAX_TAPS, channels-last is 2D only
+    (1, 32, 64, 32, 3, 1, False, "f32", "taps"),  # 1D channel multiplier
+    (2, 64, 64, 64, 4, 2, True, "f32", "taps"),  # depthwise transposed (upsampler): by phase
+    (2, 64, 64, 4, 3, 2, True, "f32", "im2col"),  # grouped transposed, C/G = 16
+    (2, 16, 16, 8, 3, 2, True, "f32", "taps"),  # grouped transposed, C/G = 2 (weight [C, F/G, ...])
+    (2, 64, 64, 64, 9, 1, True, "f32", "grouped"),  # 81 taps, transposed: not channels-last
+    (2, 64, 64, 64, 3, 1, False, "f16", "taps"),  # f16 depthwise
+    (2, 256, 256, 32, 3, 1, False, "bf16", "taps"),  # bf16 ResNeXt C/G = 8
+])
+def test_pick_strategy_beyond_2d_f32(rank: int, c_in: int, c_out: int, groups: int, kernel: int, stride: int,
+                                     transposed: bool, dtype: str, expected: str) -> None:
+    strategy, why = pick_strategy(plan_nd(rank, c_in, c_out, groups, kernel, stride, transposed, dtype))
+    assert strategy == expected, why
+
+
+def test_transposed_note_says_phases() -> None:
+    _, why = pick_strategy(plan_nd(2, 64, 64, 64, 4, 2, True))
+    assert "one tap set per output phase" in why and "stride [2, 2]" in why
+    _, forward = pick_strategy(plan_nd(2, 64, 64, 64, 4, 2, False))
+    assert "phase" not in forward
+    for groups in (1, 4):  # im2col (matmul for groups == 1) by phase: one GEMM each
+        _, gemm = pick_strategy(plan_nd(2, 64, 64, groups, 3, 2, True))
+        assert "one GEMM per output phase" in gemm and "stride [2, 2]" in gemm, gemm
+
+
+def test_multiplier_threshold_is_max_taps() -> None:
+    assert pick_strategy(plan_nd(2, 8, 16, 8, 7))[0] == "taps"  # 49 taps
+    assert pick_strategy(plan_nd(2, 8, 16, 8, 9))[0] == "im2col"  # 81 taps
+
+
+def with_shapes(planned: ConvPlan, input_shape: tuple[int | None, ...], result_shape: tuple[int | None, ...]) -> ConvPlan:
+    spec = dataclasses.replace(planned.spec, input=TensorInfo(input_shape, "f32"), result=TensorInfo(result_shape, "f32"))
+    replanned = plan_convolution(spec)
+    assert isinstance(replanned, ConvPlan), replanned
+    return replanned
+
+
+@pytest.mark.parametrize(("input_shape", "result_shape", "refusal"), [
+    ((None, 8, 8, 8), (None, 8, 8, 8), None),  # dynamic batch
+    ((1, 8, None, 8), (1, 8, None, 8), None),  # dynamic height
+    ((None, 8, None, None), (None, 8, None, None), None),
+    ((1, None, 8, 8), (1, 8, 8, 8), "dynamic shape [1, ?, 8, 8] (its emitters size channel dims statically)"),
+])
+def test_coverage_takes_dynamic_batch_and_spatial_dims(input_shape: tuple[int | None, ...],
+                                                       result_shape: tuple[int | None, ...],
+                                                       refusal: str | None) -> None:
+    """taps, im2col and matmul size views and GEMMs from tensor.dim for the
+    batch and spatial dims; the channel counts (groups, C/G, K) stay static."""
+    planned = with_shapes(plan_nd(2, 8, 8, 2, 3), input_shape, result_shape)
+    for strategy in ("taps", "im2col", "matmul"):
+        assert COVERAGE[strategy].refusal(planned) == refusal, strategy
+    batch_only = Coverage(ranks=(2,), dynamic_batch=True)
+    expected = None if input_shape[1:] == (8, 8, 8) else (
+        f"dynamic shape [{', '.join('?' if d is None else str(d) for d in input_shape)}] "
+        "(its emitters size channel or spatial dims statically)")
+    assert batch_only.refusal(planned) == expected

@@ -1,0 +1,318 @@
+"""The rewrite pattern on `torch.aten.convolution` (and `torch.aten.conv_tbc`)
+and the driver that applies it.
+
+Flow per op: read (spec.py; conv_tbc.py for conv_tbc) -> decide (plan.py) ->
+emit (emit.py). Each op kind is a `Frontend` in `FRONTENDS`: its reader and
+its emitter around the shared `emit_builtin`. A refusal leaves the op for
+torch-mlir's own lowering and is recorded in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch_mlir import ir, passmanager, rewrite
+from torch_mlir.dialects import torch as torch_d
+
+from torch_grouped_conv.report import ConvDecision, RewriteReport
+from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
+from torch_grouped_conv.rewrite.read import conv_tbc
+from torch_grouped_conv.rewrite.read.spec import (
+    ConvSpec,
+    Refusal,
+    TensorInfo,
+    parse_vtensor_type,
+    quantized_storage,
+    read_conv_spec,
+    runtime_int_list,
+)
+from torch_grouped_conv.rewrite.strategies import STRATEGIES, choose
+from torch_grouped_conv.rewrite.strategies.grouped import Emitter
+from torch_grouped_conv.rewrite.strategies.grouped_quantized import default_emitter
+
+CONVOLUTION_OP = "torch.aten.convolution"
+ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
+
+# In the MLIR Python API a pattern returns a falsy value when it matched.
+MATCHED = False
+NOT_MATCHED = True
+
+
+def ensure_torch_conversion_dialect(context: ir.Context) -> None:
+    """Load `torch_c` into `context`.
+
+    torch-mlir's Python package registers only the `torch` dialect; `torch_c`
+    ops created before their dialect is loaded are unregistered and break
+    later. Running a pass that declares torch_c as a dependent dialect, on an
+    empty module, loads it through the pass manager's normal mechanism.
+    """
+    if context.is_registered_operation("torch_c.to_builtin_tensor"):
+        return
+    with context, ir.Location.unknown():
+        empty = ir.Module.create()
+        passmanager.PassManager.parse("builtin.module(torch-func-backend-type-conversion)").run(empty.operation)
+
+
+def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
+    """All ops called `name` (e.g. "linalg.conv_2d_ngchw_gfchw"), in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == name:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """One op the plugin lowers: how to read it and how to emit a plan for it."""
+
+    op_class: type
+    read: Callable[[ir.Operation], ConvSpec | Refusal]
+    emit: Callable[[ConvPlan, ir.Operation, Emitter | None], ir.Value]
+
+
+def convolution_ops(module: ir.Module) -> list[ir.Operation]:
+    """All ops the plugin lowers (`torch.aten.convolution`, `torch.aten.conv_tbc`), in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name in FRONTENDS:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
+    """Rewrite every convolution of `module` (torch backend form) in place."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown grouped_conv strategy {strategy!r}; choose one of {', '.join(STRATEGIES)} or None")
+    ensure_torch_conversion_dialect(module.context)
+    convolutions = convolution_ops(module)
+    # Number the ops up front: Python handles to ops the rewriter erases must
+    # not be kept, and the greedy driver may visit a refused op more than once.
+    for i, op in enumerate(convolutions):
+        op.attributes[ORDER_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context), i)
+    decisions: dict[int, ConvDecision] = {}
+
+    def rewrite_convolution(op: ir.OpView, rewriter: rewrite.PatternRewriter) -> bool:
+        source = op.operation
+        number = ir.IntegerAttr(source.attributes[ORDER_ATTR]).value
+        frontend = FRONTENDS[source.name]
+        spec = frontend.read(source)
+        plan = spec if isinstance(spec, Refusal) else plan_convolution(spec)
+        if isinstance(plan, Refusal):
+            decisions[number] = _decision(source, spec, None, plan.reason, strategy)
+            return NOT_MATCHED
+        choice = choose(strategy, plan)
+        with rewriter.ip, source.location:
+            result = frontend.emit(plan, source, choice.emitter)
+        decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
+        rewriter.replace_op(source, [result])
+        return MATCHED
+
+    patterns = rewrite.RewritePatternSet(module.context)
+    for frontend in FRONTENDS.values():
+        patterns.add(frontend.op_class, rewrite_convolution)
+    frozen = patterns.freeze()
+    try:
+        rewrite.apply_patterns_and_fold_greedily(module, frozen)
+    finally:
+        for op in convolution_ops(module):  # the refused ones are still there
+            if ORDER_ATTR in op.attributes:
+                del op.attributes[ORDER_ATTR]
+    return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
+
+
+def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+    """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back.
+
+    Quantized plans (`plan.quant`) read input and weight from the i8 storage
+    their quantized operands are made from. For the default (`*_q`) emitters
+    ui8 data is shifted to signed and padding is the input's zero point (see
+    plan.QuantPlan); a strategy emitter gets them centered instead, i32
+    q - zero point, an ordinary integer conv with zero padding.
+    """
+    default = default_emitter(plan)
+    emitter = emitter or default
+    centered = plan.quant is not None and emitter is not default
+    x, w = _builtin_operands(plan, op, centered)
+    b_in = op.operands[2]
+    bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
+    padding = _padding_sizes(plan, op.operands[4])
+    fill = plan.quant.input_zero_point if plan.quant is not None and not centered else 0
+    result = emit_builtin(plan, x, w, bias, emitter, padding, fill)
+    return builders.from_builtin(result, op.results[0].type)
+
+
+def _builtin_operands(plan: ConvPlan, op: ir.Operation, centered: bool) -> tuple[ir.Value, ir.Value]:
+    """Input and weight as builtin tensors: the operands themselves, or for a
+    quantized plan their i8 storage, ui8 shifted to signed (or, `centered`,
+    i32 q - zero point)."""
+    spec, quant = plan.spec, plan.quant
+    x_in, w_in = op.operands[0], op.operands[1]
+    if quant is None or spec.input_quant is None or spec.weight_quant is None:
+        return builders.to_builtin(x_in, spec.input), builders.to_builtin(w_in, spec.weight)
+    x = builders.to_builtin(quantized_storage(x_in), TensorInfo(spec.input.shape, spec.input_quant.storage))
+    w = builders.to_builtin(quantized_storage(w_in), TensorInfo(spec.weight.shape, spec.weight_quant.storage))
+    if centered:
+        return (builders.centered_i32(x, quant.shift_input, spec.input_quant.zero_point),
+                builders.centered_i32(w, quant.shift_weight, spec.weight_quant.zero_point))
+    return (builders.shift_to_signed(x) if quant.shift_input else x,
+            builders.shift_to_signed(w) if quant.shift_weight else w)
+
+
+def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.SizeValue]:
+    """`aten.convolution`'s padding: the plan's ints, and the runtime !torch.int
+    items (None in the spec) as index values (torch_c.to_i64, arith.index_cast)."""
+    if None not in plan.spec.padding:
+        return list(plan.spec.padding)  # type: ignore[arg-type]
+    items = runtime_int_list(padding_list)
+    return [p if p is not None else builders.torch_int_to_index(items[i]) for i, p in enumerate(plan.spec.padding)]
+
+
+def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+    """`torch.aten.conv_tbc`: [T, B, C] -> [B, C, T] (and the weight [k, C, F] ->
+    [F, C, k]), the conv, then [B, F, T'] -> [T', B, F] (see conv_tbc.py)."""
+    x, w, bias = conv_tbc.builtin_operands(plan.spec, op)
+    result = conv_tbc.result_layout(emit_builtin(plan, x, w, bias, emitter))
+    return builders.from_builtin(result, op.results[0].type)
+
+
+def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
+                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None,
+                 fill: int = 0) -> ir.Value:
+    """Prepare input and weight, build the accumulator, run `emitter`
+    (default: the case's own), round to the result type; builtin tensors in
+    PyTorch's layout (input [N,C,*s], weight as `aten.convolution` has it,
+    bias [F]) in and out.
+
+    Strategy emitters (strategies/) take the flat layout: input [N,C,*s],
+    weight [F,C/G,*k], accumulator [N,F,*o].
+
+    Cases with `plan.grouped_layout` get every operand split by group right
+    where it enters (input [N,G,C/G,*s], weight [G,F/G,C/G,*k], bias [G,F/G],
+    accumulator [N,G,F/G,*o]) and the result is merged back at the end: padding
+    and bias broadcasting then happen on grouped tensors, so no expand_shape
+    of a padded or broadcast tensor is left for fusion to move (with dynamic
+    channels that trips upstream elementwise fusion and IREE 3.13).
+
+    Kernel sizes unknown at compile time are read from the weight
+    (`tensor.dim`): the transposed window's pads and the output sizes.
+    `padding` holds the padding where the spec has a runtime item (None):
+    an index value (default: the spec's ints). `fill` is the value padding
+    and inserted zeros take (a quantized input's zero point; default 0).
+    """
+    spec, window = plan.spec, plan.window
+    default = default_emitter(plan)
+    emitter = emitter or default
+    grouped, groups = plan.grouped_layout and emitter is default, spec.groups
+    kernel = _kernel_sizes(plan, w)
+    if grouped:
+        x = builders.expand(x, 1, groups)
+    pad_low, pad_high = _window_pads(plan, kernel, padding if padding is not None else list(spec.padding))
+    x = builders.window_input(x, window.input_dilation, pad_low, pad_high, fill)
+    if spec.transposed:
+        w = builders.transposed_weight(w, groups, plan.kernel)  # [G, F/G, C/G, *k]
+        if not grouped:
+            w = builders.collapse(w, 0)
+    elif grouped:
+        w = builders.expand(w, 0, groups)
+    acc_elem = builders.element_type(plan.accumulator_dtype)
+    if bias is not None:
+        bias = builders.convert_elements(builders.expand(bias, 0, groups) if grouped else bias, acc_elem)
+    sizes = _result_sizes(plan, grouped, x, w, kernel)
+    result = emitter(plan, x, w, builders.init_accumulator(sizes, acc_elem))
+    if bias is not None:  # after the conv, not as its init: see builders.init_accumulator
+        result = builders.add_bias(result, bias, sizes)
+    if grouped:
+        result = builders.collapse(result, 1)
+    return builders.convert_elements(result, builders.element_type(spec.result.dtype))
+
+
+def _kernel_sizes(plan: ConvPlan, w: ir.Value) -> list[builders.SizeValue]:
+    """The kernel sizes: the plan's, or `tensor.dim` of the weight (axes 2.. in
+    both the forward [F,C/G,*k] and the transposed [C,F/G,*k] layout)."""
+    return [k if k is not None else builders.size_of(w, 2 + i) for i, k in enumerate(plan.kernel)]
+
+
+def _window_pads(plan: ConvPlan, kernel: list[builders.SizeValue], padding: list[builders.SizeValue]
+                 ) -> tuple[list[builders.SizeValue], list[builders.SizeValue]]:
+    """The window's pads; those the plan left to run time (None) computed with
+    plan.py's formulas on index values: forward p on both sides; transposed
+    d*(k-1)-p low and d*(k-1)-p+op high."""
+    spec = plan.spec
+    low: list[builders.SizeValue] = []
+    high: list[builders.SizeValue] = []
+    for i, (lo, hi) in enumerate(zip(plan.window.pad_low, plan.window.pad_high, strict=False)):
+        if lo is not None and hi is not None:
+            low.append(lo)
+            high.append(hi)
+        elif not spec.transposed:
+            low.append(padding[i])
+            high.append(padding[i])
+        else:
+            reach = builders.mul(builders.add(kernel[i], -1), spec.dilation[i])
+            low.append(builders.subtract(reach, padding[i]))
+            high.append(builders.add(low[-1], spec.output_padding[i]))
+    return low, high
+
+
+def _result_sizes(plan: ConvPlan, grouped: bool, x: ir.Value, w: ir.Value,
+                  kernel: list[builders.SizeValue]) -> list[builders.SizeValue]:
+    """The accumulator's sizes, [N, F, *o] or grouped [N, G, F/G, *o], from the
+    prepared input `x` and forward weight `w` in the same layout: static dims
+    from the result type, dynamic ones computed."""
+    spec, window = plan.spec, plan.window
+    if grouped:
+        channels = [spec.groups, builders.size_of(w, 1)]
+    else:
+        known = spec.result.shape[1]
+        channels = [known if known is not None else builders.size_of(w, 0)]
+    sizes: list[builders.SizeValue] = [builders.size_of(x, 0), *channels]
+    lead = len(sizes)
+    for i, known in enumerate(spec.result.shape[2:]):
+        if known is not None:
+            sizes.append(known)
+            continue
+        sizes.append(builders.conv_output_size(
+            builders.size_of(x, lead + i), kernel[i], window.stride[i], window.dilation[i]
+        ))
+    return sizes
+
+
+FRONTENDS: dict[str, Frontend] = {
+    CONVOLUTION_OP: Frontend(torch_d.AtenConvolutionOp, read_conv_spec, emit_plan),
+    conv_tbc.CONV_TBC_OP: Frontend(torch_d.AtenConvTbcOp, conv_tbc.read_conv_tbc_spec, emit_conv_tbc),
+}
+
+
+def _bias_info(bias: ir.Value) -> TensorInfo:
+    info = parse_vtensor_type(str(bias.type))
+    assert info is not None, "aten.convolution's bias is a ranked vtensor or none"
+    return info
+
+
+def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
+              reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
+    if isinstance(spec, Refusal):
+        return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
+    # Shapes as the op has them (conv_tbc's [T, B, C] / [k, C, F], not the spec's layout).
+    x_info, w_info = parse_vtensor_type(str(op.operands[0].type)), parse_vtensor_type(str(op.operands[1].type))
+    return ConvDecision(
+        location=spec.location,
+        input_shape=list(x_info.shape) if x_info else None,
+        weight_shape=list(w_info.shape) if w_info else None,
+        groups=spec.groups,
+        case=None if plan is None else plan.label,
+        reason=reason,
+        strategy=strategy,
+        note=note,
+    )
