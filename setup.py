@@ -24,17 +24,16 @@ setup(
         "iree-base-compiler==3.13.0",
         "iree-base-runtime==3.13.0",
         "numpy",
-        "rich",
-        "matplotlib",
-        "tqdm",
+        "rich",  # CLI tables and the benchmark's progress bars
         "ml_dtypes",
     ],
     extras_require={
         # The ONNX frontend: compile_onnx, `verify model.onnx` against onnxruntime.
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # ONNX Runtime is the benchmark's peer column (torch.onnx export -> onnxruntime CPU).
-        "bench": ["onnx", "onnxruntime", "onnxscript"],
-        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript", "ruff"],
+        # matplotlib draws the plot (without it the JSON and markdown are still written).
+        "bench": ["onnx", "onnxruntime", "onnxscript", "matplotlib"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "mypy", "ruff", "onnx", "onnxruntime", "onnxscript", "matplotlib"],
     },
     entry_points={
         "console_scripts": ["torch-grouped-conv=torch_grouped_conv.cli:main"],

@@ -8,6 +8,7 @@ better.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_all(out_dir: Path, results: dict[str, Any]) -> list[Path]:
-    return [write_json(out_dir, results), write_markdown(out_dir, results), write_plot(out_dir, results)]
+    """The JSON and markdown results, and the plot where matplotlib (extra `[bench]`) is installed."""
+    written = [write_json(out_dir, results), write_markdown(out_dir, results)]
+    if importlib.util.find_spec("matplotlib") is not None:
+        written.append(write_plot(out_dir, results))
+    return written
 
 
 def rerender(out_dir: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from rich.progress import Progress
 
 from torch_grouped_conv.bench import breakdown, machine, output
 from torch_grouped_conv.bench.shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
@@ -222,13 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     set_runtime_threads(max(threads))  # before the first local-task device exists
     started = time.perf_counter()
     rows = []
-    bar = tqdm(workloads, desc="rows", unit="row")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     partial = args.out_dir / PARTIAL_NAME  # every finished row, in case a long run is interrupted
-    for workload in bar:
-        bar.set_postfix_str(workload.name)
-        rows.append(bench_workload(workload, threads, args))
-        partial.write_text(json.dumps({"command": " ".join(argv), "rows": rows}))
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("rows", total=len(workloads))
+        for workload in workloads:
+            progress.update(bar, description=f"rows ({workload.name})")
+            rows.append(bench_workload(workload, threads, args, progress))
+            partial.write_text(json.dumps({"command": " ".join(argv), "rows": rows}))
+            progress.advance(bar)
     results = {
         "machine": {str(t): machine.describe(t) for t in threads},
         "config": {
@@ -262,7 +264,8 @@ def _ort_version() -> str | None:
         return None
 
 
-def bench_workload(workload: Workload, threads: list[int], args: argparse.Namespace) -> dict[str, Any]:
+def bench_workload(workload: Workload, threads: list[int], args: argparse.Namespace,
+                   progress: Progress) -> dict[str, Any]:
     """Build the row's variants once, then time them at each thread count."""
     start = time.perf_counter()
     variants = workload.build()
@@ -275,7 +278,7 @@ def bench_workload(workload: Workload, threads: list[int], args: argparse.Namesp
         row["build"][name] = {"error": error}
     kinds = _conv_kinds(variants, workload, row) if args.breakdown else None
     for t in threads:
-        timings = row["threads"][str(t)] = time_variants(variants, workload, t, args)
+        timings = row["threads"][str(t)] = time_variants(variants, workload, t, args, progress)
         if kinds is not None:
             auto_ms = timings.get(AUTO, {}).get("median_ms", 0.0)
             calls = max(1, min(breakdown.PROFILE_CALLS, int(args.max_variant_s / max(auto_ms * 1e-3, 1e-9))))
@@ -285,7 +288,7 @@ def bench_workload(workload: Workload, threads: list[int], args: argparse.Namesp
 
 
 def time_variants(variants: list[Variant], workload: Workload, threads: int,
-                  args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+                  args: argparse.Namespace, progress: Progress) -> dict[str, dict[str, Any]]:
     """Instantiate at `threads`, check every output against PyTorch's, time the schedule.
     Each starts with empty IREE buffer caches (the previous rows' instances collected)."""
     torch.set_num_threads(threads)
@@ -317,9 +320,9 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
             ok = bool(np.isfinite(c.max_rel_error) and c.max_rel_error <= workload.tolerance)
             data[v.name].update(max_abs_err=c.max_abs_error, max_rel_err=c.max_rel_error, matches_pytorch=ok)
     plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
-    with tqdm(total=sum(timed for _, timed in plan), desc=f"{workload.name}, {threads} thread(s)", unit="call",
-              leave=False) as calls_bar:
-        times = run_schedule([inst.call for _, inst in ready], plan, tick=calls_bar.update)
+    calls = progress.add_task(f"{workload.name}, {threads} thread(s)", total=sum(timed for _, timed in plan))
+    times = run_schedule([inst.call for _, inst in ready], plan, tick=lambda n=1: progress.advance(calls, n))
+    progress.remove_task(calls)
     for (v, _), samples, cap in zip(ready, times, caps, strict=False):
         data[v.name].update(stats_ms(samples))
         data[v.name]["times_ms"] = [round(s * 1e3, 4) for s in samples]
