@@ -7,7 +7,7 @@ with PyTorch eager.
 
 prints one line per failure and closes with "N passed, M failed"; failing
 configs are written as JSON, replayable with `check_config(config)` (and
-added to cases_coverage.FUZZ_REGRESSIONS as regular e2e cases).
+added to cases_forms.FUZZ_REGRESSIONS as regular e2e cases).
 
 What a config draws (`conv_configs`): spatial rank 1-3; groups 1-16 with 1-8
 input and output channels per group; kernel, stride, dilation 1-3; padding
@@ -57,7 +57,7 @@ STRATEGIES: tuple[str, ...] = tuple(tgc.STRATEGIES)
 FEATURES: dict[str, bool] = {"dynamic_kernel": False}
 
 # Keys added since the first campaigns, with the value an older config (e.g. in
-# cases_coverage.FUZZ_REGRESSIONS) means.
+# cases_forms.FUZZ_REGRESSIONS) means.
 DEFAULTS: Config = {
     "unbatched": False, "weights_as_inputs": False, "dynamic_spatial": None, "dynamic_channels": False,
     "dynamic_kernel": False, "strategy": "grouped",

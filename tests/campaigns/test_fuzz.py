@@ -28,7 +28,7 @@ from tests.campaigns.fuzz import (
     full,
     output_spatial,
 )
-from tests.support.cases_coverage import FUZZ_REGRESSIONS
+from tests.support.cases_forms import FUZZ_REGRESSIONS
 
 QUIET = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 

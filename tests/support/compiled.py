@@ -13,7 +13,7 @@ import torch
 from torch_mlir import ir
 
 import torch_grouped_conv as tgc
-from tests.support import cases_conv2d, cases_coverage  # noqa: F401  (register their cases)
+from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
 from tests.support.registry import CASES, CaseInputs, E2ECase
 from torch_grouped_conv.report import RewriteReport
 

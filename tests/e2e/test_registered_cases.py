@@ -1,5 +1,5 @@
 """End to end: every registered case (tests/support/cases_conv2d.py and
-cases_coverage.py) compiled once with the plugin, its report and linalg ops
+cases_forms.py) compiled once with the plugin, its report and linalg ops
 checked, then every input tuple (the export example and, for dynamic cases,
 `more_inputs`) run on both backends and compared with PyTorch eager (eval
 mode, no_grad) at the tolerances of tests/support/tolerances.py. IREE must compile
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import torch_grouped_conv as tgc
-from tests.support import cases_coverage
+from tests.support import cases_forms
 from tests.support.compiled import all_inputs, case_params, compiled, eager, op_names, print_ir
 from tests.support.registry import CASES, E2ECase, register
 from tests.support.tolerances import tolerance
@@ -79,7 +79,7 @@ def test_plugin_off_matches_eager(name: str) -> None:
 def test_coverage_grid_is_complete() -> None:
     """Every (spatial rank, case, forward/transposed) combination has a case."""
     for rank in (1, 2, 3):
-        for case in cases_coverage.CHANNELS:
+        for case in cases_forms.CHANNELS:
             for prefix in ("", "transposed_"):
                 assert f"cov_{rank}d_{prefix}{case}" in CASES
 

@@ -1,7 +1,7 @@
 """IR-level tests for kernel sizes known only at run time (hand-written
 torch-backend IR, plugin applied with `lower`): the window math reads k from
 the weight with `tensor.dim`, matched by structure, never by SSA names.
-Numbers: tests/support/cases_coverage.py `cov_dynk_*` / `cov_dynw_*`.
+Numbers: tests/support/cases_forms.py `cov_dynk_*` / `cov_dynw_*`.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import Refusal, read_conv_spec
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
-from torch_grouped_conv.rewrite.strategies.registry import DEFAULT_STRATEGY, STRATEGY_EMITTERS
 from torch_grouped_conv.rewrite.strategies.split import MAX_SPLIT_GROUPS
+from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REGISTRY
 
 BACKENDS = ("refbackend", "iree")
 
@@ -38,7 +38,7 @@ GRID: dict[str, Conv2dConfig] = {
     "dw_d2_nobias": Conv2dConfig(groups=16, dilation=(2, 2), padding=(2, 2), bias=False),
     "dw_k7": Conv2dConfig(groups=16, kernel=(7, 7), padding=(3, 3), spatial=(10, 9)),
     "multiplier_c8_f16": Conv2dConfig(c_in=8, groups=8, c_out=16, stride=(2, 2)),
-    # output [1, 3, 1, 1] with a bias: the IREE "global resources" class (cases_coverage.UNIT_OUTPUT)
+    # output [1, 3, 1, 1] with a bias: the IREE "global resources" class (cases_forms.UNIT_OUTPUT)
     "g3_f3_unit_out": Conv2dConfig(c_in=9, groups=3, c_out=3, padding=(0, 0), spatial=(3, 3)),
 }
 
@@ -153,7 +153,7 @@ def emitted_marker(module: object, marker: str | tuple[str, ...]) -> bool:
 
 
 def test_marker_ops_cover_every_emitter() -> None:
-    registered = set(STRATEGY_EMITTERS) | {(DEFAULT_STRATEGY, case) for case in Case}
+    registered = {(strategy.name, case) for strategy in REGISTRY.values() for case in strategy.emitters}
     assert registered == set(MARKER_OPS)
 
 

@@ -1,6 +1,6 @@
-"""E2E cases for issue "Every aten.convolution a PyTorch program can produce".
+"""E2E cases for every form of aten.convolution a PyTorch program can produce.
 
-Every case name starts with `cov_` (COVERAGE_PREFIX); tests/e2e/test_conv2d_grid.py
+Every case name starts with `cov_` (COVERAGE_PREFIX); tests/e2e/test_registered_cases.py
 runs them with every other registered case. Cases are generated from grids, as
 torch-mlir's test_suite/conv.py does:
 

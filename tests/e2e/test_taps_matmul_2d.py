@@ -51,7 +51,7 @@ def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tens
 
 
 # Each new strategy on the cases it has an emitter for (elsewhere it reuses
-# the default emitter, covered by test_strategies.py); auto on every config.
+# the default emitter, covered by test_strategies_2d.py); auto on every config.
 STRATEGY_CASES = {"taps": ("depthwise", "grouped"), "matmul": ("conv",), "auto": ("depthwise", "conv", "grouped")}
 RUNS = [(s, name) for s, cases in STRATEGY_CASES.items() for name, c in GRID.items() if c.case in cases]
 
