@@ -20,8 +20,8 @@ from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.driver import STRATEGIES, ops_named
 from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import read_conv_spec
+from torch_grouped_conv.rewrite.strategies import QUANTIZED_STRATEGIES
 from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
-from torch_grouped_conv.rewrite.strategies.registry import QUANTIZED_STRATEGIES
 
 CONVS = {c.name: c for c in FORWARD + ACCUMULATOR_ONLY + TRANSPOSED}
 CONVOLUTION = "torch.aten.convolution"

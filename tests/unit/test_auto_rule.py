@@ -9,7 +9,7 @@ import pytest
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
 from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, pick_strategy
-from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage
+from torch_grouped_conv.rewrite.strategies.strategy import REGISTRY, Coverage
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
@@ -166,7 +166,7 @@ def test_coverage_takes_dynamic_batch_and_spatial_dims(input_shape: tuple[int | 
     batch and spatial dims; the channel counts (groups, C/G, K) stay static."""
     planned = with_shapes(plan_nd(2, 8, 8, 2, 3), input_shape, result_shape)
     for strategy in ("taps", "im2col", "matmul"):
-        assert COVERAGE[strategy].refusal(planned) == refusal, strategy
+        assert REGISTRY[strategy].coverage.refusal(planned) == refusal, strategy
     batch_only = Coverage(ranks=(2,), dynamic_batch=True)
     expected = None if input_shape[1:] == (8, 8, 8) else (
         f"dynamic shape [{', '.join('?' if d is None else str(d) for d in input_shape)}] "

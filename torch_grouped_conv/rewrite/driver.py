@@ -29,8 +29,7 @@ from torch_grouped_conv.rewrite.read.spec import (
     runtime_int_list,
 )
 from torch_grouped_conv.rewrite.strategies import STRATEGIES, choose
-from torch_grouped_conv.rewrite.strategies.grouped import Emitter
-from torch_grouped_conv.rewrite.strategies.grouped_quantized import default_emitter
+from torch_grouped_conv.rewrite.strategies.strategy import Emitter
 
 CONVOLUTION_OP = "torch.aten.convolution"
 ORDER_ATTR = "torch_grouped_conv.order"  # transient, removed before returning
@@ -74,7 +73,7 @@ class Frontend:
 
     op_class: type
     read: Callable[[ir.Operation], ConvSpec | Refusal]
-    emit: Callable[[ConvPlan, ir.Operation, Emitter | None], ir.Value]
+    emit: Callable[[ConvPlan, ir.Operation, Emitter, bool], ir.Value]
 
 
 def convolution_ops(module: ir.Module) -> list[ir.Operation]:
@@ -113,7 +112,7 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
             return NOT_MATCHED
         choice = choose(strategy, plan)
         with rewriter.ip, source.location:
-            result = frontend.emit(plan, source, choice.emitter)
+            result = frontend.emit(plan, source, choice.emitter, choice.flat)
         decisions[number] = _decision(source, plan.spec, plan, None, choice.strategy, choice.note)
         rewriter.replace_op(source, [result])
         return MATCHED
@@ -131,7 +130,7 @@ def apply_plugin(module: ir.Module, strategy: str = "grouped") -> RewriteReport:
     return RewriteReport(strategy, [decisions[i] for i in sorted(decisions)])
 
 
-def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter, flat: bool) -> ir.Value:
     """Cross into builtin tensors, emit the convolution (`emit_builtin`), cross back.
 
     Quantized plans (`plan.quant`) read input and weight from the i8 storage
@@ -140,15 +139,13 @@ def emit_plan(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) 
     plan.QuantPlan); a strategy emitter gets them centered instead, i32
     q - zero point, an ordinary integer conv with zero padding.
     """
-    default = default_emitter(plan)
-    emitter = emitter or default
-    centered = plan.quant is not None and emitter is not default
+    centered = plan.quant is not None and flat
     x, w = _builtin_operands(plan, op, centered)
     b_in = op.operands[2]
     bias = builders.to_builtin(b_in, _bias_info(b_in)) if plan.spec.has_bias else None
     padding = _padding_sizes(plan, op.operands[4])
     fill = plan.quant.input_zero_point if plan.quant is not None and not centered else 0
-    result = emit_builtin(plan, x, w, bias, emitter, padding, fill)
+    result = emit_builtin(plan, x, w, bias, emitter, flat, padding, fill)
     return builders.from_builtin(result, op.results[0].type)
 
 
@@ -178,16 +175,16 @@ def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.Size
     return [p if p is not None else builders.torch_int_to_index(items[i]) for i, p in enumerate(plan.spec.padding)]
 
 
-def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter | None = None) -> ir.Value:
+def emit_conv_tbc(plan: ConvPlan, op: ir.Operation, emitter: Emitter, flat: bool) -> ir.Value:
     """`torch.aten.conv_tbc`: [T, B, C] -> [B, C, T] (and the weight [k, C, F] ->
     [F, C, k]), the conv, then [B, F, T'] -> [T', B, F] (see conv_tbc.py)."""
     x, w, bias = conv_tbc.builtin_operands(plan.spec, op)
-    result = conv_tbc.result_layout(emit_builtin(plan, x, w, bias, emitter))
+    result = conv_tbc.result_layout(emit_builtin(plan, x, w, bias, emitter, flat))
     return builders.from_builtin(result, op.results[0].type)
 
 
 def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None,
-                 emitter: Emitter | None = None, padding: list[builders.SizeValue] | None = None,
+                 emitter: Emitter, flat: bool, padding: list[builders.SizeValue] | None = None,
                  fill: int = 0) -> ir.Value:
     """Prepare input and weight, build the accumulator, run `emitter`
     (default: the case's own), round to the result type; builtin tensors in
@@ -211,9 +208,7 @@ def emit_builtin(plan: ConvPlan, x: ir.Value, w: ir.Value, bias: ir.Value | None
     and inserted zeros take (a quantized input's zero point; default 0).
     """
     spec, window = plan.spec, plan.window
-    default = default_emitter(plan)
-    emitter = emitter or default
-    grouped, groups = plan.grouped_layout and emitter is default, spec.groups
+    grouped, groups = plan.grouped_layout and not flat, spec.groups
     kernel = _kernel_sizes(plan, w)
     if grouped:
         x = builders.expand(x, 1, groups)

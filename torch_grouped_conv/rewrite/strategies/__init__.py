@@ -1,11 +1,19 @@
-"""Lowering strategies beyond the default `grouped` emitters (see registry.py).
+"""Lowering strategies, the values of `grouped_conv=` (see strategy.py).
 
-Importing this package registers every strategy's emitters.
+Importing this package registers every strategy (each module registers its
+own), in the order of `STRATEGIES`: `grouped` (the default) first, `auto` last.
 """
 
-from torch_grouped_conv.rewrite.strategies import auto, channels_last, im2col, matmul, split, taps  # noqa: F401  (register emitters)
-from torch_grouped_conv.rewrite.strategies.registry import Choice, choose
+import importlib
 
-STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
+from torch_grouped_conv.rewrite.strategies.choice import Choice, choose
+from torch_grouped_conv.rewrite.strategies.strategy import quantized_strategies, strategy_names
 
-__all__ = ["STRATEGIES", "Choice", "choose"]
+STRATEGY_MODULES = ("grouped", "split", "channels_last", "im2col", "taps", "matmul", "auto")
+for _module in STRATEGY_MODULES:
+    importlib.import_module(f"{__name__}.{_module}")
+
+STRATEGIES = strategy_names()
+QUANTIZED_STRATEGIES = quantized_strategies()  # besides the default, those that take quantized plans
+
+__all__ = ["QUANTIZED_STRATEGIES", "STRATEGIES", "Choice", "choose"]

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from torch_grouped_conv.rewrite.emit.phases import is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
-from torch_grouped_conv.rewrite.strategies.registry import PICKERS
+from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
@@ -115,4 +115,4 @@ def _phases(plan: ConvPlan, per_phase: str = "one tap set") -> str:
     return ""
 
 
-PICKERS["auto"] = pick_strategy
+AUTO = register(Strategy("auto", pick=pick_strategy))

@@ -17,7 +17,7 @@ from torch_mlir.dialects import linalg
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.emit.layout import NCHW_TO_NHWC, NHWC_TO_NCHW, transpose
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
-from torch_grouped_conv.rewrite.strategies.registry import emits
+from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 
 FCHW_TO_HWCF = (2, 3, 1, 0)
 CHW_TO_HWC = (1, 2, 0)
@@ -28,7 +28,6 @@ def _window(plan: ConvPlan) -> dict[str, list[int]]:
     return {"strides": list(plan.spec.stride), "dilations": list(plan.spec.dilation)}
 
 
-@emits("channels-last", Case.CONV)
 def emit_conv_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     out = linalg.conv_2d_nhwc_hwcf(
         transpose(x, NCHW_TO_NHWC), transpose(w, FCHW_TO_HWCF),
@@ -37,7 +36,6 @@ def emit_conv_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> i
     return transpose(out, NHWC_TO_NCHW)
 
 
-@emits("channels-last", Case.DEPTHWISE)
 def emit_depthwise_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     out = linalg.depthwise_conv_2d_nhwc_hwc(
         transpose(x, NCHW_TO_NHWC), transpose(builders.collapse(w, 0), CHW_TO_HWC),
@@ -46,7 +44,6 @@ def emit_depthwise_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
     return transpose(out, NHWC_TO_NCHW)
 
 
-@emits("channels-last", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_grouped_nhwgc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
     out = linalg.conv_2d_nhwgc_gfhwc(
@@ -56,3 +53,11 @@ def emit_grouped_nhwgc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) 
         **_window(plan),
     )
     return transpose(builders.collapse(out, 3), NHWC_TO_NCHW)
+
+
+CHANNELS_LAST = register(Strategy("channels-last", emitters={
+    Case.CONV: emit_conv_nhwc,
+    Case.DEPTHWISE: emit_depthwise_nhwc,
+    Case.GROUPED: emit_grouped_nhwgc,
+    Case.DEPTHWISE_MULTIPLIER: emit_grouped_nhwgc,
+}))

@@ -9,11 +9,11 @@ input and weight (f32 for f16/bf16): linalg's named convolutions extend their
 operands to the output element type.
 
 Within a case the op depends on the spatial rank only, through a table.
+This module declares the `grouped` strategy (the default): these emitters
+and the quantized ones of grouped_quantized.py.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg
@@ -21,21 +21,8 @@ from torch_mlir.dialects.linalg import IteratorType
 
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
-
-Emitter = Callable[[ConvPlan, ir.Value, ir.Value, ir.Value], ir.Value]
-EMITTERS: dict[Case, Emitter] = {}
-
-
-def emits(case: Case) -> Callable[[Emitter], Emitter]:
-    """Register the emitter for `case`; a case has exactly one."""
-
-    def register(fn: Emitter) -> Emitter:
-        if case in EMITTERS:
-            raise ValueError(f"an emitter for {case} is already registered: {EMITTERS[case].__name__}")
-        EMITTERS[case] = fn
-        return fn
-
-    return register
+from torch_grouped_conv.rewrite.strategies.grouped_quantized import QUANTIZED_EMITTERS
+from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, Emitter, Strategy, register
 
 
 def _window_attrs(plan: ConvPlan) -> dict[str, list[int]]:
@@ -50,25 +37,21 @@ DEPTHWISE_OPS = {1: linalg.depthwise_conv_1d_ncw_cw, 2: linalg.depthwise_conv_2d
                  3: linalg.depthwise_conv_3d_ncdhw_cdhw}
 
 
-@emits(Case.CONV)
 def emit_conv(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     return CONV_OPS[plan.spec.spatial_rank](x, w, outs=[acc], **_window_attrs(plan))
 
 
-@emits(Case.DEPTHWISE)
 def emit_depthwise(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     kernel = builders.collapse(w, 0)
     return DEPTHWISE_OPS[plan.spec.spatial_rank](x, kernel, outs=[acc], **_window_attrs(plan))
 
 
-@emits(Case.GROUPED)
 def emit_grouped(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Any other constant group count G, in grouped layout (`plan.grouped_layout`):
     input [N,G,C/G,*s], kernel [G,F/G,C/G,*k], accumulator [N,G,F/G,*o]."""
     return GROUPED_BY_RANK[plan.spec.spatial_rank](plan, x, w, acc)
 
 
-@emits(Case.DEPTHWISE_MULTIPLIER)
 def emit_depthwise_multiplier(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """groups == C, F = m*C, m > 1: the grouped lowering with C/G = 1.
 
@@ -76,10 +59,6 @@ def emit_depthwise_multiplier(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.
     only; transposing in and out would cost more than the grouped op saves.
     """
     return emit_grouped(plan, x, w, acc)
-
-
-# Layout: input [N,G,C/G,*s], kernel [G,F/G,C/G,*k], accumulator [N,G,F/G,*o].
-GroupedEmitter = Callable[[ConvPlan, ir.Value, ir.Value, ir.Value], ir.Value]
 
 
 def _grouped_1d(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
@@ -127,4 +106,16 @@ def _grouped_generic(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) ->
     return builders.generic([x, w], acc, maps, iterators, multiply_add)
 
 
-GROUPED_BY_RANK: dict[int, GroupedEmitter] = {1: _grouped_1d, 2: _grouped_2d, 3: _grouped_generic}
+# Layout: input [N,G,C/G,*s], kernel [G,F/G,C/G,*k], accumulator [N,G,F/G,*o].
+GROUPED_BY_RANK: dict[int, Emitter] = {1: _grouped_1d, 2: _grouped_2d, 3: _grouped_generic}
+
+# One emitter per case.
+EMITTERS: dict[Case, Emitter] = {
+    Case.CONV: emit_conv,
+    Case.DEPTHWISE: emit_depthwise,
+    Case.GROUPED: emit_grouped,
+    Case.DEPTHWISE_MULTIPLIER: emit_depthwise_multiplier,
+}
+
+# The default: covers every convolution the planner accepts (`Coverage` is not consulted for it).
+GROUPED = register(Strategy(DEFAULT_STRATEGY, emitters=EMITTERS, quantized=True, quantized_emitters=QUANTIZED_EMITTERS))

@@ -1,7 +1,7 @@
-"""Emitters for quantized convolutions (plan.quant set), one per case, and
-`default_emitter`, which picks this table or the float one of `emit.py`.
+"""The `grouped` strategy's emitters for quantized convolutions (plan.quant
+set), one per case (`QUANTIZED_EMITTERS`; grouped.py declares the strategy).
 
-Same contract as `emit.py`: prepared input and forward weight in, the
+Same contract as grouped.py's float emitters: prepared input and forward weight in, the
 accumulator (bias broadcast into it) out; here they are signless i8 operands
 holding signed values (plan.QuantPlan) and an i32 accumulator:
 
@@ -25,27 +25,7 @@ from torch_mlir.dialects.linalg import IteratorType
 
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
-from torch_grouped_conv.rewrite.strategies.grouped import EMITTERS, Emitter
-
-QUANTIZED_EMITTERS: dict[Case, Emitter] = {}
-
-
-def default_emitter(plan: ConvPlan) -> Emitter:
-    """The `grouped` strategy's emitter for `plan`: quantized or float by `plan.quant`."""
-    return (QUANTIZED_EMITTERS if plan.quant is not None else EMITTERS)[plan.case]
-
-
-def emits_quantized(*cases: Case) -> Callable[[Emitter], Emitter]:
-    """Register the quantized emitter for each of `cases`; a case has exactly one."""
-
-    def register(fn: Emitter) -> Emitter:
-        for case in cases:
-            if case in QUANTIZED_EMITTERS:
-                raise ValueError(f"a quantized emitter for {case} is already registered")
-            QUANTIZED_EMITTERS[case] = fn
-        return fn
-
-    return register
+from torch_grouped_conv.rewrite.strategies.strategy import Emitter
 
 
 def _zero_points(plan: ConvPlan) -> tuple[ir.Value, ir.Value]:
@@ -54,13 +34,11 @@ def _zero_points(plan: ConvPlan) -> tuple[ir.Value, ir.Value]:
     return builders.constant(i32, plan.quant.input_zero_point), builders.constant(i32, plan.quant.weight_zero_point)
 
 
-@emits_quantized(Case.CONV)
 def emit_quantized_conv(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """groups == 1: `conv_2d_nchw_fchw_q` (1D: with a unit height at axis 2; 3D: generic)."""
     return _by_rank(linalg.conv_2d_nchw_fchw_q, 2, False, plan, x, w, acc)
 
 
-@emits_quantized(Case.GROUPED, Case.DEPTHWISE, Case.DEPTHWISE_MULTIPLIER)
 def emit_quantized_grouped(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Grouped layout: `conv_2d_ngchw_gfchw_q` (1D: unit height at axis 3; 3D: generic)."""
     return _by_rank(linalg.conv_2d_ngchw_gfchw_q, 3, True, plan, x, w, acc)
@@ -114,3 +92,11 @@ def _quantized_generic(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value, 
         return arith.addi(total, arith.muli(a32, b32))
 
     return builders.generic([x, w], acc, maps, iterators, multiply_add)
+
+
+QUANTIZED_EMITTERS: dict[Case, Emitter] = {
+    Case.CONV: emit_quantized_conv,
+    Case.GROUPED: emit_quantized_grouped,
+    Case.DEPTHWISE: emit_quantized_grouped,
+    Case.DEPTHWISE_MULTIPLIER: emit_quantized_grouped,
+}

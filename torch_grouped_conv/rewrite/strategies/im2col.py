@@ -38,7 +38,7 @@ from torch_grouped_conv.rewrite.emit.layout import (
 from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
-from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, declines, emits
+from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -79,7 +79,6 @@ def positions(n: builders.SizeValue, out_sizes: Sequence[builders.SizeValue]) ->
     return builders.product([n, *out_sizes])
 
 
-@declines("im2col")
 def decline_im2col(plan: ConvPlan) -> str | None:
     """A grouped transposed conv with a 1x1 kernel: its forward weight is a
     pure transpose of the constant ([G, C/G, F/G] -> [G, F/G, C/G], the flip is
@@ -91,7 +90,6 @@ def decline_im2col(plan: ConvPlan) -> str | None:
     return None
 
 
-@emits("im2col", Case.CONV, Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if is_phased(plan):
         return emit_im2col_phases(plan, x, w, acc)
@@ -187,5 +185,13 @@ def col_k(col: ir.Value) -> int:
     return k
 
 
-COVERAGE["im2col"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True,
-                              dynamic_spatial=True)
+# Its emitters use only type-generic ops (copies, reshapes, named matmuls): given a
+# quantized plan's operands centered to i32 (q - zero point, see
+# emit/convolution.py) they compute its exact accumulator.
+IM2COL = register(Strategy(
+    "im2col",
+    emitters={Case.CONV: emit_im2col, Case.GROUPED: emit_im2col, Case.DEPTHWISE_MULTIPLIER: emit_im2col},
+    coverage=Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True, dynamic_spatial=True),
+    decline=decline_im2col,
+    quantized=True,
+))

@@ -27,7 +27,7 @@ from torch_grouped_conv.rewrite.emit.layout import elem_type, extract, reshape, 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
 from torch_grouped_conv.rewrite.strategies.im2col import emit_im2col
-from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, emits
+from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
 
 
 def strided_window(x: ir.Value, stride: tuple[int, ...], out_sizes: tuple[builders.SizeValue, ...]) -> ir.Value:
@@ -54,7 +54,6 @@ def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
     return op.result
 
 
-@emits("matmul", Case.CONV)
 def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if any(k != 1 for k in plan.kernel):
         return emit_im2col(plan, x, w, acc)
@@ -74,5 +73,8 @@ def emit_conv_matmul(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) ->
     return reshape(out3, flat, [n, f, *out])
 
 
-COVERAGE["matmul"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True,
-                              dynamic_spatial=True)
+MATMUL = register(Strategy(
+    "matmul",
+    emitters={Case.CONV: emit_conv_matmul},
+    coverage=Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True, dynamic_spatial=True),
+))

@@ -19,12 +19,11 @@ from torch_mlir.dialects import linalg, tensor
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.emit.layout import elem_type, shape, slice_axis
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
-from torch_grouped_conv.rewrite.strategies.registry import declines, emits
+from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 
 MAX_SPLIT_GROUPS = 16
 
 
-@declines("split")
 def decline_split(plan: ConvPlan) -> str | None:
     groups = plan.spec.groups
     if groups > MAX_SPLIT_GROUPS:
@@ -32,7 +31,6 @@ def decline_split(plan: ConvPlan) -> str | None:
     return None
 
 
-@emits("split", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER, Case.DEPTHWISE)
 def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     groups = plan.spec.groups
     c_group, f_group = shape(x)[1] // groups, shape(w)[0] // groups
@@ -47,3 +45,10 @@ def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Va
         for g in range(groups)
     ]
     return tensor.concat(acc.type, 1, parts)
+
+
+SPLIT = register(Strategy(
+    "split",
+    emitters={Case.GROUPED: emit_split, Case.DEPTHWISE_MULTIPLIER: emit_split, Case.DEPTHWISE: emit_split},
+    decline=decline_split,
+))

@@ -61,7 +61,7 @@ from torch_grouped_conv.rewrite.emit.layout import (
 from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, output_phases, tap_offsets
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
-from torch_grouped_conv.rewrite.strategies.registry import COVERAGE, Coverage, declines, emits
+from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
 
 MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
 MAX_GROUPED_TAPS = 144  # grouped: C/G*prod(K) products per output (16 channels x 3x3)
@@ -201,7 +201,6 @@ def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap
     return parallel_generic([*inputs, *extra], init, [*maps, *extra_maps, identity], body)
 
 
-@declines("taps")
 def decline_taps(plan: ConvPlan) -> str | None:
     taps = math.prod(plan.kernel)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
@@ -213,7 +212,6 @@ def decline_taps(plan: ConvPlan) -> str | None:
     return None
 
 
-@emits("taps", Case.DEPTHWISE)
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if computes_channels_last(plan):
         return emit_depthwise_taps_nhwc(plan, x, w, acc)
@@ -233,7 +231,6 @@ def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
     return over_phases(plan, x, acc, emit)
 
 
-@emits("taps", Case.GROUPED, Case.DEPTHWISE_MULTIPLIER)
 def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Grouped: out[n,g,f,*o] = acc + sum_{c,k} w[g*Fg+f, c, *k] * x[n, g*Cg+c, ...],
     all loops (n, g, f, *o) parallel, the Cg*prod(K) products unrolled.
@@ -295,5 +292,10 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), elem_type(acc)), NHWC_TO_NCHW)
 
 
-COVERAGE["taps"] = Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True,
-                            dynamic_spatial=True)
+TAPS = register(Strategy(
+    "taps",
+    emitters={Case.DEPTHWISE: emit_depthwise_taps, Case.GROUPED: emit_grouped_taps,
+              Case.DEPTHWISE_MULTIPLIER: emit_grouped_taps},
+    coverage=Coverage(ranks=(1, 2, 3), transposed=True, dtypes=FLOAT_DTYPES, dynamic_batch=True, dynamic_spatial=True),
+    decline=decline_taps,
+))
