@@ -25,8 +25,6 @@ def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: 
     return compile_onnx_(model, grouped_conv=grouped_conv, output_type=output_type)
 
 
-_check_options = check_options  # the old private name, for callers on other branches
-
 __all__ = [
     "INPUT_FORMS", "OUTPUT_TYPES", "PLUGIN_LEGAL_OPS", "PRE_BACKEND_CONV_OPS", "apply_strategy", "compile", "compile_onnx",
     "detect_form", "export_program", "import_to_torch", "last_report", "lower", "lower_to_linalg", "plugin_pass",

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +21,12 @@ from rich.console import Console
 
 from torch_grouped_conv import api
 from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
+from torch_grouped_conv.files import check_output_path, write_atomically
 from torch_grouped_conv.models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
-from torch_grouped_conv.rewrite.driver import STRATEGIES, convolution_ops
+from torch_grouped_conv.rewrite.driver import STRATEGIES
 from torch_grouped_conv.runners import BACKENDS
-from torch_grouped_conv.verify import VerifyResult, verify_model
+from torch_grouped_conv.stages import require_convolution
+from torch_grouped_conv.verify import VerifyResult, verify_model, verify_onnx
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -47,26 +47,6 @@ def _strategy(value: str) -> str | None:
     if value not in STRATEGIES:
         raise InputError(f"unknown --grouped-conv {value!r}; choose one of {', '.join(STRATEGIES)}, none")
     return value
-
-
-def check_output_path(path: Path | None) -> None:
-    """Fail before any work when the output cannot be written."""
-    if path is not None and not path.resolve().parent.is_dir():
-        raise InputError(f"output folder {str(path.resolve().parent)!r} does not exist; create it or choose another path")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: never half-written."""
-    check_output_path(path)
-    path = path.resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _emit_ir(text: str, output: Path | None) -> None:
@@ -121,8 +101,7 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
     torch_model = build_model(model)
     with _named(model):
         module = api.compile(torch_model, example_input(shape), grouped_conv=None, output_type="torch")
-    if not convolution_ops(module):
-        raise InputError(f"{model} has no convolution (no torch.aten.convolution after import); give a model with one")
+    require_convolution(module, model)
     report = api.apply_strategy(module, strategy)
     if output_type == "linalg-on-tensors":
         api.lower_to_linalg(module)
@@ -225,7 +204,7 @@ def _verify_and_print(model, x, name: str, backend: str, strategy: str | None, j
 
 def _verify_onnx_and_print(model: str, shapes: dict | list, backend: str, strategy: str | None,
                            json_path: Path | None) -> int:
-    from torch_grouped_conv.frontends.onnx import graph_inputs, load_model, resolve_shapes, verify_onnx
+    from torch_grouped_conv.frontends.onnx import graph_inputs, load_model, resolve_shapes
 
     proto = load_model(model)  # bad files and shapes fail here, before anything is printed
     resolve_shapes(graph_inputs(proto), shapes)

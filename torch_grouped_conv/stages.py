@@ -14,7 +14,7 @@ from torch_mlir.compiler_utils import OutputType, TorchMlirCompilerError, lower_
 
 from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.report import RewriteReport
-from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin
+from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin, convolution_ops
 from torch_grouped_conv.runners.common import run_pipeline
 
 OUTPUT_TYPES = ("torch", "linalg-on-tensors")
@@ -60,6 +60,12 @@ def apply_strategy(module: ir.Module | ir.Operation, grouped_conv: str | None) -
 def to_torch_backend(module: ir.Module, passes: Sequence[str], producer: str) -> None:
     """Raw import output of `producer` -> torch-backend IR, in place (CompileError with a reproducer)."""
     run_pipeline(module, passes, f"torch-mlir's {producer} -> torch-backend pipeline (before the plugin ran)")
+
+
+def require_convolution(module: ir.Module, name: str) -> None:
+    """InputError unless `module` has an op the plugin lowers (checked before the long work)."""
+    if not convolution_ops(module):
+        raise InputError(f"{name} has no convolution (no torch.aten.convolution after import); give a model with one")
 
 
 def lower_to_linalg(module: ir.Module) -> None:

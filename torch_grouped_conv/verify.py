@@ -1,24 +1,35 @@
-"""The verify job: export -> torch IR -> plugin -> linalg -> compile -> run ->
-compare with PyTorch eager, timing every stage. The CLI's `verify` and `demo`
-commands are thin wrappers around `verify_model`.
+"""The verify job: model -> torch IR -> plugin -> linalg -> compile -> run ->
+compare with a reference, timing every stage. `verify_model` (a PyTorch model,
+compared with eager PyTorch) and `verify_onnx` (an ONNX model, compared with
+onnxruntime) share everything after the torch IR (`_lower_run_compare`). The
+CLI's `verify` and `demo` commands are thin wrappers around them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from torch_grouped_conv import api
-from torch_grouped_conv.errors import InputError, ModelInputError
+from torch_grouped_conv.errors import ModelInputError
+from torch_grouped_conv.frontends.torch_export import export_program, import_to_torch
 from torch_grouped_conv.report import RewriteReport
-from torch_grouped_conv.rewrite.driver import convolution_ops
 from torch_grouped_conv.runners import load
+from torch_grouped_conv.stages import (
+    ONNX_TO_TORCH_BACKEND,
+    apply_strategy,
+    check_options,
+    lower_to_linalg,
+    record_report,
+    require_convolution,
+    to_torch_backend,
+)
 
 # The pass/fail metric for whole networks: max |actual - expected| divided by
 # max |expected| (errors of deep nets scale with the activations' magnitude).
@@ -76,7 +87,7 @@ StageHook = Callable[[str, float], None]
 
 
 @contextmanager
-def _stage(name: str, times: dict[str, float], on_done: StageHook | None) -> Iterator[None]:
+def timed_stage(name: str, times: dict[str, float], on_done: StageHook | None) -> Iterator[None]:
     start = time.perf_counter()
     yield
     times[name] = time.perf_counter() - start
@@ -95,24 +106,60 @@ def verify_model(
 ) -> VerifyResult:
     """Compile `model` with the plugin, run it on `backend`, compare with eager."""
     times: dict[str, float] = {}
-    with _stage("export", times, on_stage):
-        program = api.export_program(model, x)
-    with _stage("torch IR", times, on_stage):
-        module = api.import_to_torch(program)
-    if not convolution_ops(module):
-        raise InputError(f"{name} has no convolution (no torch.aten.convolution after import); give a model with one")
-    with _stage("plugin", times, on_stage):
-        report = api.apply_strategy(module, grouped_conv)
-    with _stage("linalg", times, on_stage):
-        api.lower_to_linalg(module)
-    with _stage("compile", times, on_stage):
-        compiled = load(module, backend)
-    with _stage("run", times, on_stage):
-        [actual] = compiled(x)
-    with _stage("compare", times, on_stage):
+    with timed_stage("export", times, on_stage):
+        program = export_program(model, x)
+    with timed_stage("torch IR", times, on_stage):
+        module = import_to_torch(program)
+    require_convolution(module, name)
+    report, [actual] = _lower_run_compare(module, [x], grouped_conv, backend, times, on_stage)
+    with timed_stage("compare", times, on_stage):
         expected = run_eagerly(model, x)
         comparison = compare(actual, expected, x.dtype)
     return VerifyResult(name, list(x.shape), backend, grouped_conv, report, comparison, times)
+
+
+def verify_onnx(model: str | Path | Any, *, input_shapes: Any = None, backend: str = "refbackend",
+                grouped_conv: str | None = "grouped", on_stage: StageHook | None = None, name: str | None = None,
+                seed: int = 0) -> VerifyResult:
+    """Compile the ONNX model (path or `onnx.ModelProto`) with the plugin, run it
+    on `backend` and onnxruntime on the same random inputs, compare every output."""
+    from torch_grouped_conv.frontends import onnx as onnx_frontend  # needs the `onnx` package (extra [onnx])
+
+    check_options(grouped_conv, "linalg-on-tensors")
+    times: dict[str, float] = {}
+    with timed_stage("import", times, on_stage):
+        proto = onnx_frontend.load_model(model)
+        inputs = onnx_frontend.graph_inputs(proto)
+        shapes = onnx_frontend.resolve_shapes(inputs, input_shapes)
+        module = onnx_frontend.import_model(proto)
+    with timed_stage("torch IR", times, on_stage):
+        to_torch_backend(module, ONNX_TO_TORCH_BACKEND, "ONNX")
+    require_convolution(module, name or "the ONNX model")
+    arrays = onnx_frontend.random_inputs(inputs, shapes, seed)
+    report, actual = _lower_run_compare(module, arrays, grouped_conv, backend, times, on_stage)
+    with timed_stage("onnxruntime", times, on_stage):
+        expected = onnx_frontend.run_onnxruntime(proto, inputs, arrays)
+    with timed_stage("compare", times, on_stage):
+        comparisons = [compare(a, e) for a, e in zip(actual, expected, strict=False)]
+        if len(actual) != len(expected):
+            comparisons.append(compare(np.zeros(0), np.zeros(1)))  # a missing output fails
+        worst = max(comparisons, key=lambda c: (not c.passed, c.max_rel_error))
+    label = name or (str(model) if isinstance(model, (str, Path)) else "onnx.ModelProto")
+    return VerifyResult(label, list(shapes[0]) if shapes else [], backend, grouped_conv, report, worst, times)
+
+
+def _lower_run_compare(module: Any, inputs: Sequence[object], grouped_conv: str | None, backend: str,
+                       times: dict[str, float], on_stage: StageHook | None) -> tuple[RewriteReport, list[np.ndarray]]:
+    """The shared tail: plugin (report recorded), linalg, compile for `backend`, one run on `inputs`."""
+    with timed_stage("plugin", times, on_stage):
+        report = record_report(apply_strategy(module, grouped_conv))
+    with timed_stage("linalg", times, on_stage):
+        lower_to_linalg(module)
+    with timed_stage("compile", times, on_stage):
+        compiled = load(module, backend)
+    with timed_stage("run", times, on_stage):
+        actual = compiled(*inputs)
+    return report, actual
 
 
 def run_eagerly(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from tests.support.models import MODEL_CASES, ModelCase
-from torch_grouped_conv.cli import write_atomically
+from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.verify import VerifyResult, verify_model
 
 STAGES = ("export", "torch IR", "plugin", "linalg", "compile", "run", "compare")

@@ -40,7 +40,7 @@ from torch_grouped_conv.bench.workloads import (
     model_workload,
     shape_workload,
 )
-from torch_grouped_conv.cli import write_atomically
+from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 from torch_grouped_conv.verify import compare

@@ -1,9 +1,9 @@
-"""The ONNX frontend: `compile_onnx(model)` and `verify_onnx(model)`.
+"""The ONNX frontend: `compile_onnx(model)`, and what `verify.verify_onnx` needs (graph inputs, random inputs, onnxruntime).
 
 model.onnx -> onnx.load + checker + shape inference -> torch-mlir's ONNX
 importer (`torch.operator "onnx.*"` ops) -> torch-mlir's
 torch-onnx-to-torch-backend-pipeline -> the shared stages (plugin, linalg).
-`verify_onnx` runs the result and onnxruntime (CPU) on the same random inputs.
+`verify.verify_onnx` runs the result and onnxruntime (CPU) on the same random inputs.
 
 Needs the `onnx` and `onnxruntime` packages (extra `[onnx]`). Quantized models
 (QLinearConv) pass through: the importer's pipeline turns them into
@@ -21,14 +21,11 @@ from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_d
 
 from torch_grouped_conv.errors import CompileError, InputError
-from torch_grouped_conv.rewrite.driver import convolution_ops
 from torch_grouped_conv.stages import (
     ONNX_TO_TORCH_BACKEND,
-    apply_strategy,
     check_options,
     finish,
-    lower_to_linalg,
-    record_report,
+    require_convolution,
     to_torch_backend,
 )
 
@@ -122,13 +119,8 @@ def compile_onnx(model: str | Path | onnx.ModelProto, grouped_conv: str | None =
     """
     check_options(grouped_conv, output_type)
     module = import_to_torch(load_model(model))
-    _require_convolution(module, "the ONNX model")
+    require_convolution(module, "the ONNX model")
     return finish(module, grouped_conv, output_type)
-
-
-def _require_convolution(module: ir.Module, name: str) -> None:
-    if not convolution_ops(module):
-        raise InputError(f"{name} has no convolution (no torch.aten.convolution after import); give a model with one")
 
 
 # ---------------------------------------------------------------- graph inputs
@@ -208,46 +200,10 @@ def run_onnxruntime(proto: onnx.ModelProto, inputs: list[GraphInput], arrays: li
     return list(session.run(None, {spec.name: a for spec, a in zip(inputs, arrays, strict=False)}))
 
 
-def verify_onnx(model: str | Path | onnx.ModelProto, *, input_shapes: Any = None, backend: str = "refbackend",
-                grouped_conv: str | None = "grouped", on_stage: Any = None, name: str | None = None, seed: int = 0):
-    """Compile the ONNX model with the plugin, run it on `backend` and onnxruntime
-    on the same random inputs, compare every output (verify.py's metric)."""
-    from torch_grouped_conv.runners import load
-    from torch_grouped_conv.verify import VerifyResult, _stage, compare
-
-    check_options(grouped_conv, "linalg-on-tensors")
-    times: dict[str, float] = {}
-    with _stage("import", times, on_stage):
-        proto = load_model(model)
-        inputs = graph_inputs(proto)
-        shapes = resolve_shapes(inputs, input_shapes)
-        module = import_model(proto)
-    with _stage("torch IR", times, on_stage):
-        to_torch_backend(module, ONNX_TO_TORCH_BACKEND, "ONNX")
-    _require_convolution(module, name or "the ONNX model")
-    with _stage("plugin", times, on_stage):
-        report = record_report(apply_strategy(module, grouped_conv))
-    with _stage("linalg", times, on_stage):
-        lower_to_linalg(module)
-    with _stage("compile", times, on_stage):
-        compiled = load(module, backend)
-    arrays = random_inputs(inputs, shapes, seed)
-    with _stage("run", times, on_stage):
-        actual = compiled(*arrays)
-    with _stage("onnxruntime", times, on_stage):
-        expected = run_onnxruntime(proto, inputs, arrays)
-    with _stage("compare", times, on_stage):
-        comparisons = [compare(a, e) for a, e in zip(actual, expected, strict=False)]
-        if len(actual) != len(expected):
-            comparisons.append(compare(np.zeros(0), np.zeros(1)))  # a missing output fails
-        worst = max(comparisons, key=lambda c: (not c.passed, c.max_rel_error))
-    label = name or (str(model) if isinstance(model, (str, Path)) else "onnx.ModelProto")
-    return VerifyResult(label, list(shapes[0]) if shapes else [], backend, grouped_conv, report, worst, times)
-
-
 def _first_line(e: BaseException) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
 
 
-__all__ = ["compile_onnx", "graph_inputs", "import_model", "import_to_torch", "load_model", "verify_onnx"]
+__all__ = ["compile_onnx", "graph_inputs", "import_model", "import_to_torch", "load_model",
+           "random_inputs", "resolve_shapes", "run_onnxruntime"]
