@@ -18,6 +18,7 @@ import torch_grouped_conv as tgc
 from torch_grouped_conv.report import ConvDecision, RewriteReport
 from torch_grouped_conv.rewrite import driver
 from torch_grouped_conv.rewrite.driver import ops_named
+from torch_grouped_conv.rewrite.emit import convolution
 
 CONVOLUTION = "torch.aten.convolution"
 
@@ -400,7 +401,7 @@ def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.Mon
     def broken_emit(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(driver, "emit_builtin", broken_emit)  # what every frontend emits through
+    monkeypatch.setattr(convolution, "emit_builtin", broken_emit)  # what every op kind emits through
     with pytest.raises(PatternBoom) as caught:
         tgc.lower(module)
     assert caught.value is error

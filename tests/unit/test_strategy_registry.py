@@ -12,8 +12,10 @@ from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REG
 
 
 def test_strategies_in_registration_order() -> None:
-    assert STRATEGIES == ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
-    assert tgc.STRATEGIES == STRATEGIES
+    assert STRATEGIES == tuple(REGISTRY) == tgc.STRATEGIES
+    assert STRATEGIES[0] == DEFAULT_STRATEGY and STRATEGIES[-1] == "auto"
+    named = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
+    assert [s for s in STRATEGIES if s in named] == list(named)
     assert QUANTIZED_STRATEGIES == ("im2col",)
 
 

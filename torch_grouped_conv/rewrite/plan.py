@@ -1,5 +1,6 @@
 """Decide how a convolution is lowered: a pure function from `ConvSpec` to a
-`ConvPlan` or a `Refusal`. Emitters (see `emit.py`) only turn plans into IR.
+`ConvPlan` or a `Refusal`. Emitters (emit/convolution.py and the strategies'
+emitters under strategies/) only turn plans into IR.
 
 Every plan is a *forward* convolution over a prepared input:
 
@@ -30,7 +31,7 @@ from enum import StrEnum
 
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES, QUANTIZED_RESULT, ConvSpec, Dim, QuantOperand, Refusal
 
-# Spatial ranks with a lowering for every case (see emit.py's tables).
+# Spatial ranks with a lowering for every case (see strategies/grouped.py's tables).
 SUPPORTED_SPATIAL_RANKS = (1, 2, 3)
 
 # Element types whose products are accumulated in a wider type, as PyTorch's

@@ -26,7 +26,7 @@ DYNAMIC = ir.ShapedType.get_dynamic_size
 NO_DATA_TILING = "torch_grouped_conv.no_data_tiling"
 
 
-def element_type(dtype: str) -> ir.Type:
+def builtin_element_type(dtype: str) -> ir.Type:
     """The builtin element type of a vtensor dtype; integers are signless
     (torch-mlir's backend type conversion: ui8/si8 -> i8, qint32 -> i32)."""
     return {
@@ -48,7 +48,7 @@ def tensor_type(shape: Sequence[Dim], elem: ir.Type) -> ir.RankedTensorType:
 
 def to_builtin(value: ir.Value, info: TensorInfo) -> ir.Value:
     """!torch.vtensor -> builtin tensor (torch_c must be loaded in the context)."""
-    result_type = tensor_type(info.shape, element_type(info.dtype))
+    result_type = tensor_type(info.shape, builtin_element_type(info.dtype))
     return ir.Operation.create("torch_c.to_builtin_tensor", results=[result_type], operands=[value]).result
 
 
@@ -126,10 +126,10 @@ def conv_output_size(padded: SizeValue, kernel: SizeValue, stride: int, dilation
     if isinstance(kernel, int):
         reach: SizeValue = dilation * (kernel - 1) + 1
     else:
-        reach = add(mul(add(kernel, -1), dilation), 1)
+        reach = add_sizes(multiply_size(add_sizes(kernel, -1), dilation), 1)
     if isinstance(padded, int) and isinstance(reach, int):
         return (padded - reach) // stride + 1
-    span = subtract(padded, reach)
+    span = subtract_sizes(padded, reach)
     return arith.addi(arith.divui(as_value(span), index(stride)), index(1))
 
 
@@ -161,10 +161,10 @@ def add_bias(result: ir.Value, bias: ir.Value, sizes: Sequence[SizeValue]) -> ir
     maps = [identity, affine_map(rank, d[1:1 + bias_rank]), identity]
     elem = ir.RankedTensorType(result.type).element_type
     init = tensor.empty(list(sizes), elem)
-    return generic([result, bias], init, maps, [IteratorType.parallel] * rank, lambda r, b, _out: add_elements(r, b))
+    return generic([result, bias], init, maps, [IteratorType.parallel] * rank, lambda r, b, _out: add_scalars(r, b))
 
 
-def add_elements(a: ir.Value, b: ir.Value) -> ir.Value:
+def add_scalars(a: ir.Value, b: ir.Value) -> ir.Value:
     """a + b for scalars of one float or integer type (quantized convs accumulate in i32)."""
     return arith.addi(a, b) if isinstance(a.type, ir.IntegerType) else arith.addf(a, b)
 
@@ -207,12 +207,21 @@ def collapse(value: ir.Value, axis: int) -> ir.Value:
 
 
 # ----------------------------------------------------------------------------
-# Index arithmetic on sizes that may be static ints or index values.
+# Index arithmetic on sizes that may be static ints or index values
+# (`*_sizes`/`*_size`; the elementwise ops on tensors are layout.add_tensors
+# and add_bias, on scalars add_scalars).
 
 
-def add(size: SizeValue, n: int) -> SizeValue:
-    if isinstance(size, int):
-        return size + n
+def add_sizes(a: SizeValue, b: SizeValue) -> SizeValue:
+    """a + b: an int when both are, else an index value (a constant added as addi/subi of its magnitude)."""
+    if isinstance(b, int):
+        return a + b if isinstance(a, int) else _offset(a, b)
+    if isinstance(a, int):
+        return _offset(b, a)
+    return arith.addi(a, b)
+
+
+def _offset(size: ir.Value, n: int) -> ir.Value:
     return size if n == 0 else arith.addi(size, index(n)) if n > 0 else arith.subi(size, index(-n))
 
 
@@ -220,23 +229,14 @@ def as_value(size: SizeValue) -> ir.Value:
     return index(size) if isinstance(size, int) else size
 
 
-def plus(a: SizeValue, b: SizeValue) -> SizeValue:
-    if isinstance(a, int) and isinstance(b, int):
-        return a + b
+def subtract_sizes(a: SizeValue, b: SizeValue) -> SizeValue:
+    """a - b: an int when both are, else an index value."""
     if isinstance(b, int):
-        return add(a, b)
-    if isinstance(a, int):
-        return add(b, a)
-    return arith.addi(a, b)
-
-
-def subtract(a: SizeValue, b: SizeValue) -> SizeValue:
-    if isinstance(b, int):
-        return add(a, -b)
+        return add_sizes(a, -b)
     return arith.subi(as_value(a), b)
 
 
-def mul(size: SizeValue, n: int) -> SizeValue:
+def multiply_size(size: SizeValue, n: int) -> SizeValue:
     if isinstance(size, int):
         return size * n
     return size if n == 1 else arith.muli(size, index(n))
@@ -310,7 +310,7 @@ def dilate_and_pad_spatial(x: ir.Value, factors: Sequence[int], low: Sequence[Si
     elem = ir.RankedTensorType(x.type).element_type
     sizes = sizes_of(x)
     lead = len(sizes) - len(factors)  # [N, C] or grouped [N, G, C/G]
-    out_sizes = sizes[:lead] + [plus(plus(dilated_size(s, f), lo), hi)
+    out_sizes = sizes[:lead] + [add_sizes(add_sizes(dilated_size(s, f), lo), hi)
                                 for s, f, lo, hi in zip(sizes[lead:], factors, low, high, strict=False)]
     zeros = linalg.fill(constant(elem, fill), outs=[tensor.empty(out_sizes, elem)])
     dyn_sizes, static_sizes = _mixed(sizes)
@@ -325,7 +325,8 @@ def crop_spatial(x: ir.Value, low: Sequence[SizeValue], high: Sequence[SizeValue
         return x
     sizes = sizes_of(x)
     lead = len(sizes) - len(low)
-    out_sizes = sizes[:lead] + [subtract(subtract(s, lo), hi) for s, lo, hi in zip(sizes[lead:], low, high, strict=False)]
+    out_sizes = sizes[:lead] + [subtract_sizes(subtract_sizes(s, lo), hi)
+                                for s, lo, hi in zip(sizes[lead:], low, high, strict=False)]
     dyn_sizes, static_sizes = _mixed(out_sizes)
     dyn_offsets, static_offsets = _mixed([0] * lead + list(low))
     elem = ir.RankedTensorType(x.type).element_type
@@ -455,7 +456,7 @@ def transposed_weight(w: ir.Value, groups: int, kernel: Sequence[Dim]) -> ir.Val
         return linalg.transpose(grouped, outs=[tensor.empty(out_sizes, elem)], permutation=[0, 2, 1, *range(3, rank)]).results[0]
     identity = ir.AffineMap.get_identity(rank)
     # K-1 per spatial dim: static ones become constants in the body, dynamic ones are computed here.
-    last = [k - 1 if k is not None else add(size, -1) for k, size in zip(kernel, sizes[3:], strict=False)]
+    last = [k - 1 if k is not None else add_sizes(size, -1) for k, size in zip(kernel, sizes[3:], strict=False)]
 
     def gather(_out: ir.Value) -> ir.Value:
         g, f, c, *spatial = [linalg.IndexOp(i).result for i in range(rank)]

@@ -1,9 +1,9 @@
 """Layout helpers for the strategy emitters: transposes, channel slices and
 reshapes on builtin tensors. `shape` insists on static dims; `sizes`,
-`extract`, `reshape`, `transpose` and `add` also take SSA sizes (a dynamic
+`extract`, `reshape`, `transpose` and `add_tensors` also take SSA sizes (a dynamic
 batch or spatial dim, which `taps`, `im2col` and `matmul` support; the
 strategy selector falls back to the default emitters for a dynamic channel
-dim, see registry.Coverage).
+dim, see strategies/strategy.py `Coverage`).
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ def extract(value: ir.Value, offsets: Sequence[int], slice_sizes: Sequence[SizeV
             result_sizes: Sequence[SizeValue] | None = None) -> ir.Value:
     """tensor.extract_slice with static offsets and strides; sizes may be SSA
     values. `result_sizes` (default `slice_sizes`) may drop unit dims (rank-reducing)."""
-    result = tensor_type(as_dims(result_sizes if result_sizes is not None else slice_sizes), elem_type(value))
+    result = tensor_type(as_dims(result_sizes if result_sizes is not None else slice_sizes), element_type_of(value))
     return tensor.extract_slice(result, value, [], dynamic_values(slice_sizes), [], list(offsets),
                                 static_list(slice_sizes), list(strides))
 
 
-def elem_type(value: ir.Value) -> ir.Type:
+def element_type_of(value: ir.Value) -> ir.Type:
+    """The element type of a builtin tensor value."""
     return ir.RankedTensorType(value.type).element_type
 
 
@@ -61,7 +62,7 @@ def transpose(value: ir.Value, perm: Sequence[int]) -> ir.Value:
     """linalg.transpose into a fresh tensor.empty: result[i...] = value[perm-ed]
     (a dynamic dim's size read with tensor.dim)."""
     dims = sizes(value)
-    empty = tensor.empty([dims[p] for p in perm], elem_type(value))
+    empty = tensor.empty([dims[p] for p in perm], element_type_of(value))
     return linalg.transpose(value, outs=[empty], permutation=list(perm)).results[0]
 
 
@@ -70,7 +71,7 @@ def slice_axis(value: ir.Value, axis: int, offset: int, size: int) -> ir.Value:
     dims = shape(value)
     offsets = [offset if i == axis else 0 for i in range(len(dims))]
     sizes = [size if i == axis else d for i, d in enumerate(dims)]
-    result = tensor_type(sizes, elem_type(value))
+    result = tensor_type(sizes, element_type_of(value))
     return tensor.extract_slice(result, value, [], [], [], offsets, sizes, [1] * len(dims))
 
 
@@ -86,7 +87,7 @@ def reshape(value: ir.Value, groups: Sequence[Sequence[int]], out_shape: Sequenc
     reassociation `groups` (a list of result/source dim lists). A size may be
     an SSA value (a dynamic dim kept whole, e.g. the batch)."""
     rank = ir.RankedTensorType(value.type).rank
-    result = tensor_type(as_dims(out_shape), elem_type(value))
+    result = tensor_type(as_dims(out_shape), element_type_of(value))
     reassociation = [list(g) for g in groups]
     if len(out_shape) > rank:
         return tensor.expand_shape(result, value, reassociation, dynamic_values(out_shape), static_list(out_shape))
@@ -110,14 +111,14 @@ def parallel_generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[
         ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
         ir.ArrayAttr.get([parallel] * maps[-1].n_dims),
     )
-    block = op.regions[0].blocks.append(*[elem_type(v) for v in (*inputs, init)])
+    block = op.regions[0].blocks.append(*[element_type_of(v) for v in (*inputs, init)])
     with ir.InsertionPoint(block):
         linalg.YieldOp([body(list(block.arguments))])
     return op.result
 
 
-def add(a: ir.Value, b: ir.Value) -> ir.Value:
+def add_tensors(a: ir.Value, b: ir.Value) -> ir.Value:
     """a + b elementwise (a linalg.generic: IREE 3.13 has no linalg.add)."""
     identity = ir.AffineMap.get_identity(ir.RankedTensorType(a.type).rank)
-    init = tensor.empty(sizes(a), elem_type(a))
+    init = tensor.empty(sizes(a), element_type_of(a))
     return parallel_generic([a, b], init, [identity] * 3, lambda args: arith.addf(args[0], args[1]))

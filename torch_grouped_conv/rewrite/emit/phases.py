@@ -20,15 +20,15 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from torch_grouped_conv.rewrite.emit.builders import (
     SizeValue,
+    add_sizes,
     ceil_div,
     dilate_and_pad_spatial,
-    mul,
+    multiply_size,
     pad_spatial,
     positive_part,
-    subtract,
+    subtract_sizes,
 )
-from torch_grouped_conv.rewrite.emit.builders import add as add_size
-from torch_grouped_conv.rewrite.emit.layout import add, elem_type, extract, parallel_generic, reshape, sizes
+from torch_grouped_conv.rewrite.emit.layout import add_tensors, element_type_of, extract, parallel_generic, reshape, sizes
 from torch_grouped_conv.rewrite.plan import ConvPlan
 
 Tap = tuple[tuple[int, ...], tuple[int, ...]]  # (kernel index, input offset) per spatial dim
@@ -93,7 +93,7 @@ def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Valu
     """x[:, :, b_i::s_i ...]: the nonzeros of the zero-inserted input (a strided
     tensor.extract_slice, which folds with the insert that made x)."""
     n, c, *spatial = sizes(x)
-    kept = [ceil_div(subtract(size, b), si) for size, b, si in zip(spatial, base, stride, strict=False)]
+    kept = [ceil_div(subtract_sizes(size, b), si) for size, b, si in zip(spatial, base, stride, strict=False)]
     # a static dim holding no nonzero (the crop kept only inserted zeros): an empty
     # slice at offset 0 (offset b would be out of bounds); pad_for_reads zero-fills it
     offsets = [0 if k == 0 else b for k, b in zip(kept, base, strict=False)]
@@ -110,8 +110,8 @@ def pad_for_reads(x: ir.Value, tap_sets: Sequence[TapSet]) -> ir.Value:
     spatial = sizes(x)[2:]
     (q_sizes,) = {ts.out_sizes for ts in tap_sets}
     assert all(s == 1 for ts in tap_sets for s in ts.stride)
-    reach = [add_size(q, max(off[i] for ts in tap_sets for _, off in ts.taps)) for i, q in enumerate(q_sizes)]
-    high = [positive_part(subtract(r, size)) for r, size in zip(reach, spatial, strict=False)]
+    reach = [add_sizes(q, max(off[i] for ts in tap_sets for _, off in ts.taps)) for i, q in enumerate(q_sizes)]
+    high = [positive_part(subtract_sizes(r, size)) for r, size in zip(reach, spatial, strict=False)]
     if all(isinstance(h, int) for h in high):
         return pad_spatial(x, [0] * len(spatial), [int(h) for h in high])
     return dilate_and_pad_spatial(x, [1] * len(spatial), [0] * len(spatial), high)
@@ -152,7 +152,7 @@ def interleave(blocks: dict[tuple[int, ...], ir.Value | None], stride: Sequence[
     out = parallel_generic([b for _, b in present], init, [read] * len(present) + [ir.AffineMap.get_identity(out_rank)],
                            select)
     pairs = [[0], [1], *([2 + 2 * i, 3 + 2 * i] for i in range(d))]
-    return reshape(out, pairs, [n, f, *(mul(qi, si) for qi, si in zip(block_sizes, stride, strict=False))])
+    return reshape(out, pairs, [n, f, *(multiply_size(qi, si) for qi, si in zip(block_sizes, stride, strict=False))])
 
 
 def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
@@ -172,7 +172,7 @@ def by_phase(plan: ConvPlan, x: ir.Value, acc: ir.Value,
     u = pad_for_reads(undilate(x, nonzero_base(plan), plan.spec.stride), active)
     block_sizes = phased[0][1].out_sizes
     blocks = {r: emit(ts, u) if ts.taps else None for r, ts in phased}
-    full = interleave(blocks, plan.spec.stride, block_sizes, elem_type(acc))
+    full = interleave(blocks, plan.spec.stride, block_sizes, element_type_of(acc))
     rank = len(sizes(acc))
     cropped = extract(full, [0] * rank, sizes(acc), [1] * rank)
-    return add(cropped, acc)
+    return add_tensors(cropped, acc)

@@ -5,7 +5,7 @@
 
 torch-mlir 20261001's own decomposition of the op returns the convolution's
 [B, F, T'] result without the final permute, so the importer keeps the op out
-of it (`api.PLUGIN_LEGAL_OPS`) and the plugin lowers it here: read into the
+of it (`stages.PLUGIN_LEGAL_OPS`) and the plugin lowers it here: read into the
 same `ConvSpec` as `aten.convolution` (in [N, C, W] layout, groups 1, stride
 and dilation 1), planned and emitted like any `conv`, with a
 `linalg.transpose` on each side.

@@ -1,9 +1,10 @@
 """`auto`: pick a strategy per convolution, by a rule read off the benchmark
-(docs/performance.md, "The auto rule"; numbers from benchmarks/run.py).
+(docs/performance.md, "The `auto` rule"; numbers from `torch-grouped-conv bench`,
+torch_grouped_conv/bench/).
 
 The rule holds for every spatial rank (1D/2D/3D), forward and transposed,
-f32/f64/f16/bf16: taps, im2col and matmul cover them all (registry
-`COVERAGE`), with a dynamic batch and dynamic spatial dims too; dynamic
+f32/f64/f16/bf16: taps, im2col and matmul cover them all (their
+`Strategy.coverage`), with a dynamic batch and dynamic spatial dims too; dynamic
 channel dims fall back to `grouped` with a note. In order:
 1. depthwise (groups == C_in == C_out) with at most `taps.MAX_TAPS` taps
    -> `taps`: one all-parallel elementwise generic over the output, the

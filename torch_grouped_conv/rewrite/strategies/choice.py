@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch_grouped_conv.rewrite.emit.convolution import Emitter
 from torch_grouped_conv.rewrite.plan import ConvPlan
-from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REGISTRY, Emitter, default_emitter
+from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REGISTRY, default_emitter
 
 
 @dataclass(frozen=True)

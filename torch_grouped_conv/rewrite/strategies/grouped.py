@@ -20,9 +20,10 @@ from torch_mlir.dialects import arith, linalg
 from torch_mlir.dialects.linalg import IteratorType
 
 from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.convolution import Emitter
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 from torch_grouped_conv.rewrite.strategies.grouped_quantized import QUANTIZED_EMITTERS
-from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, Emitter, Strategy, register
+from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, Strategy, register
 
 
 def _window_attrs(plan: ConvPlan) -> dict[str, list[int]]:

@@ -24,8 +24,8 @@ from torch_mlir.dialects import arith, linalg
 from torch_mlir.dialects.linalg import IteratorType
 
 from torch_grouped_conv.rewrite.emit import builders
+from torch_grouped_conv.rewrite.emit.convolution import Emitter
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
-from torch_grouped_conv.rewrite.strategies.strategy import Emitter
 
 
 def _zero_points(plan: ConvPlan) -> tuple[ir.Value, ir.Value]:

@@ -26,7 +26,7 @@ from torch_mlir.dialects import linalg, tensor
 
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.emit.layout import (
-    elem_type,
+    element_type_of,
     extract,
     merge_groups,
     parallel_generic,
@@ -67,7 +67,7 @@ def im2col_matrix(x: ir.Value, groups: int, kernel: Sequence[int], stride: Seque
     xg = builders.expand(x, 1, groups)
     n, _, c_group = sizes(xg)[:3]  # n: an int, or a tensor.dim for a dynamic batch
     assert isinstance(c_group, int)
-    empty = tensor.empty([groups, c_group, *kernel, n, *out_sizes], elem_type(x))
+    empty = tensor.empty([groups, c_group, *kernel, n, *out_sizes], element_type_of(x))
     maps = [im2col_input_map(stride, dilation), ir.AffineMap.get_identity(3 + 2 * d)]
     col = parallel_generic([xg], empty, maps, lambda args: args[0])
     k = c_group * math.prod(kernel)
@@ -137,14 +137,14 @@ def emit_im2col_phases(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) 
         # exactly the window the phase reads, so that a unit tap count (IREE folds the unit
         # dim, leaving a bare q index) sees an input of size Q
         n, c = sizes(u)[:2]
-        window = [builders.add(q, (m - 1) * r) for q, m, r in zip(tap_set.out_sizes, count, spacing, strict=False)]
+        window = [builders.add_sizes(q, (m - 1) * r) for q, m, r in zip(tap_set.out_sizes, count, spacing, strict=False)]
         u_phase = extract(u, [0, 0, *base], [n, c, *window], [1] * (2 + d))
         col = im2col_matrix(u_phase, groups, count, (1,) * d, spacing, tap_set.out_sizes)
         # One tap per dim: the weight is a plain slice of the (constant) flipped weight, which
         # IREE 3.13 folds into the GEMM dispatch's load; data tiling then packs it there, on the
         # stack (over the 32 KB limit from F*C = 8192: "exceeded stack allocation limit").
         single = all(m == 1 for m in count)
-        return grouped_gemm(groups, w_phase, col, None, n, tap_set.out_sizes, elem_type(acc), tile=not single)
+        return grouped_gemm(groups, w_phase, col, None, n, tap_set.out_sizes, element_type_of(acc), tile=not single)
 
     return by_phase(plan, x, acc, emit)
 

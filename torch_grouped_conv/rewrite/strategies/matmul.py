@@ -23,7 +23,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg
 
 from torch_grouped_conv.rewrite.emit import builders
-from torch_grouped_conv.rewrite.emit.layout import elem_type, extract, reshape, shape, sizes
+from torch_grouped_conv.rewrite.emit.layout import element_type_of, extract, reshape, shape, sizes
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
 from torch_grouped_conv.rewrite.strategies.im2col import emit_im2col
@@ -46,8 +46,8 @@ def contraction(w: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
     iterators = [ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in ("parallel",) * 3 + ("reduction",)]
     op = linalg.GenericOp([acc.type], [w, x], [acc], ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
                           ir.ArrayAttr.get(iterators))
-    elem = elem_type(acc)
-    block = op.regions[0].blocks.append(elem_type(w), elem_type(x), elem)
+    elem = element_type_of(acc)
+    block = op.regions[0].blocks.append(element_type_of(w), element_type_of(x), elem)
     with ir.InsertionPoint(block):
         a, b, out = (v if v.type == elem else arith.extf(elem, v) for v in block.arguments)
         linalg.YieldOp([arith.addf(out, arith.mulf(a, b))])

@@ -17,7 +17,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
 
 from torch_grouped_conv.rewrite.emit import builders
-from torch_grouped_conv.rewrite.emit.layout import elem_type, shape, slice_axis
+from torch_grouped_conv.rewrite.emit.layout import element_type_of, shape, slice_axis
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 
@@ -39,7 +39,7 @@ def emit_split(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Va
         linalg.conv_2d_nchw_fchw(
             slice_axis(x, 1, g * c_group, c_group),
             slice_axis(w, 0, g * f_group, f_group),
-            outs=[builders.init_accumulator([n, f_group, ho, wo], elem_type(acc))],
+            outs=[builders.init_accumulator([n, f_group, ho, wo], element_type_of(acc))],
             strides=list(plan.spec.stride), dilations=list(plan.spec.dilation),
         )
         for g in range(groups)

@@ -15,14 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from torch_mlir import ir
-
+from torch_grouped_conv.rewrite.emit.convolution import Emitter
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan
 
 DEFAULT_STRATEGY = "grouped"
 
-# builtin tensors in, the convolution result out: (plan, prepared input, forward weight, accumulator) -> result.
-Emitter = Callable[[ConvPlan, ir.Value, ir.Value, ir.Value], ir.Value]
 # A plan -> why the strategy declines it, or None to accept.
 Decliner = Callable[[ConvPlan], "str | None"]
 # `auto`'s rule: a plan -> (strategy, why).
@@ -68,8 +65,8 @@ QUANTIZED_COVERAGE = Coverage(ranks=(2,), dtypes=("!torch.quint8", "!torch.qint8
 class Strategy:
     """One value of `grouped_conv=`.
 
-    `emitters`: the strategy's own emitter per case (flat layout, see
-    emit/convolution.py); `coverage`: the float convolutions they handle;
+    `emitters`: the strategy's own emitter per case (`Emitter`, flat layout,
+    see emit/convolution.py); `coverage`: the float convolutions they handle;
     `decline`: a further reason to leave a plan to the default emitter;
     `pick`: for `auto`, the strategy to use per plan (then no emitters);
     `quantized`: whether it takes quantized plans (its emitters then get

@@ -21,7 +21,7 @@ C_out = m*C) is its C/G = 1 instance: m outputs per input channel.
 
 Transposed convs (stride s > 1): the sub-pixel / phase decomposition, s^d
 stride-1 tap sets over the undilated input, one per output phase, no product
-on an inserted zero (strategies/phases.py: `output_phases`, `by_phase`, `interleave`).
+on an inserted zero (emit/phases.py: `output_phases`, `by_phase`, `interleave`).
 
 f16/bf16: every product is taken in the accumulator type (arith.extf of
 both factors inside the body), so the sum is f32 and emit_plan rounds once.
@@ -45,12 +45,11 @@ from collections.abc import Callable, Sequence
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from torch_grouped_conv.rewrite.emit.builders import SizeValue, pad_spatial, static_dims, tensor_type
-from torch_grouped_conv.rewrite.emit.builders import add as add_size
+from torch_grouped_conv.rewrite.emit.builders import SizeValue, add_sizes, pad_spatial, static_dims, tensor_type
 from torch_grouped_conv.rewrite.emit.layout import (
     NCHW_TO_NHWC,
     NHWC_TO_NCHW,
-    elem_type,
+    element_type_of,
     extract,
     parallel_generic,
     reshape,
@@ -87,7 +86,7 @@ def tap_view(x: ir.Value, channels: slice, offsets: Sequence[int], out_sizes: Se
 def tap_weight(w: ir.Value, k: Sequence[int], c: int = 0) -> ir.Value:
     """w[:, c, *k] as a [F] tensor (rank-reducing tensor.extract_slice)."""
     f, rank = shape(w)[0], len(shape(w))
-    return tensor.extract_slice(tensor_type([f], elem_type(w)), w, [], [], [], [0, c, *k], [f] + [1] * (rank - 1),
+    return tensor.extract_slice(tensor_type([f], element_type_of(w)), w, [], [], [], [0, c, *k], [f] + [1] * (rank - 1),
                                 [1] * rank)
 
 
@@ -113,7 +112,7 @@ def last_dim_phases(x: ir.Value, stride: int, width: SizeValue) -> ir.Value:
     d = [ir.AffineDimExpr.get(i) for i in range(rank + 1)]
     last = ir.AffineAddExpr.get(ir.AffineMulExpr.get(d[rank], ir.AffineConstantExpr.get(stride)), d[rank - 1])
     maps = [ir.AffineMap.get(rank + 1, 0, [*d[:rank - 1], last]), ir.AffineMap.get_identity(rank + 1)]
-    init = tensor.empty([*dims[:-1], stride, width], elem_type(x))
+    init = tensor.empty([*dims[:-1], stride, width], element_type_of(x))
     return parallel_generic([x], init, maps, lambda args: args[0])
 
 
@@ -144,7 +143,7 @@ def input_phases(x: ir.Value, tap_set: TapSet) -> ir.Value | None:
     stride = tap_set.stride[-1]
     if stride == 1:
         return None
-    width = add_size(tap_set.out_sizes[-1], max(off[-1] // stride for _, off in tap_set.taps))
+    width = add_sizes(tap_set.out_sizes[-1], max(off[-1] // stride for _, off in tap_set.taps))
     return last_dim_phases(x, stride, width)
 
 
@@ -225,8 +224,8 @@ def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value)
         maps = [identity] * len(views) + [channel] * len(weights)
         n, f = sizes(acc)[:2]
         return accumulating_generic(views + weights, maps, acc_block,
-                                    multiply_add(len(views), elem_type(acc), acc_block is not None),
-                                    [n, f, *tap_set.out_sizes], elem_type(acc))
+                                    multiply_add(len(views), element_type_of(acc), acc_block is not None),
+                                    [n, f, *tap_set.out_sizes], element_type_of(acc))
 
     return over_phases(plan, x, acc, emit)
 
@@ -258,8 +257,8 @@ def emit_grouped_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -
         grouped_sizes = [n, groups, f_group, *tap_set.out_sizes]
         acc_g = None if acc_block is None else reshape(acc_block, split, grouped_sizes)
         out_g = accumulating_generic(views + weights, maps, acc_g,
-                                     multiply_add(len(views), elem_type(acc), acc_block is not None),
-                                     grouped_sizes, elem_type(acc))
+                                     multiply_add(len(views), element_type_of(acc), acc_block is not None),
+                                     grouped_sizes, element_type_of(acc))
         return reshape(out_g, split, [n, shape_at(acc, 1), *tap_set.out_sizes])
 
     return over_phases(plan, x, acc, emit)
@@ -281,15 +280,15 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     xt, acct = transpose(x, NCHW_TO_NHWC), transpose(acc, NCHW_TO_NHWC)
     n, ho, wo, c = shape(acct)
     sh, sw = plan.spec.stride
-    view_type = tensor_type([n, ho, wo, c], elem_type(xt))
+    view_type = tensor_type([n, ho, wo, c], element_type_of(xt))
     taps = tap_offsets(plan.kernel, plan.spec.dilation)
     views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
              for _, (row, col) in taps]
     weights = [tap_weight(w, k) for k, _ in taps]
     identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
     maps = [identity] * len(views) + [channel] * len(weights)
-    body = multiply_add(len(views), elem_type(acc))
-    return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), elem_type(acc)), NHWC_TO_NCHW)
+    body = multiply_add(len(views), element_type_of(acc))
+    return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), element_type_of(acc)), NHWC_TO_NCHW)
 
 
 TAPS = register(Strategy(
