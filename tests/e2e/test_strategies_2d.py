@@ -22,7 +22,6 @@ from torch_grouped_conv.rewrite.driver import convolution_ops
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import Refusal, read_conv_spec
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
-from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
 from torch_grouped_conv.rewrite.strategies.split import MAX_SPLIT_GROUPS
 from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REGISTRY
 
@@ -174,14 +173,38 @@ def test_strategy_uses_its_emitter(strategy: str, config_name: str) -> None:
         assert decision.note == f"{strategy} has nothing special for {case}; default emitter"
 
 
+# What `auto` picks for each grid config, written from the rule in
+# strategies/auto.py's docstring (C = 16, 3x3 unless the name says otherwise):
+# (strategy, case, words of the report note).
+AUTO_PICKS: dict[str, tuple[str, Case, str]] = {
+    "g1": ("matmul", Case.CONV, "groups=1, kernel [3, 3]: im2col + matmul"),  # rule 7
+    "g2_s2_nobias": ("taps", Case.GROUPED, "groups=2, C/G*KH*KW=72 <= 72: unrolled taps"),  # rule 3, at the bound
+    "g4_p0_d2_b3": ("taps", Case.GROUPED, "groups=4, C/G*KH*KW=36 <= 72"),
+    "g8_9x13_s12": ("taps", Case.GROUPED, "groups=8, C/G*KH*KW=18 <= 72"),
+    "g4_f8_k3x5": ("taps", Case.GROUPED, "groups=4, C/G*KH*KW=60 <= 72"),  # 4 x 3x5
+    "dw_s2_b3_9x13": ("taps", Case.DEPTHWISE, "depthwise with kernel [3, 3] (9 taps): unrolled elementwise taps"),
+    "dw_d2_nobias": ("taps", Case.DEPTHWISE, "depthwise with kernel [3, 3] (9 taps)"),
+    "dw_k7": ("taps", Case.DEPTHWISE, "depthwise with kernel [7, 7] (49 taps)"),  # rule 1: <= 64 taps
+    "multiplier_c8_f16": ("taps", Case.DEPTHWISE_MULTIPLIER, "channel multiplier, kernel [3, 3] (9 taps)"),  # rule 4
+    "g3_f3_unit_out": ("taps", Case.GROUPED, "groups=3, C/G*KH*KW=27 <= 72"),
+}
+
+
+def test_auto_picks_cover_the_grid() -> None:
+    assert set(AUTO_PICKS) == set(GRID)
+
+
 @pytest.mark.parametrize("config_name", list(GRID))
 def test_auto_emits_what_the_rule_picks(config_name: str) -> None:
-    module, report = compiled(config_name, "auto", "torch")
+    expected, case, words = AUTO_PICKS[config_name]
+    config = GRID[config_name]
+    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="auto", output_type="torch")
+    report = tgc.last_report()
+    assert report is not None
     (decision,) = report.decisions
-    plan = plan_first_convolution(config_name)
-    picked, why = pick_strategy(plan)
-    assert decision.strategy == picked and decision.note is not None and why in decision.note
-    assert emitted_marker(module, MARKER_OPS[(picked, plan.case)]), print_ir(module)
+    assert (decision.strategy, decision.case) == (expected, str(case)), decision
+    assert decision.note is not None and decision.note.startswith("auto: ") and words in decision.note, decision.note
+    assert emitted_marker(module, MARKER_OPS[(expected, case)]), print_ir(module)
 
 
 def plan_first_convolution(config_name: str) -> ConvPlan:

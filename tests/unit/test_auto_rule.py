@@ -29,29 +29,29 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
     return planned
 
 
-@pytest.mark.parametrize(("c_in", "c_out", "groups", "kernel", "stride", "expected"), [
-    (384, 384, 384, 7, 1, "taps"),  # ConvNeXt depthwise 7x7
-    (384, 384, 384, 3, 1, "taps"),  # MobileNet depthwise 3x3
-    (96, 96, 96, 3, 2, "taps"),  # MobileNet depthwise 3x3 stride 2
-    (240, 240, 240, 5, 1, "taps"),  # EfficientNet depthwise 5x5
-    (384, 384, 384, 9, 1, "channels-last"),  # 81 taps
-    (256, 256, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 8
-    (128, 128, 32, 3, 1, "taps"),  # ResNeXt grouped, C/G = 4
-    (512, 512, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 16
-    (1024, 1024, 32, 3, 1, "im2col"),  # ResNeXt grouped, C/G = 32
-    (48, 48, 6, 3, 2, "taps"),  # RegNet grouped
-    (32, 64, 32, 3, 1, "taps"),  # channel multiplier (depthwise_multiplier): m outputs per channel
-    (64, 128, 1, 3, 1, "matmul"),  # plain 3x3 conv: im2col + matmul
-    (128, 128, 1, 3, 2, "matmul"),  # 3x3 stride 2 (ResNet-50 downsampling): im2col + matmul
-    (96, 192, 1, 2, 2, "matmul"),  # 2x2 stride 2 (ConvNeXt downsampling): im2col + matmul
-    (64, 128, 1, 1, 1, "matmul"),  # 1x1
-    (512, 1024, 1, 1, 2, "matmul"),  # 1x1 stride 2 (ResNet downsample)
-    (3, 64, 1, 7, 2, "matmul"),  # stem: im2col + matmul
+@pytest.mark.parametrize(("c_in", "c_out", "groups", "kernel", "stride", "expected", "words"), [
+    (384, 384, 384, 7, 1, "taps", "depthwise with kernel [7, 7] (49 taps): unrolled elementwise taps"),  # ConvNeXt
+    (384, 384, 384, 3, 1, "taps", "depthwise with kernel [3, 3] (9 taps): unrolled elementwise taps"),  # MobileNet
+    (96, 96, 96, 3, 2, "taps", "depthwise with kernel [3, 3] (9 taps)"),  # MobileNet stride 2
+    (240, 240, 240, 5, 1, "taps", "depthwise with kernel [5, 5] (25 taps)"),  # EfficientNet 5x5
+    (384, 384, 384, 9, 1, "channels-last", "(81 taps > 64): NHWC depthwise"),
+    (256, 256, 32, 3, 1, "taps", "groups=32, C/G*KH*KW=72 <= 72: unrolled taps"),  # ResNeXt, C/G = 8
+    (128, 128, 32, 3, 1, "taps", "groups=32, C/G*KH*KW=36 <= 72: unrolled taps"),  # ResNeXt, C/G = 4
+    (512, 512, 32, 3, 1, "im2col", "groups=32: grouped GEMM (im2col + batch_matmul)"),  # ResNeXt, C/G = 16
+    (1024, 1024, 32, 3, 1, "im2col", "groups=32: grouped GEMM"),  # ResNeXt, C/G = 32
+    (48, 48, 6, 3, 2, "taps", "groups=6, C/G*KH*KW=72 <= 72"),  # RegNet
+    (32, 64, 32, 3, 1, "taps", "depthwise with a channel multiplier, kernel [3, 3] (9 taps): unrolled taps"),
+    (64, 128, 1, 3, 1, "matmul", "groups=1, kernel [3, 3]: im2col + matmul"),  # plain 3x3
+    (128, 128, 1, 3, 2, "matmul", "groups=1, kernel [3, 3]: im2col + matmul"),  # ResNet-50 downsampling
+    (96, 192, 1, 2, 2, "matmul", "groups=1, kernel [2, 2]: im2col + matmul"),  # ConvNeXt downsampling
+    (64, 128, 1, 1, 1, "matmul", "groups=1, 1x1 kernel: matmul"),
+    (512, 1024, 1, 1, 2, "matmul", "groups=1, 1x1 kernel: matmul"),  # ResNet downsample
+    (3, 64, 1, 7, 2, "matmul", "groups=1, kernel [7, 7]: im2col + matmul"),  # stem
 ])
-def test_pick_strategy(c_in: int, c_out: int, groups: int, kernel: int, stride: int, expected: str) -> None:
+def test_pick_strategy(c_in: int, c_out: int, groups: int, kernel: int, stride: int, expected: str, words: str) -> None:
     strategy, why = pick_strategy(plan(c_in, c_out, groups, kernel, stride))
     assert strategy == expected
-    assert why  # the reason goes into the report's note
+    assert words in why  # the reason goes into the report's note
 
 
 def test_thresholds_are_the_boundaries() -> None:

@@ -51,6 +51,9 @@ except depthwise.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from torch_grouped_conv.rewrite.emit.phases import is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
@@ -70,39 +73,58 @@ def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
     return "im2col", f"quantized {plan.case}: grouped GEMM on i32 (im2col + batch_matmul)"
 
 
-def pick_strategy(plan: ConvPlan) -> tuple[str, str]:  # noqa: C901 - split by the Strategy refactor
+def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
     """(strategy, why) for one convolution; see the module docstring."""
     if plan.quant is not None:
         return pick_quantized(plan)
     kernel = [k for k in plan.spec.kernel if k is not None]
-    taps = 1
-    for k in kernel:
-        taps *= k
-    if plan.case is Case.DEPTHWISE:
-        if taps <= MAX_TAPS:
-            layout = ", computed NHWC (the result is permuted to channels-last next)" if plan.spec.channels_last_result else ""
-            return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}" + _phases(plan)
-        if plan.spec.spatial_rank != 2 or plan.spec.transposed:
-            return "grouped", (f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}), "
-                               f"{_kind(plan)}: direct depthwise op")
-        return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
-    if plan.case is Case.GROUPED:
-        products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * taps
-        if products <= GROUPED_TAPS:
-            return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
-        return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM")
-    if plan.case is Case.DEPTHWISE_MULTIPLIER:
-        if taps <= MAX_TAPS:
-            return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
-                            f"({taps} taps): unrolled taps, m outputs per input channel" + _phases(plan))
-        return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
-    if plan.case is Case.CONV:
-        if all(k == 1 for k in kernel):
-            return "matmul", "groups=1, 1x1 kernel: matmul"
-        if not plan.spec.transposed:
-            return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
-        return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
-    return "grouped", f"{plan.case}: default emitter"
+    return PICK_BY_CASE[plan.case](plan, kernel)
+
+
+def pick_depthwise(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+    """Rules 1 and 2: taps up to MAX_TAPS, then NHWC (2D forward) or the direct depthwise op."""
+    taps = math.prod(kernel)
+    if taps <= MAX_TAPS:
+        layout = ", computed NHWC (the result is permuted to channels-last next)" if plan.spec.channels_last_result else ""
+        return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}" + _phases(plan)
+    if plan.spec.spatial_rank != 2 or plan.spec.transposed:
+        return "grouped", (f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}), "
+                           f"{_kind(plan)}: direct depthwise op")
+    return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
+
+
+def pick_grouped(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+    """Rules 3 and 5: taps up to GROUPED_TAPS products per output, else the grouped GEMM."""
+    products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * math.prod(kernel)
+    if products <= GROUPED_TAPS:
+        return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
+    return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM")
+
+
+def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+    """Rules 4 and 5: the channel multiplier as taps up to MAX_TAPS, else the grouped GEMM."""
+    taps = math.prod(kernel)
+    if taps <= MAX_TAPS:
+        return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
+                        f"({taps} taps): unrolled taps, m outputs per input channel" + _phases(plan))
+    return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
+
+
+def pick_conv(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+    """Rules 6 to 8: groups == 1 as matmuls (1x1 directly, KxK via im2col, transposed by output phase)."""
+    if all(k == 1 for k in kernel):
+        return "matmul", "groups=1, 1x1 kernel: matmul"
+    if not plan.spec.transposed:
+        return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
+    return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
+
+
+PICK_BY_CASE: dict[Case, Callable[[ConvPlan, list[int]], tuple[str, str]]] = {
+    Case.DEPTHWISE: pick_depthwise,
+    Case.GROUPED: pick_grouped,
+    Case.DEPTHWISE_MULTIPLIER: pick_multiplier,
+    Case.CONV: pick_conv,
+}
 
 
 def _kind(plan: ConvPlan) -> str:
