@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from torch_grouped_conv.cli import main
+from tests.support.cli import run_cli
 
 SMALL_MODEL = """
 import torch
@@ -40,12 +40,6 @@ def model_file(tmp_path: Path) -> Path:
     path = tmp_path / "small_model.py"
     path.write_text(SMALL_MODEL)
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_demo_prints_report_and_pass(capsys: pytest.CaptureFixture[str]) -> None:

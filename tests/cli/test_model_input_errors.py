@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-from torch_grouped_conv.cli import main
+from tests.support.cli import run_cli
 
 MODELS = """
 import torch
@@ -47,11 +47,6 @@ def models(tmp_path: Path) -> Path:
     path = tmp_path / "models.py"
     path.write_text(MODELS)
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    return code, capsys.readouterr().err
 
 
 def assert_one_line(err: str, *parts: str) -> None:
@@ -92,7 +87,7 @@ def test_cli_model_rejects_input(capsys: pytest.CaptureFixture[str], models: Pat
         "compile-o": ["compile", "-o", str(target)],
         "compile-stdout": ["compile"],
     }[command]
-    code, err = run_cli(capsys, *argv, f"{models}:make", "--input-shape", "1,5,8,8")
+    code, _, err = run_cli(capsys, *argv, f"{models}:make", "--input-shape", "1,5,8,8")
     assert code == 2
     assert_one_line(err, f"{models}:make rejects input shape [1, 5, 8, 8] (torch.export): RuntimeError:", WRONG_CHANNELS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.py"]  # nothing written, no temporary file
@@ -101,7 +96,7 @@ def test_cli_model_rejects_input(capsys: pytest.CaptureFixture[str], models: Pat
 def test_cli_model_rejects_input_when_run_eagerly(capsys: pytest.CaptureFixture[str], models: Path,
                                                   tmp_path: Path) -> None:
     result = tmp_path / "result.json"
-    code, err = run_cli(capsys, "verify", f"{models}:only_exported", "--input-shape", "1,4,6,6", "--json", str(result))
+    code, _, err = run_cli(capsys, "verify", f"{models}:only_exported", "--input-shape", "1,4,6,6", "--json", str(result))
     assert code == 2
     assert_one_line(err, f"{models}:only_exported rejects input shape [1, 4, 6, 6] (eager run): "
                          "ValueError: this model only runs exported")
@@ -110,7 +105,7 @@ def test_cli_model_rejects_input_when_run_eagerly(capsys: pytest.CaptureFixture[
 
 def test_cli_issue_command_mobilenet_v2(capsys: pytest.CaptureFixture[str]) -> None:
     """The command from the issue: mobilenet_v2 takes 3 channels, not 5."""
-    code, err = run_cli(capsys, "verify", "torchvision:mobilenet_v2", "--input-shape", "1,5,32,32")
+    code, _, err = run_cli(capsys, "verify", "torchvision:mobilenet_v2", "--input-shape", "1,5,32,32")
     assert code == 2
     assert_one_line(err, "torchvision:mobilenet_v2 rejects input shape [1, 5, 32, 32] (torch.export): RuntimeError:",
                     "expected input[1, 5, 32, 32] to have 3 channels, but got 5 channels instead")

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
+from tests.support.cli import run_cli
 from tests.support.models import expected_counts
-from torch_grouped_conv import cli
 from torch_grouped_conv.frontends import onnx as onnx_frontend
 from torch_grouped_conv.models import DemoNet, build_model
 from torch_grouped_conv.verify import compare
@@ -160,12 +160,6 @@ def test_onnx_model_without_convolution(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ the CLI
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("backend", tgc.BACKENDS)

@@ -40,9 +40,8 @@ from tests.support.quantized import (
     runner_args,
 )
 from tests.support.tolerances import tolerance
+from torch_grouped_conv import BACKENDS
 from torch_grouped_conv.errors import CompileError
-
-BACKENDS = tgc.BACKENDS
 
 # torch-mlir 20261001's ONNX import of a per-channel QLinearConv passes the i32
 # bias to the float convolution unscaled (not times x_scale * w_scale): both

@@ -8,17 +8,12 @@ without warnings. Expected failures come from the case (`marks`,
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-import torch_grouped_conv as tgc
 from tests.support import cases_forms
-from tests.support.compiled import all_inputs, case_params, compiled, eager, op_names, print_ir
+from tests.support.compiled import all_inputs, assert_close, case_params, compiled, eager, load, op_names, print_ir
 from tests.support.registry import CASES, E2ECase, register
-from tests.support.tolerances import tolerance
-from torch_grouped_conv.runners.common import as_numpy
-
-BACKENDS = tgc.BACKENDS
+from torch_grouped_conv import BACKENDS
 
 # Cases compiled again with the plugin off (torch-mlir's own lowering), to check
 # that the comparison baseline itself works: one per lowering case, plus the net.
@@ -26,18 +21,12 @@ PLUGIN_OFF_CASES = ["conv2d_conv", "conv2d_depthwise_stride2", "conv2d_grouped_i
 
 
 def assert_matches_eager(name: str, program, case_inputs) -> None:
-    """The runner's outputs have PyTorch's shapes and element types (bf16 as
-    ml_dtypes.bfloat16) and its values within the dtype's tolerance."""
-    case = CASES[name]
+    """The runner's outputs match PyTorch's (tests.support.compiled.assert_close)."""
     actual = program(*case_inputs)
-    expected = eager(case, case_inputs)
+    expected = eager(CASES[name], case_inputs)
     assert len(actual) == len(expected)
-    for got, torch_out in zip(actual, expected, strict=False):
-        want = as_numpy(torch_out)
-        assert (got.shape, got.dtype) == (want.shape, want.dtype), f"case {name}"
-        rtol, atol = tolerance(torch_out.dtype)
-        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
-                                   err_msg=f"case {name}")
+    for got, want in zip(actual, expected, strict=True):
+        assert_close(got, want, f"case {name}")
 
 
 @pytest.mark.parametrize("name", case_params())
@@ -58,9 +47,7 @@ def test_report_counts_and_ops(name: str) -> None:
      for backend in BACKENDS for p in case_params(backend=backend)],
 )
 def test_matches_eager(name: str, backend: str) -> None:
-    program = tgc.load(compiled(name).module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
+    program = load(compiled(name).module, backend)
     for case_inputs in all_inputs(CASES[name]):
         assert_matches_eager(name, program, case_inputs)
 
@@ -71,7 +58,7 @@ def test_plugin_off_matches_eager(name: str) -> None:
     assert result.report.strategy is None
     assert result.report.decisions == []
     assert result.report.summary().startswith("plugin off")
-    program = tgc.load(result.module, backend="refbackend")
+    program = load(result.module, "refbackend")
     for case_inputs in all_inputs(CASES[name]):
         assert_matches_eager(name, program, case_inputs)
 
@@ -104,8 +91,6 @@ def test_dynamic_kernel_under_auto_falls_back_and_matches_eager(backend: str) ->
     result = compiled(name, grouped_conv="auto")
     [decision] = result.report.decisions
     assert decision.strategy == "grouped" and "known only at run time" in (decision.note or "")
-    program = tgc.load(result.module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
+    program = load(result.module, backend)
     for case_inputs in all_inputs(CASES[name]):
         assert_matches_eager(name, program, case_inputs)

@@ -1,9 +1,10 @@
 """Every strategy (`grouped_conv=`) on a grid of 2D convolutions: numbers on
 both backends against PyTorch eager, and the op chain each strategy emits.
 
-The grid covers groups 1/2/4/8/C, stride 1/2, padding 0/1, dilation 1/2,
-bias on/off, batch 1/3, non-square inputs and kernels, F != C and a channel
-multiplier (case `depthwise_multiplier`). Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
+The grid (tests/support/configs.py `STRATEGY_GRID`) covers groups 1/2/4/8/C,
+stride 1/2, padding 0/1, dilation 1/2, bias on/off, batch 1/3, non-square
+inputs and kernels, F != C and a channel multiplier (case
+`depthwise_multiplier`). Layout everywhere: input [N,C,H,W], weight [F,C/G,KH,KW].
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from torch_mlir import ir
 
 import torch_grouped_conv as tgc
-from tests.support.cases_conv2d import Conv2dConfig
-from tests.support.compiled import op_names, print_ir
-from tests.support.strategy_checks import check_matches_eager, compile_config
-from torch_grouped_conv.report import RewriteReport
+from tests.support.compiled import check_matches_eager, compiled, op_names, print_ir
+from tests.support.configs import STRATEGY_GRID, ConvConfig
+from torch_grouped_conv import BACKENDS
 from torch_grouped_conv.rewrite.driver import convolution_ops
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import Refusal, read_conv_spec
@@ -25,25 +24,7 @@ from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.rewrite.strategies.split import MAX_SPLIT_GROUPS
 from torch_grouped_conv.rewrite.strategies.strategy import DEFAULT_STRATEGY, REGISTRY
 
-BACKENDS = ("refbackend", "iree")
-
-GRID: dict[str, Conv2dConfig] = {
-    "g1": Conv2dConfig(groups=1),
-    "g2_s2_nobias": Conv2dConfig(groups=2, stride=(2, 2), bias=False),
-    "g4_p0_d2_b3": Conv2dConfig(groups=4, padding=(0, 0), dilation=(2, 2), batch=3),
-    "g8_9x13_s12": Conv2dConfig(groups=8, spatial=(9, 13), stride=(1, 2), padding=(0, 1)),
-    "g4_f8_k3x5": Conv2dConfig(groups=4, c_out=8, kernel=(3, 5), padding=(1, 2), spatial=(7, 10)),
-    "dw_s2_b3_9x13": Conv2dConfig(groups=16, stride=(2, 2), batch=3, spatial=(9, 13)),
-    "dw_d2_nobias": Conv2dConfig(groups=16, dilation=(2, 2), padding=(2, 2), bias=False),
-    "dw_k7": Conv2dConfig(groups=16, kernel=(7, 7), padding=(3, 3), spatial=(10, 9)),
-    "multiplier_c8_f16": Conv2dConfig(c_in=8, groups=8, c_out=16, stride=(2, 2)),
-    # output [1, 3, 1, 1] with a bias: the IREE "global resources" class (cases_forms.UNIT_OUTPUT)
-    "g3_f3_unit_out": Conv2dConfig(c_in=9, groups=3, c_out=3, padding=(0, 0), spatial=(3, 3)),
-}
-
-
-def compiled(config_name: str, strategy: str, output_type: str = "linalg-on-tensors") -> tuple[ir.Module, RewriteReport]:
-    return compile_config(GRID[config_name], strategy, output_type)
+GRID = STRATEGY_GRID
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -55,7 +36,7 @@ def test_strategy_matches_eager(strategy: str, config_name: str, backend: str) -
 
 def emitted_ops(config_name: str, strategy: str) -> Counter[str]:
     """Op counts right after the rewrite (torch form), before torch-mlir's own lowering."""
-    module, _ = compiled(config_name, strategy, "torch")
+    module, _ = compiled(GRID[config_name], strategy, "torch")
     return Counter(op_names(module))
 
 
@@ -89,7 +70,7 @@ def test_op_chain(strategy: str) -> None:
     counts = emitted_ops("g4_f8_k3x5", strategy)
     expected = {**OP_CHAINS[strategy], **COMMON_OPS}
     actual = {name: counts[name] for name in expected}
-    assert actual == expected, print_ir(compiled("g4_f8_k3x5", strategy, "torch")[0])
+    assert actual == expected, print_ir(compiled(GRID["g4_f8_k3x5"], strategy, "torch")[0])
     others = [op for op in CONV_OPS if op not in expected and counts[op]]
     assert not others, f"unexpected {others}"
     assert counts["torch.aten.convolution"] == 0
@@ -104,7 +85,7 @@ def test_channels_last_other_cases(config_name: str, conv_op: str) -> None:
 
 
 def test_split_declines_many_groups_into_report() -> None:
-    config = Conv2dConfig(c_in=2 * (MAX_SPLIT_GROUPS + 1), groups=MAX_SPLIT_GROUPS + 1, spatial=(4, 4))
+    config = ConvConfig(c_in=2 * (MAX_SPLIT_GROUPS + 1), groups=MAX_SPLIT_GROUPS + 1, spatial=(4, 4))
     module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="split", output_type="torch")
     report = tgc.last_report()
     assert report is not None and report.strategy == "split"
@@ -116,7 +97,7 @@ def test_split_declines_many_groups_into_report() -> None:
 
 
 def test_strategy_with_nothing_special_reuses_default() -> None:
-    _, report = compiled("dw_s2_b3_9x13", "im2col")
+    _, report = compiled(GRID["dw_s2_b3_9x13"], "im2col")
     (decision,) = report.decisions
     assert decision.strategy == "im2col" and "default emitter" in (decision.note or "")
     assert emitted_ops("dw_s2_b3_9x13", "im2col")["linalg.depthwise_conv_2d_nchw_chw"] == 1
@@ -161,7 +142,7 @@ def test_marker_ops_cover_every_emitter() -> None:
 def test_strategy_uses_its_emitter(strategy: str, config_name: str) -> None:
     """Each strategy's own emitter for the cases it registers (no note), the
     default emitter with a note for the others."""
-    module, report = compiled(config_name, strategy, "torch")
+    module, report = compiled(GRID[config_name], strategy, "torch")
     (decision,) = report.decisions
     case = plan_first_convolution(config_name).case
     assert decision.strategy == strategy, decision
@@ -209,9 +190,7 @@ def test_auto_emits_what_the_rule_picks(config_name: str) -> None:
 
 def plan_first_convolution(config_name: str) -> ConvPlan:
     """The plan the pattern sees for the grid config (read from the plugin-off torch IR)."""
-    config = GRID[config_name]
-    off = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=None, output_type="torch")
-    (op,) = convolution_ops(off)
+    (op,) = convolution_ops(compiled(GRID[config_name], None, "torch").module)
     spec = read_conv_spec(op)
     assert not isinstance(spec, Refusal)
     plan = plan_convolution(spec)

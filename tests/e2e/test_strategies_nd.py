@@ -8,112 +8,21 @@ emits. Layout everywhere: input [N,C,*s], weight [F,C/G,*k] (transposed
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections import Counter
-from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import torch
 from torch.export import Dim
 
 import torch_grouped_conv as tgc
-from tests.support.compiled import op_names, print_ir
-from tests.support.strategy_checks import check_matches_eager, compile_config
-from tests.support.tolerances import tolerance
+from tests.support.compiled import assert_close, check_matches_eager, compiled, load, op_names, print_ir
+from tests.support.configs import ND_GRID, DynamicBatch, nd
+from torch_grouped_conv import BACKENDS
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
 
-BACKENDS = ("refbackend", "iree")
-CONV = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
-TRANSPOSED = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
-SPATIAL = {1: (13,), 2: (7, 9), 3: (5, 6, 4)}
+GRID = ND_GRID
 
-
-@dataclass(frozen=True)
-class ConvNd:
-    """One Conv{1,2,3}d or ConvTranspose{1,2,3}d and its input (sizes per spatial dim from SPATIAL)."""
-
-    rank: int
-    c_in: int
-    c_out: int
-    groups: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
-    dilation: int = 1
-    output_padding: int = 0
-    transposed: bool = False
-    bias: bool = True
-    batch: int = 2
-    dtype: torch.dtype = torch.float32
-
-    @property
-    def case(self) -> str:
-        if self.groups == 1:
-            case = "conv"
-        elif self.groups == self.c_in:
-            case = "depthwise" if self.c_out == self.c_in else "depthwise_multiplier"
-        else:
-            case = "grouped"
-        return f"transposed_{case}" if self.transposed else case
-
-    def make_module(self) -> torch.nn.Module:
-        torch.manual_seed(0)
-        kwargs = dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
-                      bias=self.bias)
-        if self.transposed:
-            conv = TRANSPOSED[self.rank](self.c_in, self.c_out, self.kernel, output_padding=self.output_padding,
-                                         **kwargs)
-        else:
-            conv = CONV[self.rank](self.c_in, self.c_out, self.kernel, **kwargs)
-        return conv.to(self.dtype)
-
-    def make_input(self) -> torch.Tensor:
-        torch.manual_seed(1)
-        return torch.randn(self.batch, self.c_in, *SPATIAL[self.rank], dtype=self.dtype)
-
-
-GRID: dict[str, ConvNd] = {
-    # 1D and 3D forward.
-    "1d_dw_k5_s2": ConvNd(1, 6, 6, 6, 5, stride=2, padding=2),
-    "1d_grouped_g2_d2": ConvNd(1, 8, 6, 2, 3, dilation=2, padding=2, bias=False),
-    "1d_grouped_long_k16": ConvNd(1, 16, 16, 2, 16, padding=8, batch=1),  # wav2vec2-like: K = C/G*k = 128
-    "1d_multiplier_m2": ConvNd(1, 4, 8, 4, 3, padding=1),
-    "1d_conv1x1_s2": ConvNd(1, 6, 8, 1, 1, stride=2),
-    "1d_conv_k3_few": ConvNd(1, 3, 8, 1, 3, padding=1, batch=1),
-    "3d_dw_k3": ConvNd(3, 4, 4, 4, 3, padding=1),
-    "3d_dw_k3_s2": ConvNd(3, 4, 4, 4, 3, stride=2, padding=1, batch=1, bias=False),
-    "3d_grouped_g2": ConvNd(3, 8, 8, 2, 3, padding=1, batch=1),
-    "3d_multiplier_m2": ConvNd(3, 3, 6, 3, 3, padding=1, batch=1),
-    "3d_conv1x1": ConvNd(3, 6, 4, 1, 1),
-    # Transposed (taps, im2col and matmul: the phase decomposition).
-    "t1d_dw_k4_s2": ConvNd(1, 6, 6, 6, 4, stride=2, padding=1, transposed=True),
-    "t2d_dw_k3_s2_op1": ConvNd(2, 4, 4, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
-    "t2d_dw_k3_s3_d2": ConvNd(2, 4, 4, 4, 3, stride=3, padding=2, dilation=2, output_padding=1, transposed=True,
-                              bias=False),
-    "t2d_dw_k2_s3": ConvNd(2, 4, 4, 4, 2, stride=3, transposed=True, batch=1),
-    "t2d_grouped_g4_s2": ConvNd(2, 8, 8, 4, 3, stride=2, padding=1, output_padding=1, transposed=True),
-    "t3d_multiplier_s2": ConvNd(3, 3, 6, 3, 2, stride=2, transposed=True, batch=1),
-    "t2d_conv1x1_s2": ConvNd(2, 4, 6, 1, 1, stride=2, transposed=True),
-    # Transposed KxK through im2col/matmul: one GEMM per output phase.
-    "t2d_conv_k3_s2_op1": ConvNd(2, 6, 4, 1, 3, stride=2, padding=1, output_padding=1, transposed=True),
-    "t1d_conv_k4_s2": ConvNd(1, 5, 3, 1, 4, stride=2, padding=1, transposed=True, batch=1),
-    "t3d_conv_k3_s2": ConvNd(3, 3, 4, 1, 3, stride=2, padding=1, transposed=True, batch=1, bias=False),
-    "t2d_grouped_s3_d2": ConvNd(2, 8, 4, 2, 3, stride=3, padding=2, dilation=2, output_padding=1, transposed=True),
-    # F*C = 8192: the one-tap phase's weight slice must not be data-tiled (IREE packs it on the stack)
-    "t2d_conv_wide_k3_s2": ConvNd(2, 128, 64, 1, 3, stride=2, padding=1, output_padding=1, transposed=True,
-                                  batch=1),
-    # Half precision and f64 (f32 accumulation for f16/bf16, one rounding at the end).
-    "f16_1d_grouped_g2": ConvNd(1, 8, 8, 2, 3, padding=1, dtype=torch.float16),
-    "bf16_3d_dw_k3": ConvNd(3, 4, 4, 4, 3, padding=1, batch=1, dtype=torch.bfloat16),
-    "f16_2d_grouped_cg16": ConvNd(2, 32, 16, 2, 3, padding=1, batch=1, dtype=torch.float16),
-    "bf16_2d_conv1x1_b2": ConvNd(2, 8, 6, 1, 1, dtype=torch.bfloat16),
-    "f16_t2d_dw_s2": ConvNd(2, 4, 4, 4, 3, stride=2, padding=1, output_padding=1, transposed=True,
-                            dtype=torch.float16),
-    "f64_3d_grouped_g2": ConvNd(3, 4, 4, 2, 3, padding=1, batch=1, dtype=torch.float64),
-}
 
 # Which strategies have an emitter for each case (elsewhere: the default emitter, covered elsewhere).
 STRATEGY_CASES = {
@@ -141,14 +50,14 @@ def test_matches_eager(strategy: str, config_name: str, backend: str) -> None:
 @pytest.mark.parametrize(("strategy", "config_name"), RUNS)
 def test_strategy_is_not_declined(strategy: str, config_name: str) -> None:
     """Every run above goes through the strategy's own emitter (no fallback note)."""
-    _, report = compile_config(GRID[config_name], strategy, "torch")
+    _, report = compiled(GRID[config_name], strategy, "torch")
     (decision,) = report.decisions
     assert "declined" not in (decision.note or ""), decision.note
     assert "default emitter" not in (decision.note or ""), decision.note
 
 
 def emitted(config_name: str, strategy: str) -> Counter[str]:
-    module, _ = compile_config(GRID[config_name], strategy, "torch")
+    module, _ = compiled(GRID[config_name], strategy, "torch")
     return Counter(op_names(module))
 
 
@@ -162,7 +71,7 @@ def bias_adds(config_name: str) -> int:
 
 
 def ir_of(config_name: str, strategy: str) -> str:
-    return print_ir(compile_config(GRID[config_name], strategy, "torch")[0])
+    return print_ir(compiled(GRID[config_name], strategy, "torch")[0])
 
 
 def test_taps_3d_op_chain() -> None:
@@ -234,7 +143,7 @@ def test_transposed_gemm_phase_decomposition(config_name: str, strategy: str, co
     """One batch_matmul per output phase with taps, K = C/G * (the phase's
     taps): the reductions sum to C/G * prod(k), so no product touches an
     inserted zero; no named conv; one interleaving select per phase."""
-    module, _ = compile_config(GRID[config_name], strategy, "torch")
+    module, _ = compiled(GRID[config_name], strategy, "torch")
     text = print_ir(module)
     counts = Counter(op_names(module))
     matmuls = [line for line in text.splitlines() if "linalg.batch_matmul" in line]
@@ -288,7 +197,7 @@ def test_half_precision_im2col_matmul_accumulates_in_f32() -> None:
 
 def test_grouped_taps_decline_counts_per_group_products() -> None:
     c_in = 2 * (MAX_GROUPED_TAPS // 27 + 1)  # C/G * 27 > MAX_GROUPED_TAPS
-    config = ConvNd(3, c_in, c_in, 2, 3, padding=1, batch=1)
+    config = nd(3, c_in, c_in, 2, 3, padding=1, batch=1)
     tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv="taps", output_type="torch")
     report = tgc.last_report()
     assert report is not None
@@ -299,7 +208,7 @@ def test_grouped_taps_decline_counts_per_group_products() -> None:
 
 @pytest.mark.parametrize("strategy", ["split", "channels-last"])
 def test_2d_only_strategies_decline_3d_with_the_rank(strategy: str) -> None:
-    _, report = compile_config(GRID["3d_grouped_g2"], strategy, "torch")
+    _, report = compiled(GRID["3d_grouped_g2"], strategy, "torch")
     (decision,) = report.decisions
     assert decision.strategy == "grouped"
     assert decision.note == (f"{strategy} declined: 3D convolution (it covers spatial ranks [2]); "
@@ -344,7 +253,7 @@ def test_dynamic_spatial_matches_eager(case: tuple[str, str, str, dict[int, tupl
     """One compile with the dims dynamic; the example size and others, each against eager."""
     config_name, strategy, emitter, dims = case
     config = GRID[config_name]
-    example = [config.batch, config.c_in, *SPATIAL[config.rank]]
+    example = list(config.input_shape)
     for axis, (size, _) in dims.items():
         example[axis] = size
     eager = config.make_module().eval()
@@ -367,17 +276,14 @@ def check_dynamic_module(module: object, report: object, emitter: str, backend: 
     assert report is not None
     (decision,) = report.decisions  # type: ignore[attr-defined]
     assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    rtol, atol = tolerance(dtype)
+    program = load(module, backend)
     for seed, shape in calls:
         torch.manual_seed(seed)
         x = torch.randn(*shape, dtype=dtype)
         with torch.no_grad():
-            want = eager(x).numpy()
+            want = eager(x)
         (got,) = program(x)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{label} at {shape}")
+        assert_close(got, want, f"{label} at {shape}")
 
 
 def test_dynamic_spatial_im2col_sizes_from_tensor_dim() -> None:
@@ -393,15 +299,6 @@ def test_dynamic_spatial_im2col_sizes_from_tensor_dim() -> None:
 # (de-interleave), grouped, multiplier, transposed by phase.
 DYNAMIC_BATCH = ["1d_dw_k5_s2", "3d_dw_k3", "1d_grouped_g2_d2", "1d_multiplier_m2", "t2d_dw_k3_s2_op1",
                  "t2d_grouped_g4_s2"]
-
-
-@functools.cache
-def compiled_dynamic(config_name: str, strategy: str) -> tuple[object, object]:
-    # an example batch of 1 would be specialized by torch.export
-    config = dataclasses.replace(GRID[config_name], batch=max(2, GRID[config_name].batch))
-    module = tgc.compile(config.make_module().eval(), config.make_input(), grouped_conv=strategy,
-                         dynamic_shapes=({0: Dim("N", min=1, max=8)},))
-    return module, tgc.last_report()
 
 
 # Dynamic batch through the grouped GEMM and the matmul (P = N*prod(O) collapsed
@@ -420,8 +317,9 @@ DYNAMIC_BATCH_CASES = [(name, strategy, "taps") for name in DYNAMIC_BATCH for st
 def test_dynamic_batch_matches_eager(config_name: str, strategy: str, emitter: str, backend: str) -> None:
     """One compile, batches 1, 3 and 2 (the export example), each against eager."""
     config = GRID[config_name]
-    module, report = compiled_dynamic(config_name, strategy)
-    calls = [(batch, [batch, config.c_in, *SPATIAL[config.rank]]) for batch in (1, 3, 2)]
+    # an example batch of 1 would be specialized by torch.export
+    module, report = compiled(DynamicBatch(config.replace(batch=max(2, config.batch)), max=8), strategy)
+    calls = [(batch, [batch, *config.input_shape[1:]]) for batch in (1, 3, 2)]
     check_dynamic_module(module, report, emitter, backend, config.make_module().eval(), config.dtype, calls,
                          config_name)
 
@@ -440,8 +338,8 @@ def test_dynamic_batch_taps_sizes_from_tensor_dim() -> None:
 def test_im2col_declines_grouped_transposed_1x1_and_the_fallback_compiles() -> None:
     """Found by the fuzz campaign: iree-compile 3.13 crashes on im2col's
     batch_matmul when the weight is a pure transpose (grouped transposed 1x1)."""
-    config = ConvNd(1, 9, 6, 3, 1, stride=2, padding=1, transposed=True, bias=False, batch=3)
-    _, report = compile_config(config, "im2col")
+    config = nd(1, 9, 6, 3, 1, stride=2, padding=1, transposed=True, bias=False, batch=3)
+    _, report = compiled(config, "im2col")
     (decision,) = report.decisions
     assert decision.strategy == "grouped"
     assert "im2col declined: transposed groups=3 with kernel [1]" in (decision.note or ""), decision.note

@@ -17,8 +17,7 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-
-BACKENDS = ("refbackend", "iree")
+from torch_grouped_conv import BACKENDS
 
 
 def conv_then_pointwise(first: torch.nn.Module, channels: int, middle: torch.nn.Module | None = None) -> torch.nn.Module:

@@ -13,18 +13,14 @@ from collections import Counter
 import pytest
 from torch_mlir import ir
 
-from tests.support.cases_conv2d import CONV2D_CONFIGS, Conv2dConfig
+from tests.support.cases_conv2d import CONV2D_CONFIGS
 from tests.support.compiled import case_params, compiled, op_names, print_ir
+from tests.support.configs import CASE_OPS, ConvConfig
 from tests.support.registry import CASES
 from torch_grouped_conv.rewrite.driver import ops_named as find_ops
 from torch_grouped_conv.rewrite.plan import output_spatial_size
 
-CONV_OPS = {
-    "conv": "linalg.conv_2d_nchw_fchw",
-    "depthwise": "linalg.depthwise_conv_2d_nchw_chw",
-    "depthwise_multiplier": "linalg.conv_2d_ngchw_gfchw",
-    "grouped": "linalg.conv_2d_ngchw_gfchw",
-}
+CONV_OPS = {case: op for (rank, case), op in CASE_OPS.items() if rank == 2}
 
 # Cases whose operands are split by group where they enter (plan.grouped_layout):
 # input [N,G,C/G,H,W], weight [G,F/G,C/G,KH,KW], bias [G,F/G], accumulator [N,G,F/G,Ho,Wo].
@@ -39,7 +35,7 @@ SINGLE_CONV = list(CONV2D_CONFIGS)
 
 
 
-def the_conv(module: ir.Module, config: Conv2dConfig) -> ir.Operation:
+def the_conv(module: ir.Module, config: ConvConfig) -> ir.Operation:
     ops = find_ops(module, CONV_OPS[config.case])
     assert len(ops) == 1, print_ir(module)
     return ops[0]
@@ -86,11 +82,11 @@ def dims(value: ir.Value) -> list[int | None]:
     return [None if shaped.is_dynamic_dim(i) else shaped.get_dim_size(i) for i in range(shaped.rank)]
 
 
-def is_grouped(config: Conv2dConfig) -> bool:
+def is_grouped(config: ConvConfig) -> bool:
     return config.case in GROUPED_CASES
 
 
-def reshape_counts(config: Conv2dConfig) -> dict[str, int]:
+def reshape_counts(config: ConvConfig) -> dict[str, int]:
     """Exact reshape counts: grouped cases split input, weight and (if any) bias
     and merge the result back; depthwise merges the weight [C,1,KH,KW] -> [C,KH,KW]."""
     if is_grouped(config):
@@ -98,31 +94,31 @@ def reshape_counts(config: Conv2dConfig) -> dict[str, int]:
     return {"tensor.expand_shape": 0, "tensor.collapse_shape": 1 if config.case == "depthwise" else 0}
 
 
-def input_chain(config: Conv2dConfig) -> list[str]:
+def input_chain(config: ConvConfig) -> list[str]:
     """What feeds the conv's input, nearest first: padding (iff any) of the
     input, which grouped cases split by group first."""
     padding = ["tensor.pad"] if any(config.padding) else []
     return padding + (["tensor.expand_shape"] if is_grouped(config) else [])
 
 
-def weight_chain(config: Conv2dConfig) -> list[str]:
+def weight_chain(config: ConvConfig) -> list[str]:
     """The weight constant, split [F,..] -> [G,F/G,..] or collapsed [C,1,..] -> [C,..]."""
     reshape = {"conv": [], "depthwise": ["tensor.collapse_shape"]}.get(config.case, ["tensor.expand_shape"])
     return reshape + ["arith.constant"]
 
 
-def accumulator_chain(config: Conv2dConfig) -> list[str]:
+def accumulator_chain(config: ConvConfig) -> list[str]:
     """The conv's init: always zeros (linalg.fill of a constant); the bias is
     added after the conv (builders.init_accumulator says why)."""
     return ["linalg.fill", "arith.constant"]
 
 
-def bias_chain(config: Conv2dConfig) -> list[str]:
+def bias_chain(config: ConvConfig) -> list[str]:
     """The bias operand of the bias add: the constant, split [F] -> [G,F/G] in grouped cases."""
     return (["tensor.expand_shape"] if is_grouped(config) else []) + ["arith.constant"]
 
 
-def result_chain(config: Conv2dConfig) -> list[str]:
+def result_chain(config: ConvConfig) -> list[str]:
     """The conv's consumers: the bias add (a linalg.generic) iff a bias, then the group merge."""
     return (["linalg.generic"] if config.bias else []) + (["tensor.collapse_shape"] if is_grouped(config) else [])
 
@@ -135,7 +131,7 @@ def bias_add(conv: ir.Operation) -> ir.Operation:
     return op
 
 
-def output_hw(config: Conv2dConfig) -> list[int]:
+def output_hw(config: ConvConfig) -> list[int]:
     return [output_spatial_size(*args) for args in
             zip(config.spatial, config.kernel, config.stride, config.padding, config.dilation, strict=False)]
 

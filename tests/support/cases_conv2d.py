@@ -1,6 +1,6 @@
 """2D convolution e2e cases, generated from grids.
 
-Every single-conv case is one `Conv2dConfig`. The set is a covering design,
+Every single-conv case is one `ConvConfig` (tests/support/configs.py). The set is a covering design,
 not a cartesian product:
 
 - three bases, one per lowering case (`conv` groups=1, `depthwise`
@@ -20,87 +20,36 @@ for IR tests that check the op chain against the parameters.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import torch
 
+from tests.support.configs import INPUT_SEED, MODULE_SEED, ConvConfig
 from tests.support.registry import CaseInputs, E2ECase, register
 
-Pair = tuple[int, int]
-
-MODULE_SEED = 0
-INPUT_SEED = 1
-
-
-@dataclass(frozen=True)
-class Conv2dConfig:
-    """One `torch.nn.Conv2d` and its input. `c_out=None` means c_out = c_in."""
-
-    c_in: int = 16
-    groups: int = 4
-    c_out: int | None = None
-    kernel: Pair = (3, 3)
-    stride: Pair = (1, 1)
-    padding: Pair = (1, 1)
-    dilation: Pair = (1, 1)
-    bias: bool = True
-    batch: int = 1
-    spatial: Pair = (8, 8)
-    dtype: torch.dtype = torch.float32
-
-    @property
-    def out_channels(self) -> int:
-        return self.c_in if self.c_out is None else self.c_out
-
-    @property
-    def case(self) -> str:
-        """The lowering the plugin must pick (mirrors plan.classify)."""
-        if self.groups == 1:
-            return "conv"
-        if self.groups == self.c_in:
-            return "depthwise" if self.out_channels == self.c_in else "depthwise_multiplier"
-        return "grouped"
-
-    def make_module(self) -> torch.nn.Module:
-        torch.manual_seed(MODULE_SEED)
-        conv = torch.nn.Conv2d(
-            self.c_in, self.out_channels, self.kernel, stride=self.stride, padding=self.padding,
-            dilation=self.dilation, groups=self.groups, bias=self.bias,
-        )
-        return conv.to(self.dtype)
-
-    def make_input(self, batch: int | None = None) -> torch.Tensor:
-        torch.manual_seed(INPUT_SEED + (batch or 0))
-        shape = (self.batch if batch is None else batch, self.c_in, *self.spatial)
-        return torch.randn(shape, dtype=self.dtype)
-
-
 # The ops each case's lowering must produce (beside the pad / init ops below).
-CASE_OPS = {
+CASE_CHAINS = {
     "conv": ("linalg.conv_2d_nchw_fchw",),
     "depthwise": ("tensor.collapse_shape", "linalg.depthwise_conv_2d_nchw_chw"),
     "grouped": ("tensor.expand_shape", "linalg.conv_2d_ngchw_gfchw", "tensor.collapse_shape"),
 }
-CASE_OPS["depthwise_multiplier"] = CASE_OPS["grouped"]  # the grouped lowering with C/G = 1
+CASE_CHAINS["depthwise_multiplier"] = CASE_CHAINS["grouped"]  # the grouped lowering with C/G = 1
 
 
-def expected_ops(config: Conv2dConfig) -> tuple[str, ...]:
+def expected_ops(config: ConvConfig) -> tuple[str, ...]:
     padding = ("tensor.pad",) if any(config.padding) else ()
     bias_add = ("linalg.generic",) if config.bias else ()  # after the conv; the init is always zeros
-    return CASE_OPS[config.case] + padding + ("linalg.fill",) + bias_add
+    return CASE_CHAINS[config.case] + padding + ("linalg.fill",) + bias_add
 
 
-CONV2D_CONFIGS: dict[str, Conv2dConfig] = {}
+CONV2D_CONFIGS: dict[str, ConvConfig] = {}
 
 
-def register_conv2d(name: str, config: Conv2dConfig, **case_kwargs) -> E2ECase:
+def register_conv2d(name: str, config: ConvConfig, **case_kwargs) -> E2ECase:
     """Register `config` as e2e case `name` (and remember it for IR tests)."""
     CONV2D_CONFIGS[name] = config
     return register(E2ECase(
         name=name,
         make_module=config.make_module,
-        make_inputs=lambda: (config.make_input(),),
+        make_inputs=config.make_inputs,
         expected_counts={config.case: 1},
         expected_ops=expected_ops(config),
         **case_kwargs,
@@ -111,9 +60,9 @@ def register_conv2d(name: str, config: Conv2dConfig, **case_kwargs) -> E2ECase:
 
 C = 16
 BASES = {
-    "conv": Conv2dConfig(groups=1),
-    "depthwise": Conv2dConfig(groups=C),
-    "grouped": Conv2dConfig(groups=4),
+    "conv": ConvConfig(groups=1),
+    "depthwise": ConvConfig(groups=C),
+    "grouped": ConvConfig(groups=4),
 }
 
 # One axis changed from the base; every non-base value of every axis appears.
@@ -142,37 +91,37 @@ GROUP_COUNTS = (2, 8)
 
 # Odd channel counts: C/G and F/G that are not powers of two, F != C.
 ODD_CHANNELS = {
-    "c12_g3": Conv2dConfig(c_in=12, groups=3),
-    "c6_g3_f9": Conv2dConfig(c_in=6, groups=3, c_out=9),
+    "c12_g3": ConvConfig(c_in=12, groups=3),
+    "c6_g3_f9": ConvConfig(c_in=6, groups=3, c_out=9),
 }
 
 # Several axes at once, including per-dim (non-square) stride, padding, dilation.
 MIXED = {
-    "mixed_grouped_g2": Conv2dConfig(
+    "mixed_grouped_g2": ConvConfig(
         groups=2, kernel=(3, 5), stride=(2, 2), padding=(2, 2), dilation=(2, 2),
         bias=False, batch=3, spatial=(9, 13),
     ),
-    "mixed_grouped_g8_asym": Conv2dConfig(
+    "mixed_grouped_g8_asym": ConvConfig(
         groups=8, kernel=(5, 3), stride=(1, 2), padding=(0, 1), spatial=(9, 13),
     ),
-    "mixed_depthwise_asym": Conv2dConfig(
+    "mixed_depthwise_asym": ConvConfig(
         groups=C, kernel=(1, 3), stride=(2, 1), padding=(1, 2), dilation=(1, 2),
         batch=3, spatial=(9, 13),
     ),
-    "mixed_conv": Conv2dConfig(
+    "mixed_conv": ConvConfig(
         groups=1, c_in=6, c_out=10, kernel=(1, 3), stride=(2, 2), padding=(2, 2),
         dilation=(2, 2), batch=3, spatial=(9, 13),
     ),
     # groups == C_in but F = 2*C_in: a channel multiplier, lowered like grouped.
-    "mixed_multiplier": Conv2dConfig(c_in=8, groups=8, c_out=16, stride=(2, 2), bias=False),
+    "mixed_multiplier": ConvConfig(c_in=8, groups=8, c_out=16, stride=(2, 2), bias=False),
 }
 
 # f64 cases: tolerances tight enough to catch any index error.
 F64 = {
-    "mixed_grouped_f64": Conv2dConfig(
+    "mixed_grouped_f64": ConvConfig(
         groups=4, stride=(2, 1), dilation=(2, 1), padding=(2, 0), dtype=torch.float64,
     ),
-    "mixed_depthwise_f64": Conv2dConfig(groups=C, kernel=(3, 5), padding=(0, 2), dtype=torch.float64),
+    "mixed_depthwise_f64": ConvConfig(groups=C, kernel=(3, 5), padding=(0, 2), dtype=torch.float64),
 }
 
 
@@ -180,9 +129,9 @@ def _register_grid() -> None:
     for case, base in BASES.items():
         register_conv2d(f"conv2d_{case}", base)
         for variation in BASE_VARIATIONS[case]:
-            register_conv2d(f"conv2d_{case}_{variation}", dataclasses.replace(base, **VARIATIONS[variation]))
+            register_conv2d(f"conv2d_{case}_{variation}", base.replace(**VARIATIONS[variation]))
     for groups in GROUP_COUNTS:
-        register_conv2d(f"conv2d_grouped_g{groups}", dataclasses.replace(BASES["grouped"], groups=groups))
+        register_conv2d(f"conv2d_grouped_g{groups}", BASES["grouped"].replace(groups=groups))
     for name, config in {**ODD_CHANNELS, **MIXED}.items():
         register_conv2d(f"conv2d_{name}", config)
     for name, config in F64.items():
@@ -198,7 +147,7 @@ DYNAMIC_BATCH_SIZES = (2, 5)
 
 
 def _register_dynamic_batch(case: str) -> None:
-    config = dataclasses.replace(BASES[case], batch=3, spatial=(9, 13))
+    config = BASES[case].replace(batch=3, spatial=(9, 13))
     batch = torch.export.Dim("batch", min=1, max=64)
     register_conv2d(
         f"conv2d_{case}_dynamic_batch", config,

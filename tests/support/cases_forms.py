@@ -30,34 +30,17 @@ torch-mlir's test_suite/conv.py does:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.export import Dim
 
+from tests.support.configs import CASE_OPS, CONV_MODULES, ConvConfig, Size
 from tests.support.registry import E2ECase, register
 
 COVERAGE_PREFIX = "cov_"
 
-CONV_MODULES = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
-TRANSPOSED_MODULES = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
-
-# linalg op each (rank, case) lowers to; transposed cases emit the same op
-# over the prepared input (docs/design.md).
-CASE_OPS = {
-    (1, "conv"): "linalg.conv_1d_ncw_fcw",
-    (2, "conv"): "linalg.conv_2d_nchw_fchw",
-    (3, "conv"): "linalg.conv_3d_ncdhw_fcdhw",
-    (1, "depthwise"): "linalg.depthwise_conv_1d_ncw_cw",
-    (2, "depthwise"): "linalg.depthwise_conv_2d_nchw_chw",
-    (3, "depthwise"): "linalg.depthwise_conv_3d_ncdhw_cdhw",
-    (1, "grouped"): "linalg.conv_2d_ngchw_gfchw",
-    (2, "grouped"): "linalg.conv_2d_ngchw_gfchw",
-    (3, "grouped"): "linalg.generic",
-}
-CASE_OPS.update({(r, "depthwise_multiplier"): CASE_OPS[(r, "grouped")] for r in (1, 2, 3)})
 
 # (C_in, C_out, groups) per case.
 CHANNELS = {"conv": (3, 4, 1), "depthwise": (4, 4, 4), "depthwise_multiplier": (3, 6, 3), "grouped": (6, 4, 2)}
@@ -77,50 +60,41 @@ def _randn(*shapes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Call
     return make
 
 
-@dataclass(frozen=True)
-class Window:
-    kernel: int | tuple[int, ...]
-    stride: int | tuple[int, ...] = 1
-    padding: int | tuple[int, ...] = 0
-    dilation: int | tuple[int, ...] = 1
-    output_padding: int | tuple[int, ...] = 0  # transposed only
+Window = dict[str, Size]
 
-    def kwargs(self, transposed: bool) -> dict[str, Any]:
-        kw: dict[str, Any] = dict(kernel_size=self.kernel, stride=self.stride, padding=self.padding,
-                                  dilation=self.dilation)
-        if transposed:
-            kw["output_padding"] = self.output_padding
-        return kw
+
+def window(kernel: Size, stride: Size = 1, padding: Size = 0, dilation: Size = 1, output_padding: Size = 0) -> Window:
+    """The window fields of a `ConvConfig` (no padding unless given); output_padding is for transposed convs."""
+    return dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, output_padding=output_padding)
+
+
+def shape_config(rank: int, case: str, transposed: bool, win: Window, **kwargs: Any) -> ConvConfig:
+    """The `case`'s channels (CHANNELS) at `rank` (SPATIAL), batch 2 unless given."""
+    c_in, c_out, groups = CHANNELS[case]
+    return ConvConfig(c_in=c_in, c_out=c_out, groups=groups, transposed=transposed, spatial=SPATIAL[rank],
+                      **{"batch": 2, **win, **kwargs})
 
 
 # One window per grid row, cycled through the cases so every parameter is
 # exercised at every rank without a full cross product.
 WINDOWS = (
-    Window(3),
-    Window(3, stride=2, padding=1),
-    Window(2, stride=2, dilation=2, padding=1, output_padding=1),
-    Window(3, stride=3, padding=2, dilation=1, output_padding=2),
+    window(3),
+    window(3, stride=2, padding=1),
+    window(2, stride=2, dilation=2, padding=1, output_padding=1),
+    window(3, stride=3, padding=2, dilation=1, output_padding=2),
 )
 
 
-def conv_case(name: str, rank: int, case: str, transposed: bool, window: Window, *, bias: bool = True,
+def conv_case(name: str, rank: int, case: str, transposed: bool, win: Window, *, bias: bool = True,
               dtype: torch.dtype = torch.float32, batch: int = 2, marks: tuple[Any, ...] = (),
               backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
-    c_in, c_out, groups = CHANNELS[case]
-    modules = TRANSPOSED_MODULES if transposed else CONV_MODULES
-    module_cls = modules[rank]
-    kwargs = window.kwargs(transposed)
-
-    def make() -> torch.nn.Module:
-        return module_cls(c_in, c_out, groups=groups, bias=bias, **kwargs).to(dtype)
-
-    label = f"transposed_{case}" if transposed else case
+    config = shape_config(rank, case, transposed, win, bias=bias, dtype=dtype, batch=batch)
     return register(E2ECase(
         name=name,
-        make_module=_seeded(make),
-        make_inputs=_randn((batch, c_in, *SPATIAL[rank]), dtype=dtype),
-        expected_counts={label: 1},
-        expected_ops=(CASE_OPS[(rank, case)],),
+        make_module=config.make_module,
+        make_inputs=config.make_inputs,
+        expected_counts={config.case: 1},
+        expected_ops=(config.linalg_op,),
         marks=marks,
         backend_marks=backend_marks or {},
     ))
@@ -138,15 +112,15 @@ for _rank in (1, 2, 3):
 
 # ---------------------------------------------------------- TRANSPOSED_EDGES
 # padding > dilation*(k-1): the effective padding is negative and crops.
-conv_case("cov_2d_transposed_conv_crop", 2, "conv", True, Window(3, stride=1, padding=3))
-conv_case("cov_1d_transposed_grouped_crop_stride", 1, "grouped", True, Window(2, stride=3, padding=2, output_padding=1))
+conv_case("cov_2d_transposed_conv_crop", 2, "conv", True, window(3, stride=1, padding=3))
+conv_case("cov_1d_transposed_grouped_crop_stride", 1, "grouped", True, window(2, stride=3, padding=2, output_padding=1))
 # output_padding < dilation (stride 1): allowed because max(stride, dilation) = 3.
 conv_case("cov_3d_transposed_depthwise_outpad_dilation", 3, "depthwise", True,
-          Window(2, stride=1, dilation=3, output_padding=(2, 0, 1)))
+          window(2, stride=1, dilation=3, output_padding=(2, 0, 1)))
 # asymmetric per-dim parameters
 conv_case("cov_2d_transposed_grouped_asymmetric", 2, "grouped", True,
-          Window((2, 3), stride=(2, 1), padding=(0, 2), dilation=(1, 2), output_padding=(1, 0)))
-conv_case("cov_3d_grouped_asymmetric", 3, "grouped", False, Window((1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 2),
+          window((2, 3), stride=(2, 1), padding=(0, 2), dilation=(1, 2), output_padding=(1, 0)))
+conv_case("cov_3d_grouped_asymmetric", 3, "grouped", False, window((1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 2),
                                                                    dilation=(2, 1, 1)))
 
 # -------------------------------------------------------------------- DTYPES
@@ -159,18 +133,15 @@ for _dtype, _tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16"), (torch.fl
 
 
 # ------------------------------------------------------------------- DYNAMIC
-def dynamic_case(name: str, rank: int, case: str, transposed: bool, window: Window, dims: dict[int, Dim],
+def dynamic_case(name: str, rank: int, case: str, transposed: bool, win: Window, dims: dict[int, Dim],
                  more_shapes: list[tuple[int, ...]]) -> E2ECase:
-    c_in, c_out, groups = CHANNELS[case]
-    module_cls = (TRANSPOSED_MODULES if transposed else CONV_MODULES)[rank]
-    kwargs = window.kwargs(transposed)
-    label = f"transposed_{case}" if transposed else case
+    config = shape_config(rank, case, transposed, win)
     return register(E2ECase(
         name=name,
-        make_module=_seeded(lambda: module_cls(c_in, c_out, groups=groups, **kwargs)),
-        make_inputs=_randn((2, c_in, *SPATIAL[rank])),
-        expected_counts={label: 1},
-        expected_ops=(CASE_OPS[(rank, case)],),
+        make_module=config.make_module,
+        make_inputs=config.make_inputs,
+        expected_counts={config.case: 1},
+        expected_ops=(config.linalg_op,),
         dynamic_shapes=(dims,),
         more_inputs=lambda: [_randn(s)() for s in more_shapes],
     ))
@@ -255,20 +226,20 @@ def _weight_shape(case: str, rank: int, transposed: bool, kernel: tuple[int, ...
     return (c_in, c_out // groups, *kernel) if transposed else (c_out, c_in // groups, *kernel)
 
 
-def _functional(rank: int, transposed: bool, window: Window, groups: int) -> Callable[[], torch.nn.Module]:
+def _functional(rank: int, transposed: bool, win: Window, groups: int) -> Callable[[], torch.nn.Module]:
     fn = getattr(_F, f"conv_transpose{rank}d" if transposed else f"conv{rank}d")
-    kw = window.kwargs(transposed)
-    del kw["kernel_size"]
+    kw = {k: win[k] for k in ("stride", "padding", "dilation", *(("output_padding",) if transposed else ()))}
     return lambda: FunctionalConv(fn, groups=groups, **kw)
 
 
-def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, window: Window,
+def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, win: Window,
                         more_kernels: tuple[int, ...], marks: tuple[Any, ...] = (),
                         backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
     """`conv{rank}d(x, w, b)` with w an input whose kernel sizes are dynamic; run with
-    the export kernel `window.kernel` and each of `more_kernels` (same size on every dim)."""
+    the export kernel `win["kernel"]` and each of `more_kernels` (same size on every dim)."""
     c_in, c_out, groups = CHANNELS[case]
-    k = window.kernel if isinstance(window.kernel, int) else window.kernel[0]
+    kernel = win["kernel"]
+    k = kernel if isinstance(kernel, int) else kernel[0]
     x_shape = (2, c_in, *SPATIAL[rank])
 
     def inputs(kernel: int) -> Callable[[], tuple[torch.Tensor, ...]]:
@@ -277,7 +248,7 @@ def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, windo
     label = f"transposed_{case}" if transposed else case
     return register(E2ECase(
         name=name,
-        make_module=_functional(rank, transposed, window, groups),
+        make_module=_functional(rank, transposed, win, groups),
         make_inputs=inputs(k),
         expected_counts={label: 1},
         expected_ops=(CASE_OPS[(rank, case)],),
@@ -290,10 +261,10 @@ def dynamic_kernel_case(name: str, rank: int, case: str, transposed: bool, windo
 
 # Windows with a kernel of 3 whose smaller kernels still give every output size >= 1.
 DYNAMIC_KERNEL_WINDOWS = (
-    Window(3),
-    Window(3, stride=2, padding=1),
-    Window(3, stride=2, dilation=2, padding=2, output_padding=1),
-    Window(3, stride=3, padding=1, output_padding=2),
+    window(3),
+    window(3, stride=2, padding=1),
+    window(3, stride=2, dilation=2, padding=2, output_padding=1),
+    window(3, stride=3, padding=1, output_padding=2),
 )
 for _rank in (1, 2, 3):
     for _i, _case in enumerate(CHANNELS):
@@ -352,7 +323,7 @@ for _name, _transposed, _case in (("cov_dynpad_2d_transposed_grouped", True, "tr
     ))
 
 
-def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, groups: int) -> E2ECase:
+def dynamic_weight_case(name: str, rank: int, transposed: bool, win: Window, groups: int) -> E2ECase:
     """Every dim of input, weight and bias dynamic (grouped: channels as derived dims
     C = G*Cg, F = G*Fg), as torch-mlir's e2e tests with dynamic shapes declare them."""
     cg, fg, k = 2, 3, 3
@@ -371,7 +342,7 @@ def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, 
     label = "transposed_" + ("grouped" if groups > 1 else "conv") if transposed else ("grouped" if groups > 1 else "conv")
     return register(E2ECase(
         name=name,
-        make_module=_functional(rank, transposed, window, groups),
+        make_module=_functional(rank, transposed, win, groups),
         make_inputs=inputs(2, cg, fg, 6, k),
         expected_counts={label: 1},
         expected_ops=(CASE_OPS[(rank, "grouped" if groups > 1 else "conv")],),
@@ -383,11 +354,11 @@ def dynamic_weight_case(name: str, rank: int, transposed: bool, window: Window, 
 for _rank in (1, 2, 3):
     for _transposed in (False, True):
         _prefix = "transposed_" if _transposed else ""
-        dynamic_weight_case(f"cov_dynw_{_rank}d_{_prefix}conv", _rank, _transposed, Window(3, stride=2, padding=1,
+        dynamic_weight_case(f"cov_dynw_{_rank}d_{_prefix}conv", _rank, _transposed, window(3, stride=2, padding=1,
                                                                                            output_padding=1), 1)
 for _rank in (1, 2, 3):
-    dynamic_weight_case(f"cov_dynw_{_rank}d_grouped", _rank, False, Window(3, padding=1), 2)
-    dynamic_weight_case(f"cov_dynw_{_rank}d_transposed_grouped", _rank, True, Window(3, stride=2, output_padding=1), 2)
+    dynamic_weight_case(f"cov_dynw_{_rank}d_grouped", _rank, False, window(3, padding=1), 2)
+    dynamic_weight_case(f"cov_dynw_{_rank}d_transposed_grouped", _rank, True, window(3, stride=2, output_padding=1), 2)
 
 
 # -------------------------------------------------------------- ENTRY_POINTS

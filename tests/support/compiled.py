@@ -1,13 +1,15 @@
-"""Compile each registered case once per test session, shared by the e2e and
-IR tests. Importing this module registers every case module, so the registry
-is the same whichever test file is collected first.
+"""Compile once per test session, shared by every e2e and IR test: the one
+`compiled` helper, and the checks against PyTorch eager. Importing this
+module registers every case module, so the registry is the same whichever
+test file is collected first.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import pytest
 import torch
 from torch_mlir import ir
@@ -15,12 +17,25 @@ from torch_mlir import ir
 import torch_grouped_conv as tgc
 from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
 from tests.support.registry import CASES, CaseInputs, E2ECase
+from tests.support.tolerances import tolerance
 from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.runners.common import as_numpy
 
 
-@dataclass(frozen=True)
-class Compiled:
-    """A compiled case and the report of the `compile` call that made it.
+class Compilable(Protocol):
+    """What `compiled` takes besides a registered case's name: a hashable
+    source of a module and its export inputs (a `ConvConfig`, a network config)."""
+
+    @property
+    def dynamic_shapes(self) -> Any: ...
+
+    def make_module(self) -> torch.nn.Module: ...
+
+    def make_inputs(self) -> tuple[torch.Tensor, ...]: ...
+
+
+class Compiled(NamedTuple):
+    """A compiled module and the report of the `compile` call that made it.
 
     `module` is shared between tests: treat it as read-only (the runners copy
     it before lowering further).
@@ -31,11 +46,14 @@ class Compiled:
 
 
 @functools.cache
-def compiled(name: str, grouped_conv: str | None = "grouped", output_type: str = "linalg-on-tensors") -> Compiled:
-    case = CASES[name]
+def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
+             output_type: str = "linalg-on-tensors") -> Compiled:
+    """`subject` (a registered case's name, or a `Compilable`) compiled with
+    `grouped_conv`, once per session and (subject, strategy, output type)."""
+    source: E2ECase | Compilable = CASES[subject] if isinstance(subject, str) else subject
     module = tgc.compile(
-        eval_module(case), *case.make_inputs(), grouped_conv=grouped_conv,
-        output_type=output_type, dynamic_shapes=case.dynamic_shapes,
+        source.make_module().eval(), *source.make_inputs(), grouped_conv=grouped_conv,
+        output_type=output_type, dynamic_shapes=source.dynamic_shapes,
     )
     report = tgc.last_report()
     assert report is not None
@@ -56,6 +74,36 @@ def eager(case: E2ECase, inputs: CaseInputs) -> list[torch.Tensor]:
     with torch.no_grad():
         out = eval_module(case)(*inputs)
     return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def assert_close(actual: np.ndarray, expected: torch.Tensor, label: str) -> None:
+    """A runner's output has PyTorch's shape and element type (bf16 as
+    ml_dtypes.bfloat16) and its values within the dtype's tolerance."""
+    want = as_numpy(expected)
+    assert (actual.shape, actual.dtype) == (want.shape, want.dtype), label
+    rtol, atol = tolerance(expected.dtype)
+    np.testing.assert_allclose(actual.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
+                               err_msg=label)
+
+
+def load(module: ir.Module, backend: str) -> Any:
+    """`tgc.load(module, backend)`; on IREE, the compile must be warning-free."""
+    program = tgc.load(module, backend=backend)
+    if backend == "iree":
+        assert program.program.compile_warnings == ""
+    return program
+
+
+def check_matches_eager(config: Any, strategy: str, backend: str, label: str) -> None:
+    """A single-conv config (tests.support.configs.ConvConfig) under `strategy`:
+    the report's case, a warning-free IREE compile, and allclose to eager."""
+    module, report = compiled(config, strategy)
+    assert [d.case for d in report.decisions] == [config.case], report.summary()
+    x = config.make_input()
+    with torch.no_grad():
+        expected = config.make_module().eval()(x)
+    (actual,) = load(module, backend)(x)
+    assert_close(actual, expected, f"{strategy} {label}")
 
 
 def print_ir(module: ir.Module) -> str:
