@@ -1,4 +1,5 @@
-"""A faster literal import for torch-mlir's FX importer.
+"""Hooks into torch-mlir's FX importer: a faster literal import, and op
+locations named by PyTorch module path (`ModulePathLocations`).
 
 torch-mlir 20261001 turns every weight into a `torch.vtensor.literal` through
 `tensor.tolist()` (one Python float per element), because the tensor might be
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 from torch_mlir import ir
-from torch_mlir.extras.fx_importer import FxImporterHooks
+from torch_mlir.dialects import torch as torch_d
+from torch_mlir.extras.fx_importer import ContextCache, FxImporter, FxImporterHooks
 
 # dtypes whose bytes numpy can view directly, with their MLIR element types.
 _ELEMENT_TYPES = {
@@ -54,3 +56,38 @@ class FastLiteralHooks(FxImporterHooks):
             cached = self._attrs[id(literal)] = (literal, attr)
         op = ir.Operation.create("torch.vtensor.literal", results=[vtensor_type], attributes={"value": cached[1]})
         return op.result
+
+
+class ModulePathLocations(ContextCache):
+    """torch-mlir's FX importer locations, named by PyTorch module path.
+
+    The importer locates an op by its Python stack only (file:line callsites),
+    so two convolutions built by one source line (every block of a
+    torchvision net) get the same location. This cache wraps that location in
+    a NameLoc holding the FX node's module path (the innermost entry of
+    `nn_module_stack`, e.g. `features.1.conv.0.0`, as `model.named_modules()`
+    names it): `loc("features.1.conv.0.0"(callsite(...)))`. Ops the plugin
+    emits keep the source op's location, and the report reads the name back
+    (rewrite/driver.py `module_path`).
+    """
+
+    __slots__ = ()
+
+    def get_node_location(self, node: Any) -> ir.Location | None:
+        location = super().get_node_location(node)
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            return location
+        path = list(stack.values())[-1][0]
+        child = location if location is not None else ir.Location.unknown(context=self._c)
+        return ir.Location.name(path, childLoc=child, context=self._c)
+
+
+def fx_importer(hooks: FxImporterHooks | None = None) -> FxImporter:
+    """An FX importer (in a new context with the torch dialect) whose op
+    locations carry module paths (`ModulePathLocations`)."""
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    importer = FxImporter(context=context, hooks=hooks)
+    importer._cc = ModulePathLocations(context, py_attr_tracker=importer._py_attr_tracker)  # noqa: SLF001
+    return importer

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Shape = Sequence[int | None]
 
 
 @dataclass(frozen=True)
@@ -16,6 +21,13 @@ class ConvDecision:
     handles the op. `strategy` is the strategy actually used for this op (it
     differs from the requested one when a strategy declined or `auto` picked);
     `note` says why.
+
+    `module_path` is where the op came from in the model: the PyTorch module
+    (`features.1.conv.0.0`, as `model.named_modules()` names it) for models
+    imported by `compile`, the name location torch-mlir gave the op otherwise;
+    None when the op carries no name. Shapes are as the op has them (`None`
+    for a dynamic dim); `flops` is 2 x the multiplications the convolution
+    really does (see `conv_flops`), None with dynamic dims.
     """
 
     location: str
@@ -26,10 +38,27 @@ class ConvDecision:
     reason: str | None = None
     strategy: str | None = None
     note: str | None = None
+    module_path: str | None = None
+    output_shape: list[int | None] | None = None
+    dtype: str | None = None
+    flops: int | None = None
 
     @property
     def lowered(self) -> bool:
         return self.case is not None
+
+    @property
+    def why(self) -> str | None:
+        """The refusal's reason, or the strategy's note (e.g. what `auto` picked and why)."""
+        return self.reason if self.reason is not None else self.note
+
+    @property
+    def name(self) -> str:
+        """How messages name the op: its module path, else its location."""
+        return self.module_path or self.location
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "why": self.why}
 
 
 @dataclass
@@ -52,6 +81,11 @@ class RewriteReport:
         counts = Counter(d.case or "refused" for d in self.decisions)
         return dict(sorted(counts.items()))
 
+    def total_flops(self) -> int | None:
+        """The sum of every decision's FLOPs; None if one is unknown (dynamic dims)."""
+        flops = [d.flops for d in self.decisions]
+        return None if None in flops else sum(f for f in flops if f is not None)
+
     def summary(self) -> str:
         """A few human-readable lines: counts per case, then each refusal."""
         if self.strategy is None:
@@ -59,14 +93,82 @@ class RewriteReport:
         counts = ", ".join(f"{case}={n}" for case, n in self.counts().items()) or "none"
         lines = [self.input_note] if self.input_note else []
         lines += [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
-        lines += [f"  refused at {d.location}: {d.reason}" for d in self.refused]
-        lines += [f"  {d.strategy} at {d.location}: {d.note}" for d in self.lowered if d.note]
+        lines += [f"  refused at {d.name}: {d.reason}" for d in self.refused]
+        lines += [f"  {d.strategy} at {d.name}: {d.note}" for d in self.lowered if d.note]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready data: one record per convolution (`decisions`,
+        each with `why`), the counts and the total FLOPs."""
         as_dict = {
             "strategy": self.strategy,
             "counts": self.counts(),
-            "decisions": [asdict(d) for d in self.decisions],
+            "total_flops": self.total_flops(),
+            "decisions": [d.to_dict() for d in self.decisions],
         }
         return {**as_dict, "input_note": self.input_note} if self.input_note else as_dict
+
+
+def conv_flops(input_shape: Shape, weight_shape: Shape, output_shape: Shape, *, transposed: bool = False,
+               stride: Sequence[int] = (), padding: Sequence[int | None] = (),
+               dilation: Sequence[int] = ()) -> int | None:
+    """FLOPs of one convolution (2 per multiply-add), None if a size is unknown.
+
+    Layout as `aten.convolution` has it: input [N, C, *s], weight [F, C/G, *k]
+    (forward) or [C, F/G, *k] (transposed), output [N, F, *o].
+
+    Forward: 2 * N * F * (C/G) * prod(k) * prod(o) (padding taps counted, the
+    usual convention). Transposed: only the real products, input element x
+    weight tap, that land inside the output: per spatial dim, the pairs
+    (i, j) with 0 <= i*stride - padding + j*dilation < o (the stride's
+    inserted zeros and the cropped border are not counted).
+    """
+    sizes = [*input_shape, *weight_shape, *output_shape]
+    if None in sizes or (transposed and None in padding):
+        return None
+    n, w_out = int(input_shape[0]), int(weight_shape[1])  # type: ignore[arg-type]
+    if not transposed:
+        taps = math.prod(int(k) for k in weight_shape[2:])  # type: ignore[arg-type]
+        return 2 * n * int(weight_shape[0]) * w_out * taps * math.prod(int(o) for o in output_shape[2:])  # type: ignore[arg-type]
+    pairs = math.prod(
+        _transposed_pairs(int(input_shape[2 + d]), int(weight_shape[2 + d]), int(output_shape[2 + d]),  # type: ignore[arg-type]
+                          stride[d], int(padding[d]), dilation[d])  # type: ignore[arg-type]
+        for d in range(len(input_shape) - 2)
+    )
+    return 2 * n * int(input_shape[1]) * w_out * pairs  # type: ignore[arg-type]
+
+
+def _transposed_pairs(size: int, kernel: int, out: int, stride: int, padding: int, dilation: int) -> int:
+    """#{(i, j): 0 <= i < size, 0 <= j < kernel, 0 <= i*stride - padding + j*dilation < out}."""
+    total = 0
+    for j in range(kernel):
+        offset = j * dilation - padding  # input i lands at output position i*stride + offset
+        first = max(0, _ceil_div(-offset, stride))
+        last = min(size - 1, (out - 1 - offset) // stride)
+        total += max(0, last - first + 1)
+    return total
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def render_table(report: RewriteReport) -> Any:
+    """The report as a rich Table: one row per convolution."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(report.decisions)} convolution(s), strategy={report.strategy}", title_justify="left")
+    for column in ("#", "module", "case", "strategy", "input", "weight", "output", "dtype", "MFLOPs", "why"):
+        table.add_column(column, justify="right" if column in ("#", "MFLOPs") else "left",
+                         overflow="fold")
+    for i, d in enumerate(report.decisions):
+        table.add_row(str(i), d.name, d.case or "[red]refused[/red]", d.strategy or "", _shape(d.input_shape),
+                      _shape(d.weight_shape), _shape(d.output_shape), d.dtype or "",
+                      "?" if d.flops is None else f"{d.flops / 1e6:.2f}", d.why or "")
+    total = report.total_flops()
+    table.caption = f"total {'?' if total is None else f'{total / 1e6:.1f}'} MFLOPs"
+    return table
+
+
+def _shape(shape: Sequence[int | None] | None) -> str:
+    return "?" if shape is None else "x".join("?" if s is None else str(s) for s in shape)

@@ -282,6 +282,8 @@ def test_refused_and_lowered_in_one_module() -> None:
     assert second == {
         "location": second["location"], "input_shape": [1, 8, 4, 4], "weight_shape": [8, 2, 1, 1],
         "groups": 4, "case": "grouped", "reason": None, "strategy": "grouped", "note": None,
+        "module_path": None, "output_shape": [1, 8, 4, 4], "dtype": "f32",
+        "flops": 2 * 1 * 8 * (8 // 4) * 1 * 1 * 4 * 4, "why": None,
     }
     assert second["location"].startswith("loc(")
 
@@ -290,7 +292,7 @@ def test_report_without_convolutions() -> None:
     report = RewriteReport("grouped")
     assert report.counts() == {}
     assert report.summary() == "0 convolution(s), strategy=grouped: none"
-    assert report.to_dict() == {"strategy": "grouped", "counts": {}, "decisions": []}
+    assert report.to_dict() == {"strategy": "grouped", "counts": {}, "total_flops": 0, "decisions": []}
 
 
 def test_report_counts_are_sorted() -> None:

@@ -13,7 +13,7 @@ from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
 
 from torch_grouped_conv.errors import CompileError, ModelInputError
-from torch_grouped_conv.importer import FastLiteralHooks
+from torch_grouped_conv.importer import FastLiteralHooks, fx_importer
 from torch_grouped_conv.stages import PLUGIN_LEGAL_OPS, check_options, finish
 
 
@@ -67,9 +67,12 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
 
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
     torch-mlir's per-element Python conversion. `PLUGIN_LEGAL_OPS` stay as they are.
+    Each op's location is named by the PyTorch module it came from (importer.py
+    `ModulePathLocations`), for the report's `module_path`.
     """
     try:
-        return fx.export_and_import(program, output_type="torch", hooks=FastLiteralHooks(),
+        hooks = FastLiteralHooks()
+        return fx.export_and_import(program, output_type="torch", hooks=hooks, fx_importer=fx_importer(hooks),
                                     backend_legal_ops=list(PLUGIN_LEGAL_OPS))
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from torch_mlir import ir, passmanager, rewrite
 from torch_mlir.dialects import torch as torch_d
 
-from torch_grouped_conv.report import ConvDecision, RewriteReport
+from torch_grouped_conv.report import ConvDecision, RewriteReport, conv_flops
 from torch_grouped_conv.rewrite.emit import convolution
 from torch_grouped_conv.rewrite.emit.convolution import Emitter
 from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
@@ -136,17 +136,34 @@ OP_KINDS: dict[str, OpKind] = {
 
 def _decision(op: ir.Operation, spec: ConvSpec | Refusal, plan: ConvPlan | None,
               reason: str | None, strategy: str, note: str | None = None) -> ConvDecision:
-    if isinstance(spec, Refusal):
-        return ConvDecision(str(op.location), None, None, None, None, reason, strategy)
     # Shapes as the op has them (conv_tbc's [T, B, C] / [k, C, F], not the spec's layout).
-    x_info, w_info = parse_vtensor_type(str(op.operands[0].type)), parse_vtensor_type(str(op.operands[1].type))
+    x_info, w_info, y_info = (parse_vtensor_type(str(v.type)) for v in (op.operands[0], op.operands[1], op.results[0]))
     return ConvDecision(
-        location=spec.location,
+        location=str(op.location),
         input_shape=list(x_info.shape) if x_info else None,
         weight_shape=list(w_info.shape) if w_info else None,
-        groups=spec.groups,
+        groups=None if isinstance(spec, Refusal) else spec.groups,
         case=None if plan is None else plan.label,
         reason=reason,
         strategy=strategy,
         note=note,
+        module_path=module_path(op.location),
+        output_shape=list(y_info.shape) if y_info else None,
+        dtype=x_info.dtype if x_info else None,
+        flops=None if isinstance(spec, Refusal) else _flops(spec),
     )
+
+
+def module_path(location: ir.Location) -> str | None:
+    """The name an op's location carries (frontends/torch_export.py names each
+    op by its PyTorch module path: `loc("features.1.conv.0.0"(callsite(...)))`)."""
+    if isinstance(location, ir.FusedLoc):
+        names = [module_path(inner) for inner in location.locations]
+        return next((n for n in names if n), None)
+    return location.name_str if isinstance(location, ir.NameLoc) else None
+
+
+def _flops(spec: ConvSpec) -> int | None:
+    """FLOPs from the spec's layout (input [N, C, *s], weight, result [N, F, *o])."""
+    return conv_flops(spec.input.shape, spec.weight.shape, spec.result.shape, transposed=spec.transposed,
+                      stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
