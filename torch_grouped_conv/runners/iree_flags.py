@@ -9,6 +9,8 @@ for the plugin's strategies and for the upstream baseline alike.
 
 from __future__ import annotations
 
+from torch_grouped_conv.errors import InputError
+
 FLAG_SETS: dict[str, list[str]] = {
     # IREE's defaults for llvm-cpu (direct convolution codegen).
     "default": [],
@@ -75,7 +77,64 @@ def runtime_thread_flags(threads: int) -> list[str]:
 
 def set_runtime_threads(threads: int) -> None:
     """Apply `runtime_thread_flags` process-wide. Must run before the first
-    local-task device is created in this process (devices are cached)."""
-    from iree import runtime as iree_rt
+    local-task device is created in this process (see `TaskWorkers`)."""
+    TaskWorkers.claim(threads)
 
-    iree_rt.flags.parse_flags(*runtime_thread_flags(threads))
+
+# Architectures whose llvm-cpu backend in IREE 3.13 has data-tiled matmul
+# layouts (tile shapes for x86 AVX2/AVX-512, arm64 NEON/SVE/i8mm, riscv64 +v):
+# there `TUNED` (data tiling) applies. Elsewhere IREE would leave the
+# encodings unresolved, so the default set is used. Ukernels stay at IREE's
+# own default for the target (on arm64 that already includes mmt4d); on
+# x86-64 `data-tiling+ukernels` measured no gain (docs/performance.md).
+DATA_TILING_ARCHES = frozenset({"x86_64", "aarch64", "riscv64"})
+
+
+def tuned_for(arch: str, dynamic_inner_dims: bool) -> str:
+    """The default flag set for a module on `arch`: `TUNED` (data tiling)
+    where IREE data-tiles for that architecture, `TUNED_DYNAMIC` for modules
+    with dynamic inner dims (see above), `default` elsewhere."""
+    if arch not in DATA_TILING_ARCHES:
+        return "default"
+    return TUNED_DYNAMIC if dynamic_inner_dims else TUNED
+
+
+def compile_thread_flags(threads: int | None) -> list[str]:
+    """iree-compile flags for a module run at `threads` threads: codegen
+    splits each dispatch for that many workers (IREE's default assumes 8).
+    None: IREE's default."""
+    return [] if threads is None else [f"--iree-llvmcpu-number-of-threads={threads}"]
+
+
+def check_threads(threads: object) -> int | None:
+    """`threads` as given to load/save: None (IREE's default) or an int >= 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads={threads!r}: give a positive integer (1 runs on the calling thread), or None")
+    return threads
+
+
+class TaskWorkers:
+    """The local-task driver's worker count. IREE creates the driver, and its
+    worker threads, once per process, from the runtime flags set at that time:
+    the count can be chosen until the first local-task device exists, then
+    it is fixed (`fixed`). `requested` is the count set (None: IREE's default,
+    one worker per physical core)."""
+
+    requested: int | None = None
+    fixed: bool = False
+
+    @classmethod
+    def claim(cls, threads: int) -> None:
+        """Make the local-task driver run `threads` workers; InputError if it
+        already runs another count."""
+        if cls.fixed and cls.requested != threads:
+            running = "IREE's default count of" if cls.requested is None else str(cls.requested)
+            raise InputError(f"threads={threads}: this process's IREE local-task driver already runs {running} "
+                             f"workers (IREE creates them once per process); load with threads="
+                             f"{cls.requested if cls.requested is not None else 'None'} or threads=1, "
+                             f"or pass threads={threads} to the first IREE load of the process")
+        if cls.requested != threads:
+            from iree import runtime as iree_rt
+
+            iree_rt.flags.parse_flags(*runtime_thread_flags(threads))
+            cls.requested = threads
