@@ -107,6 +107,14 @@ class ConvPlan:
         return None not in self.kernel
 
     @property
+    def kernel_sizes(self) -> tuple[int, ...]:
+        """The kernel sizes of a plan with a static kernel: what every strategy
+        emitter gets (strategies/choice.py leaves the others to the default)."""
+        sizes = tuple(k for k in self.kernel if k is not None)
+        assert len(sizes) == len(self.kernel), f"kernel {list(self.kernel)} is known only at run time"
+        return sizes
+
+    @property
     def label(self) -> str:
         """The case as reported: [`quantized_`][`transposed_`] + case; `conv_tbc` for that op."""
         if self.spec.entry != "convolution":

@@ -7,7 +7,8 @@ pattern sets both to the source convolution), and work on builtin tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
@@ -15,7 +16,7 @@ from torch_mlir.dialects.linalg import IteratorType
 
 from torch_grouped_conv.rewrite.read.spec import Dim, TensorInfo, parse_vtensor_type
 
-SizeValue = int | ir.Value  # a static size, or an index-typed SSA value
+SizeValue: TypeAlias = int | ir.Value  # a static size, or an index-typed SSA value
 
 DYNAMIC = ir.ShapedType.get_dynamic_size
 
@@ -199,7 +200,8 @@ def expand(value: ir.Value, axis: int, groups: int, split: SizeValue | None = No
 def collapse(value: ir.Value, axis: int) -> ir.Value:
     """Merge dims `axis` and `axis + 1` of `value` (inverse of `expand`)."""
     dims = static_dims(value)
-    merged = None if None in (dims[axis], dims[axis + 1]) else dims[axis] * dims[axis + 1]
+    outer, inner = dims[axis], dims[axis + 1]
+    merged = None if outer is None or inner is None else outer * inner
     out_dims = dims[:axis] + [merged] + dims[axis + 2:]
     reassociation = [[i] for i in range(axis)] + [[axis, axis + 1]] + [[i + 1] for i in range(axis + 1, len(dims) - 1)]
     elem = ir.RankedTensorType(value.type).element_type
@@ -384,7 +386,7 @@ def dim_exprs(n_dims: int) -> list[ir.AffineExpr]:
 
 
 def generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[ir.AffineMap],
-            iterators: Sequence[IteratorType], body) -> ir.Value:
+            iterators: Sequence[IteratorType], body: Callable[..., ir.Value]) -> ir.Value:
     """linalg.generic with one output; `body(*block_args)` returns the value to yield."""
     op = linalg.GenericOp_(
         list(inputs), [init],

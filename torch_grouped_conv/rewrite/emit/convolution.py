@@ -66,7 +66,7 @@ def _padding_sizes(plan: ConvPlan, padding_list: ir.Value) -> list[builders.Size
     """`aten.convolution`'s padding: the plan's ints, and the runtime !torch.int
     items (None in the spec) as index values (torch_c.to_i64, arith.index_cast)."""
     if None not in plan.spec.padding:
-        return list(plan.spec.padding)  # type: ignore[arg-type]
+        return [p for p in plan.spec.padding if p is not None]  # no None: every item is an int
     items = runtime_int_list(padding_list)
     return [p if p is not None else builders.torch_int_to_index(items[i]) for i, p in enumerate(plan.spec.padding)]
 

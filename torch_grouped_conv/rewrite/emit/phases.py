@@ -69,7 +69,7 @@ def output_phases(plan: ConvPlan, out_sizes: Sequence[SizeValue]) -> list[tuple[
     last block may run past O; `by_phase` crops it); the taps that would hit
     inserted zeros are never emitted.
     """
-    every = tap_offsets(plan.kernel, plan.window.dilation)
+    every = tap_offsets(plan.kernel_sizes, plan.window.dilation)
     if not is_phased(plan):
         return [((0,) * len(out_sizes), TapSet(every, plan.window.stride, tuple(out_sizes)))]
     stride, base = plan.spec.stride, nonzero_base(plan)
@@ -85,8 +85,11 @@ def output_phases(plan: ConvPlan, out_sizes: Sequence[SizeValue]) -> list[tuple[
 
 
 def nonzero_base(plan: ConvPlan) -> tuple[int, ...]:
-    """Where the prepared input's first nonzero sits modulo the stride, per dim."""
-    return tuple(lo % s for lo, s in zip(plan.window.pad_low, plan.spec.stride, strict=False))
+    """Where the prepared input's first nonzero sits modulo the stride, per dim
+    (static pads: the phase split runs on static kernels and padding)."""
+    pads = [lo for lo in plan.window.pad_low if lo is not None]
+    assert len(pads) == len(plan.window.pad_low), f"pads {list(plan.window.pad_low)} are known only at run time"
+    return tuple(lo % s for lo, s in zip(pads, plan.spec.stride, strict=False))
 
 
 def undilate(x: ir.Value, base: Sequence[int], stride: Sequence[int]) -> ir.Value:

@@ -122,14 +122,14 @@ def constant_int(value: ir.Value) -> int | None:
     op = _defining_op(value)
     if op is None or op.name != "torch.constant.int":
         return None
-    return ir.IntegerAttr(op.attributes["value"]).value
+    return int(ir.IntegerAttr(op.attributes["value"]).value)
 
 
 def constant_bool(value: ir.Value) -> bool | None:
     op = _defining_op(value)
     if op is None or op.name != "torch.constant.bool":
         return None
-    return ir.BoolAttr(op.attributes["value"]).value
+    return bool(ir.BoolAttr(op.attributes["value"]).value)
 
 
 def constant_int_list(value: ir.Value) -> tuple[int, ...] | None:
@@ -184,13 +184,13 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
     """Read the operands of `torch.aten.convolution` (input, weight, bias,
     stride, padding, dilation, transposed, output_padding, groups)."""
     x, w, b, stride, padding, dilation, transposed, output_padding, groups = op.operands
-    tensors = {}
+    tensors: dict[str, TensorInfo] = {}
     for name, value in (("input", x), ("weight", w), ("result", op.results[0])):
         info = parse_vtensor_type(str(value.type))
         if info is None:
             return Refusal(f"{name} has type {value.type}; a ranked !torch.vtensor with a known dtype is required")
         tensors[name] = info
-    lists = {}
+    lists: dict[str, tuple[int, ...]] = {}
     for name, value in (("stride", stride), ("dilation", dilation), ("output_padding", output_padding)):
         items = constant_int_list(value)
         if items is None:
@@ -201,7 +201,6 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
     padding_items = int_list_items(padding)
     if padding_items is None:
         return Refusal("padding is not a list of ints (torch.prim.ListConstruct)")
-    lists["padding"] = padding_items
     is_transposed = constant_bool(transposed)
     if is_transposed is None:
         return Refusal("transposed is not a constant bool")
@@ -225,8 +224,12 @@ def read_conv_spec(op: ir.Operation) -> ConvSpec | Refusal:
         groups=group_count,
         channels_last_result=permuted_to_channels_last(op.results[0]),
         bias_dtype=None if bias_info is None else bias_info.dtype,
-        **quant,
-        **lists,
+        input_quant=quant["input_quant"],
+        weight_quant=quant["weight_quant"],
+        stride=lists["stride"],
+        padding=padding_items,
+        dilation=lists["dilation"],
+        output_padding=lists["output_padding"],
     )
 
 

@@ -52,7 +52,8 @@ def _by_rank(op: Callable[..., ir.Value], unit_axis: int, grouped: bool, plan: C
     if rank == 3:
         return _quantized_generic(plan, x, w, acc, grouped=grouped)
     if rank == 1:
-        out = _conv_2d_q(op, plan, *(builders.expand(v, unit_axis, 1) for v in (x, w, acc)), unit_height=True)
+        x1, w1, acc1 = (builders.expand(v, unit_axis, 1) for v in (x, w, acc))
+        out = _conv_2d_q(op, plan, x1, w1, acc1, unit_height=True)
         return builders.collapse(out, unit_axis)
     return _conv_2d_q(op, plan, x, w, acc)
 

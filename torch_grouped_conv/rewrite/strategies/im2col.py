@@ -57,7 +57,7 @@ def im2col_input_map(stride: Sequence[int], dilation: Sequence[int]) -> ir.Affin
 
 def im2col(plan: ConvPlan, x: ir.Value, out_sizes: Sequence[builders.SizeValue]) -> ir.Value:
     """[N,C,*Sp] -> col [G, Cg*prod(k), N*prod(O)] (see module docstring)."""
-    return im2col_matrix(x, plan.spec.groups, plan.kernel, plan.window.stride, plan.window.dilation, out_sizes)
+    return im2col_matrix(x, plan.spec.groups, plan.kernel_sizes, plan.window.stride, plan.window.dilation, out_sizes)
 
 
 def im2col_matrix(x: ir.Value, groups: int, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],

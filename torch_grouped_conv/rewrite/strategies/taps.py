@@ -201,7 +201,7 @@ def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap
 
 
 def decline_taps(plan: ConvPlan) -> str | None:
-    taps = math.prod(plan.kernel)
+    taps = math.prod(plan.kernel_sizes)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
         if c_group * taps > MAX_GROUPED_TAPS:
@@ -281,7 +281,7 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     n, ho, wo, c = shape(acct)
     sh, sw = plan.spec.stride
     view_type = tensor_type([n, ho, wo, c], element_type_of(xt))
-    taps = tap_offsets(plan.kernel, plan.spec.dilation)
+    taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
     views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
              for _, (row, col) in taps]
     weights = [tap_weight(w, k) for k, _ in taps]
