@@ -16,6 +16,7 @@ from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin, convolution_ops
 from torch_grouped_conv.runners.common import run_pipeline
+from torch_grouped_conv.runners.signature import record_model_dtypes
 
 OUTPUT_TYPES = ("torch", "linalg-on-tensors")
 
@@ -69,7 +70,11 @@ def require_convolution(module: ir.Module, name: str) -> None:
 
 
 def lower_to_linalg(module: ir.Module) -> None:
-    """After the plugin: torch-mlir's torch-backend -> linalg-on-tensors pipeline, in place."""
+    """After the plugin: torch-mlir's torch-backend -> linalg-on-tensors pipeline, in place.
+
+    `@main` keeps the model's dtypes as attributes (linalg's i8 is signless:
+    the runners view a ui8 result as uint8, see runners/signature.py)."""
+    record_model_dtypes(module)
     try:
         lower_mlir_module(False, OutputType.LINALG_ON_TENSORS, module)
     except TorchMlirCompilerError as e:

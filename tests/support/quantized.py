@@ -196,10 +196,9 @@ def parse(text: str) -> ir.Module:
 
 
 def runner_args(conv: QConv, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-    """Arguments for the runners: ui8 data passed as its int8 bits (builtin
-    tensors are signless i8, and refbackend takes int8 buffers)."""
-    as_i8 = [a.view(np.int8) if a.dtype == np.uint8 else a for a in (x, w)]
-    return as_i8 + ([b] if conv.bias else [])
+    """Arguments for the runners, in the model's own dtypes (ui8 data as
+    uint8: the runners refuse its int8 bits, see runners/signature.py)."""
+    return [x, w] + ([b] if conv.bias else [])
 
 
 # --- ONNX QLinearConv models --------------------------------------------------------

@@ -4,7 +4,9 @@ passes, JIT-compiled by MLIR's ExecutionEngine. No dependency beyond torch-mlir.
 Calling convention: `refback-munge-calling-conventions` rewrites `@main` to
 take unranked memrefs and, instead of returning, to call one external function
 per result signature, `refbackend_consume_func_return_<types>`. We register a
-Python callback under each such name and copy the results out of it.
+Python callback under each such name; it copies the results out and frees
+their buffers. Inputs are checked against the signature before every call
+(runners/signature.py); results take the model's dtypes (uint8, not i8).
 
 bf16: refback-munge-calling-conventions accepts no bf16 memref ("argument
 must be a memref of f16, f32, f64, i1, i8, i16, ..."), and numpy has no
@@ -17,16 +19,19 @@ i16 results of those positions back as bfloat16. Same bits, no rounding.
 from __future__ import annotations
 
 import ctypes
+import functools
+import threading
+from collections.abc import Sequence
 
-import ml_dtypes
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith, func, linalg, tensor
+from torch_mlir.dialects import arith, linalg, tensor
 from torch_mlir.execution_engine import ExecutionEngine
-from torch_mlir.runtime import UnrankedMemRefDescriptor, get_unranked_memref_descriptor, unranked_memref_to_numpy
+from torch_mlir.runtime import UnrankedMemRefDescriptor
 
 from torch_grouped_conv.errors import CompileError
 from torch_grouped_conv.runners.common import clone_module, run_pipeline
+from torch_grouped_conv.runners.signature import BF16, entry_function, read_signature
 
 RETURN_CALLBACK_PREFIX = "refbackend_consume_func_return_"
 
@@ -41,8 +46,9 @@ MEMREF_DTYPES = {
     "mri32": np.int32,
     "mri64": np.int64,
 }
-ACCEPTED_INPUT_DTYPES = tuple(np.dtype(t) for t in MEMREF_DTYPES.values()) + (np.dtype(ml_dtypes.bfloat16),)
-BF16 = np.dtype(ml_dtypes.bfloat16)
+# The JIT-ed code mallocs its results (finalize-memref-to-llvm: malloc); the same libc frees them.
+_LIBC = ctypes.CDLL(None)
+_LIBC.free.argtypes = [ctypes.c_void_p]
 
 LOWERING_PIPELINE = [
     # Named linalg ops (our convs included) become linalg.generic, which the
@@ -87,15 +93,24 @@ LOWERING_PIPELINE = [
 
 
 class RefBackendProgram:
-    """`main` of a linalg-on-tensors module, compiled once, callable many times."""
+    """`main` of a linalg-on-tensors module, compiled once, callable many
+    times, from several threads at once.
+
+    Each call checks its inputs against the module's signature (InputError:
+    dtype, rank, static dims, count), and returns the results with the
+    model's dtypes. The results reach Python through the return callback, in
+    the calling thread: each thread has its own result slot. The callback
+    copies each result into numpy and frees the buffer (the JIT-ed code
+    mallocs every result and hands its ownership to the caller).
+    """
 
     def __init__(self, module: ir.Module, entry: str = "main", opt_level: int = 2):
+        self.signature = read_signature(module, entry)  # InputError before the long work
         llvm_module = clone_module(module)
-        self._arg_shapes = entry_arg_shapes(llvm_module, entry)
         self._bf16_results = bf16_boundary_as_i16(llvm_module, entry)
         run_pipeline(llvm_module, LOWERING_PIPELINE, "refbackend: linalg-on-tensors -> LLVM")
         self.entry = entry
-        self._results: list[np.ndarray] | None = None
+        self._slot = threading.local()  # .results: this thread's call's results
         self._callbacks = []  # keep the ctypes callbacks alive as long as the engine
         try:
             self._engine = ExecutionEngine(llvm_module, opt_level=opt_level)
@@ -103,6 +118,7 @@ class RefBackendProgram:
             raise CompileError(f"refbackend: JIT compilation failed: {e}") from e
         for name in _return_callback_names(llvm_module):
             self._register_return_callback(name)
+        self._main = self._engine.lookup(entry)  # once: a ctypes function taking the packed arguments
 
     def _register_return_callback(self, name: str) -> None:
         kinds = name[len(RETURN_CALLBACK_PREFIX):].split("_")
@@ -110,34 +126,83 @@ class RefBackendProgram:
             raise CompileError(
                 f"refbackend: unsupported result types in {name}; results must be tensors of {sorted(MEMREF_DTYPES)}")
         signature = ctypes.CFUNCTYPE(None, *[ctypes.POINTER(UnrankedMemRefDescriptor)] * len(kinds))
+        dtypes = [MEMREF_DTYPES[k] for k in kinds]
+        slot, bf16_results = self._slot, self._bf16_results
 
         def consume(*descriptors) -> None:
-            # Copy: the buffers belong to the JIT-ed code and die after the call.
-            self._results = [
-                np.array(unranked_memref_to_numpy(d, MEMREF_DTYPES[k]), copy=True)
-                for d, k in zip(descriptors, kinds, strict=False)
-            ]
-            for i in self._bf16_results:
-                self._results[i] = self._results[i].view(BF16)
+            # No reference to self: the engine keeps this callback, self keeps the engine.
+            results = take_results(descriptors, dtypes)
+            for i in bf16_results:
+                results[i] = results[i].view(BF16)
+            slot.results = results
 
         callback = signature(consume)
         self._callbacks.append(callback)
         self._engine.register_runtime(name, callback)
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        arrays = [np.ascontiguousarray(a) for a in inputs]
-        for i, a in enumerate(arrays):
-            if a.dtype not in ACCEPTED_INPUT_DTYPES:
-                raise TypeError(f"refbackend: input {i} has dtype {a.dtype}; accepted: {[str(d) for d in ACCEPTED_INPUT_DTYPES]}")
-        check_input_shapes(arrays, self._arg_shapes)
-        arrays = [a.view(np.int16) if a.dtype == BF16 else a for a in arrays]
-        descriptors = [ctypes.pointer(ctypes.pointer(get_unranked_memref_descriptor(a))) for a in arrays]
-        self._results = None
-        self._engine.invoke(self.entry, *descriptors)
-        if self._results is None:
+        self.signature.check_inputs(inputs)
+        arrays = [a.view(np.int16) if a.dtype == BF16 else a for a in self.signature.as_storage(inputs)]
+        # The descriptors (and `arrays`) stay referenced until the call returns.
+        descriptors = [ctypes.pointer(ctypes.pointer(unranked_descriptor(a))) for a in arrays]
+        packed = (ctypes.c_void_p * len(descriptors))(*[ctypes.cast(d, ctypes.c_void_p) for d in descriptors])
+        self._slot.results = None
+        self._main(packed)  # releases the GIL; the callback runs in this thread
+        results, self._slot.results = self._slot.results, None
+        if results is None:
             raise CompileError(f"refbackend: @{self.entry} returned no tensor result")
-        results, self._results = self._results, None
-        return results
+        return self.signature.as_model(results)
+
+
+def take_results(descriptors: Sequence, dtypes: Sequence[type]) -> list[np.ndarray]:
+    """Copy each result memref into a numpy array, then free its buffer (each
+    distinct one once: refback's deallocation pipeline clones every result,
+    so the caller owns them all)."""
+    ranked = [ranked_descriptor(d[0]) for d in descriptors]
+    results = [np.array(_StridedView(r, np.dtype(t)), copy=True) for r, t in zip(ranked, dtypes, strict=True)]
+    for pointer in {r.allocated for r in ranked}:
+        if pointer:
+            _LIBC.free(ctypes.c_void_p(pointer))
+    return results
+
+
+# Ranked memref descriptors, one ctypes class per rank. (torch_mlir.runtime
+# makes a new class per call, and ctypes caches the pointer type of every
+# class it is asked for: about 10 KB a call, kept for good.)
+@functools.cache
+def descriptor_class(rank: int) -> type[ctypes.Structure]:
+    sizes = [("shape", ctypes.c_longlong * rank), ("strides", ctypes.c_longlong * rank)] if rank else []
+    fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p), ("offset", ctypes.c_longlong), *sizes]
+    return type(f"MemRefDescriptor{rank}", (ctypes.Structure,), {"_fields_": fields})
+
+
+def unranked_descriptor(a: np.ndarray) -> UnrankedMemRefDescriptor:
+    """The unranked memref of a C-contiguous array (the array must outlive the call)."""
+    ranked = descriptor_class(a.ndim)()
+    ranked.allocated = ranked.aligned = a.ctypes.data
+    ranked.offset = 0
+    if a.ndim:
+        ranked.shape[:] = a.shape
+        ranked.strides[:] = [s // a.itemsize for s in a.strides]
+    unranked = UnrankedMemRefDescriptor(a.ndim, ctypes.addressof(ranked))
+    unranked._ranked = ranked  # keep the ranked descriptor alive with the unranked one
+    return unranked
+
+
+def ranked_descriptor(unranked: UnrankedMemRefDescriptor) -> ctypes.Structure:
+    return descriptor_class(unranked.rank).from_address(unranked.descriptor)
+
+
+class _StridedView:
+    """A ranked memref's data as numpy sees it (`__array_interface__`): no copy until np.array."""
+
+    def __init__(self, ranked: ctypes.Structure, dtype: np.dtype):
+        rank = len(ranked.shape) if hasattr(ranked, "shape") else 0
+        shape = tuple(ranked.shape) if rank else ()
+        strides = tuple(s * dtype.itemsize for s in ranked.strides) if rank else ()
+        data = (ranked.aligned or 0) + ranked.offset * dtype.itemsize
+        self.__array_interface__ = {"version": 3, "shape": shape, "typestr": dtype.str, "descr": dtype.descr,
+                                    "data": (data, True), "strides": strides}
 
 
 def _return_callback_names(module: ir.Module) -> list[str]:
@@ -154,7 +219,7 @@ def _return_callback_names(module: ir.Module) -> list[str]:
 def bf16_boundary_as_i16(module: ir.Module, entry: str) -> list[int]:
     """Retype `entry`'s bf16 tensor arguments and results to i16 (bitcast
     inside, elementwise linalg.generic); return the result positions retyped."""
-    main = _entry(module, entry)
+    main = entry_function(module, entry)
     with module.context, main.location:
         i16, bf16 = ir.IntegerType.get_signless(16), ir.BF16Type.get()
         block = main.body.blocks[0]
@@ -202,25 +267,3 @@ def _bitcast(value: ir.Value, elem: ir.Type) -> tuple[ir.Value, list[ir.Operatio
         linalg.YieldOp([arith.bitcast(elem, body.arguments[0])])
     users = [d.owner.operation for d in sizes if isinstance(d, ir.Value)] + [op.operation]
     return op.result, users
-
-
-def entry_arg_shapes(module: ir.Module, entry: str) -> list[list[int | None]]:
-    """Static dims of `entry`'s tensor arguments (None where dynamic)."""
-    main = _entry(module, entry)
-    return [[None if ir.ShapedType(a.type).is_dynamic_dim(i) else ir.ShapedType(a.type).get_dim_size(i)
-             for i in range(ir.ShapedType(a.type).rank)] for a in main.body.blocks[0].arguments]
-
-
-def check_input_shapes(arrays: list[np.ndarray], expected: list[list[int | None]]) -> None:
-    """Unranked memrefs carry no static shape: the JIT would read out of bounds. Check here."""
-    if len(arrays) != len(expected):
-        raise TypeError(f"refbackend: {len(arrays)} inputs given, @main takes {len(expected)}")
-    for i, (a, dims) in enumerate(zip(arrays, expected, strict=False)):
-        if a.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, a.shape, strict=False)):
-            shown = "x".join("?" if d is None else str(d) for d in dims)
-            raise TypeError(f"refbackend: input {i} has shape {list(a.shape)}, @main expects {shown}")
-
-
-def _entry(module: ir.Module, entry: str) -> func.FuncOp:
-    return next(op for op in module.body.operations
-                if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == entry)
