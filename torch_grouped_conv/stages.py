@@ -55,7 +55,7 @@ def last_report() -> RewriteReport | None:
 
 def apply_strategy(module: ir.Module | ir.Operation, grouped_conv: str | None) -> RewriteReport:
     """The plugin with `grouped_conv`, or nothing (an empty report) for None."""
-    return apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)  # type: ignore[arg-type]
+    return apply_plugin(module, grouped_conv) if grouped_conv is not None else RewriteReport(None)
 
 
 def to_torch_backend(module: ir.Module, passes: Sequence[str], producer: str) -> None:

@@ -198,7 +198,9 @@ def _guarded(compiled: CompiledGraph, gm: torch.fx.GraphModule) -> Callable:
                 return compiled(*args)
             except Exception as e:  # noqa: BLE001
                 state["eager"] = _fallback(gm, f"its compiled code failed when called: {_reason(e)}")
-        return state["eager"](*args)
+        eager = state["eager"]
+        assert eager is not None  # set just above when the compiled call failed
+        return eager(*args)
 
     return call
 

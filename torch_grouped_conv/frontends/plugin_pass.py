@@ -43,7 +43,7 @@ class PluginPass:
 
     def __call__(self, op: ir.Operation, pass_: Any) -> None:
         try:
-            self.report = record_report(apply_plugin(op, self.grouped_conv))  # type: ignore[arg-type]
+            self.report = record_report(apply_plugin(op, self.grouped_conv))
         except Exception as e:  # noqa: BLE001  (any bug in the plugin must fail the pipeline, not crash it)
             op.location.emit_error(
                 f"{PASS_ARGUMENT} (grouped_conv={self.grouped_conv}): internal error {type(e).__name__}: {e}"

@@ -66,7 +66,7 @@ def as_numpy(value: object) -> np.ndarray:
     ml_dtypes.bfloat16 (same bits, viewed through uint16).
     """
     if hasattr(value, "detach") and hasattr(value, "numpy"):
-        tensor = value.detach().cpu().contiguous()  # type: ignore[union-attr]
+        tensor = value.detach().cpu().contiguous()
         if str(tensor.dtype) == "torch.bfloat16":
             import torch
 

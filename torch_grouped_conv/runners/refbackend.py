@@ -111,7 +111,7 @@ class RefBackendProgram:
         run_pipeline(llvm_module, LOWERING_PIPELINE, "refbackend: linalg-on-tensors -> LLVM")
         self.entry = entry
         self._slot = threading.local()  # .results: this thread's call's results
-        self._callbacks = []  # keep the ctypes callbacks alive as long as the engine
+        self._callbacks: list[object] = []  # keep the ctypes callbacks alive as long as the engine
         try:
             self._engine = ExecutionEngine(llvm_module, opt_level=opt_level)
         except Exception as e:  # the JIT reports failures as a bare RuntimeError

@@ -112,7 +112,7 @@ class Target:
         given = record.get("given", record)
         if not isinstance(given, dict):
             raise InputError(f"a target record must be a mapping of triple/cpu/features/abi, got {given!r}")
-        return cls(**{k: given.get(k) for k in ("triple", "cpu", "features", "abi")})  # type: ignore[arg-type]
+        return cls(**{k: given.get(k) for k in ("triple", "cpu", "features", "abi")})
 
 
 HOST = Target()
