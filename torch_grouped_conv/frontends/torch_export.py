@@ -2,19 +2,37 @@
 
 torch.export (non-strict) -> torch-mlir's FX importer and torch-backend
 pipeline -> the shared stages (plugin, linalg).
+
+A dim the caller asked to be dynamic that torch.export specialized while
+tracing (a `Dim.AUTO` it found to be one size, e.g. because an output size
+became 1) stays a SymInt with a constant value in the program, which
+torch-mlir's importer prints as `?`: the module would accept any size there
+and compute the traced one. `pin_specialized_dims` makes such dims static in
+`@main`'s signature, and the report's `input_note` names them.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
+from torch_mlir.dialects import func
 
 from torch_grouped_conv.errors import CompileError, ModelInputError
 from torch_grouped_conv.importer import FastLiteralHooks, fx_importer
-from torch_grouped_conv.stages import PLUGIN_LEGAL_OPS, check_options, finish
+from torch_grouped_conv.stages import (
+    FX_TO_TORCH_BACKEND,
+    check_options,
+    finish,
+    last_report,
+    to_torch_backend,
+)
+
+VTENSOR = re.compile(r"^!torch\.vtensor<\[([^\]]*)\],(.+)>$")
 
 
 def compile(
@@ -38,8 +56,13 @@ def compile(
     The RewriteReport of this call is returned by `last_report()`.
     """
     check_options(grouped_conv, output_type)
-    module = import_to_torch(export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs))
-    return finish(module, grouped_conv, output_type)
+    program = export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs)
+    module = finish(import_to_torch(program), grouped_conv, output_type)
+    note = specialized_note(specialized_dims(program))
+    report = last_report()
+    if note and report is not None:
+        report.input_note = note
+    return module
 
 
 def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: Any = None,
@@ -63,16 +86,92 @@ def input_shapes(args: tuple[Any, ...]) -> list[list[int]]:
 
 
 def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
-    """Stage 2: torch-mlir's FX import and torch-backend pipeline (decompositions included).
+    """Stage 2: torch-mlir's FX import, the specialized dims pinned
+    (`pin_specialized_dims`), then torch-mlir's torch-backend pipeline
+    (decompositions included).
 
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
-    torch-mlir's per-element Python conversion. `PLUGIN_LEGAL_OPS` stay as they are.
+    torch-mlir's per-element Python conversion. The pipeline keeps `PLUGIN_LEGAL_OPS` as they are.
     Each op's location is named by the PyTorch module it came from (importer.py
     `ModulePathLocations`), for the report's `module_path`.
     """
     try:
         hooks = FastLiteralHooks()
-        return fx.export_and_import(program, output_type="torch", hooks=hooks, fx_importer=fx_importer(hooks),
-                                    backend_legal_ops=list(PLUGIN_LEGAL_OPS))
+        module = fx.export_and_import(program, output_type="raw", hooks=hooks, fx_importer=fx_importer(hooks))
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
+    pin_specialized_dims(module, specialized_dims(program))
+    to_torch_backend(module, FX_TO_TORCH_BACKEND, "FX import output")
+    return module
+
+
+@dataclass(frozen=True)
+class SpecializedDim:
+    """Dim `dim` of tensor input `input` (the user's inputs, in order), fixed by torch.export to `size`."""
+
+    input: int
+    dim: int
+    size: int
+
+
+def specialized_dims(program: torch.export.ExportedProgram) -> list[SpecializedDim]:
+    """The input dims torch.export traced symbolically but fixed to one size
+    (a SymInt whose value is a constant): static for the program, `?` for the importer."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    found = []
+    for i, name in enumerate(program.graph_signature.user_inputs):
+        val = placeholders[name].meta.get("val") if name in placeholders else None
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d, size in enumerate(val.shape):
+            fixed = size.node.maybe_as_int() if isinstance(size, torch.SymInt) else None
+            if fixed is not None:
+                found.append(SpecializedDim(i, d, fixed))
+    return found
+
+
+def specialized_note(dims: list[SpecializedDim]) -> str | None:
+    """The report's line for `dims` (None when there are none)."""
+    if not dims:
+        return None
+    shown = ", ".join(f"input {d.input} dim {d.dim} = {d.size}" for d in dims)
+    return (f"torch.export specialized {shown} (asked dynamic, traced as one size): "
+            "the module takes only that size there")
+
+
+def pin_specialized_dims(module: ir.Module, dims: list[SpecializedDim]) -> None:
+    """Make `dims` static in `@main`'s argument types, in place. The body keeps
+    its types: a `torch.tensor_static_info_cast` from the pinned argument feeds
+    the old uses, and the torch-backend pipeline refines from there."""
+    if not dims:
+        return
+    main = next((op for op in module.body.operations
+                 if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == "main"), None)
+    if main is None or max(d.input for d in dims) >= len(main.arguments):
+        raise CompileError("torch-mlir's FX import has no @main taking the exported program's inputs; "
+                           "cannot pin the dims torch.export specialized")
+    block = main.regions[0].blocks[0]
+    for index in sorted({d.input for d in dims}):
+        argument = block.arguments[index]
+        old = argument.type
+        pinned = ir.Type.parse(_static_type(str(old), {d.dim: d.size for d in dims if d.input == index}),
+                               context=module.context)
+        with ir.InsertionPoint.at_block_begin(block), ir.Location.unknown(module.context):
+            cast = ir.Operation.create("torch.tensor_static_info_cast", results=[old], operands=[argument])
+        argument.set_type(pinned)
+        argument.replace_all_uses_except(cast.result, cast)
+    signature = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+    inputs = [a.type for a in block.arguments]
+    function_type = ir.FunctionType.get(inputs, signature.results, context=module.context)
+    main.attributes["function_type"] = ir.TypeAttr.get(function_type, context=module.context)
+
+
+def _static_type(vtensor: str, sizes: dict[int, int]) -> str:
+    """`!torch.vtensor<[?,12,?],f32>` with dims `sizes` made static."""
+    match = VTENSOR.match(vtensor)
+    if match is None:
+        raise CompileError(f"torch-mlir imported a specialized input as {vtensor}, not a value tensor; cannot pin it")
+    dims = match.group(1).split(",")
+    for d, size in sizes.items():
+        dims[d] = str(size)
+    return f"!torch.vtensor<[{','.join(dims)}],{match.group(2)}>"

@@ -1,0 +1,95 @@
+"""A dim asked dynamic that torch.export specialized is static in the compiled
+signature: the module takes the traced size there and refuses any other with
+an InputError, on both runners; the dims that stay dynamic take other sizes
+and match PyTorch.
+
+torch.export keeps such a dim as a SymInt with a constant value, which
+torch-mlir's importer would print as `?`: before the fix, Conv1d(12, 4, 3,
+groups=4) on [3, 12, 3] with the width asked dynamic compiled to
+`(?x12x?) -> ?x4x1` and returned (4, 4, 1) for a width-6 input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.export import Dim
+
+import torch_grouped_conv as tgc
+from tests.support.tolerances import tolerance
+from torch_grouped_conv.frontends.torch_export import export_program, specialized_dims
+from torch_grouped_conv.runners.signature import read_signature
+
+# (label, module, example input shape, the dims asked dynamic, the dims torch.export specializes)
+CASES = [
+    ("conv1d_out_1", lambda: torch.nn.Conv1d(12, 4, 3, groups=4), (3, 12, 3), (0, 2), {2: 3}),
+    ("conv2d_out_1x1", lambda: torch.nn.Conv2d(6, 6, (3, 2), groups=6), (2, 6, 3, 2), (0, 2, 3), {2: 3, 3: 2}),
+    ("conv3d_depth_out_1", lambda: torch.nn.Conv3d(4, 8, (2, 1, 1), groups=2), (2, 4, 2, 5, 4), (2, 3, 4), {2: 2}),
+    ("transposed_out_kernel", lambda: torch.nn.ConvTranspose1d(4, 4, 3, stride=2, padding=1, groups=2),
+     (2, 4, 1), (0,), {}),
+    ("no_specialization", lambda: torch.nn.Conv2d(4, 8, 3, groups=2), (2, 4, 6, 7), (0, 2, 3), {}),
+]
+
+
+def _compile(make, shape, dynamic, strategy="grouped"):
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.randn(shape)
+    module = tgc.compile(model, x, grouped_conv=strategy, dynamic_shapes=({d: Dim.AUTO for d in dynamic},))
+    return model, x, module
+
+
+def _grown(shape: tuple[int, ...], dim: int) -> tuple[int, ...]:
+    return tuple(s + 2 if i == dim else s for i, s in enumerate(shape))
+
+
+@pytest.mark.parametrize(("label", "make", "shape", "dynamic", "specialized"), CASES, ids=[c[0] for c in CASES])
+def test_signature_agrees_with_the_exported_program(label, make, shape, dynamic, specialized):
+    model, x, module = _compile(make, shape, dynamic)
+    found = {d.dim: d.size for d in specialized_dims(export_program(model, x, dynamic_shapes=(
+        {d: Dim.AUTO for d in dynamic},)))}
+    assert found == specialized
+    (spec,) = read_signature(module).inputs
+    for dim in range(len(shape)):
+        if dim in dynamic and dim not in specialized:
+            assert spec.dims[dim] is None, (label, dim, spec.dims)
+        else:
+            assert spec.dims[dim] == shape[dim], (label, dim, spec.dims)
+    note = tgc.last_report().input_note
+    if specialized:
+        assert all(f"dim {d} = {s}" in note for d, s in specialized.items()), note
+    else:
+        assert note is None
+
+
+@pytest.mark.parametrize(("label", "make", "shape", "dynamic", "specialized"), CASES, ids=[c[0] for c in CASES])
+def test_dynamic_dims_match_pytorch_and_pinned_dims_refuse(label, make, shape, dynamic, specialized):
+    model, x, module = _compile(make, shape, dynamic)
+    fast = tgc.load(module, backend="refbackend")
+    rtol, atol = tolerance(torch.float32)
+    for dim in dynamic:
+        other = torch.randn(_grown(shape, dim))
+        if dim in specialized:
+            with pytest.raises(tgc.InputError, match=f"dim {dim} must be {shape[dim]}"):
+                fast(other)
+            continue
+        [y] = fast(other)
+        with torch.no_grad():
+            expected = model(other).numpy()
+        assert y.shape == expected.shape, (label, dim)
+        np.testing.assert_allclose(y, expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("strategy", ["grouped", "auto", "taps", "im2col"])
+@pytest.mark.parametrize("backend", tgc.BACKENDS)
+def test_issue_case_every_strategy_refuses_the_wrong_width(strategy, backend):
+    """The issue's case: width 6 is refused (it returned shape (4, 4, 1)); batch 4 at width 3 matches."""
+    model, _, module = _compile(CASES[0][1], (3, 12, 3), (0, 2), strategy)
+    fast = tgc.load(module, backend=backend)
+    with pytest.raises(tgc.InputError, match="dim 2 must be 3"):
+        fast(torch.randn(4, 12, 6))
+    other = torch.randn(4, 12, 3)
+    [y] = fast(other)
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(other).numpy(), rtol=1e-4, atol=1e-5)
