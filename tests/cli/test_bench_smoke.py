@@ -29,6 +29,11 @@ def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys)
     results = json.loads((tmp_path / JSON_NAME).read_text())
     assert results["config"]["mode"] == "steady" and results["config"]["threads"] == [1, 2]
     assert results["config"]["iree_drivers"] == {"1": "local-sync", "2": "local-task"}
+    assert results["config"]["peers"] == ["ort"]  # --smoke leaves inductor out (minutes of compiling)
+    for threads in ("1", "2"):  # the ceiling, measured per thread count, and the CPU named
+        machine = results["machine"][threads]
+        assert machine["ceiling_gflops"] > 0 and machine["ceiling"]["threads"] == int(threads)
+        assert "torch.mm 512x512x512 f32" in machine["ceiling"]["method"] and machine["cpu_family"]
     (row,) = results["rows"]
     assert row["section"] == "core" and row["flops"] > 0
     assert row["build"]["ort"]["exporter"] in ("dynamo", "torchscript")
@@ -44,10 +49,34 @@ def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys)
     assert table.strip() in capsys.readouterr().out  # printed as well as written
     assert "### Core shapes, 1 thread" in table and "### Core shapes, 2 threads" in table
     assert row["name"] in table and "| ORT ms |" in table.replace("| row | PyTorch ms ", "| ")
+    assert "Ceiling (GFLOP/s, torch.mm 512x512x512 f32" in table and results["machine"]["1"]["cpu"] in table
+    for threads in ("1", "2"):  # a shape row's auto GFLOP/s as a fraction of that thread count's ceiling
+        e = row["efficiency"][threads]
+        assert e["ceiling_gflops"] == results["machine"][threads]["ceiling_gflops"] and e["auto_fraction"] > 0
     assert (tmp_path / PNG_NAME).read_bytes()[:8] == PNG_MAGIC
     assert not (tmp_path / run.PARTIAL_NAME).exists()  # only there while a run is under way
     updated = doc.read_text()  # the tables, spliced between the markers, the rest kept
     assert "old tables" not in updated and table.strip() in updated and updated.endswith("\nafter\n")
+
+
+def test_bench_inductor_column(tmp_path: Path) -> None:
+    """torch.compile (inductor, freezing) beside PyTorch: checked against it, its compile time
+    in the JSON, its ratios in the summary and the tables."""
+    assert run.main(["--smoke", "--peers", "inductor", "--threads", "1", "--ceiling-size", "0",
+                     "--out-dir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / JSON_NAME).read_text())
+    (row,) = results["rows"]
+    timings = row["threads"]["1"]
+    assert set(timings) == {"pytorch", "inductor", "upstream", "auto"}
+    _check_timed(timings["inductor"], samples=2)
+    assert timings["inductor"]["matches_pytorch"], timings["inductor"]["max_abs_err"]
+    build = row["build"]["inductor"]
+    assert build["compile_s"]["1"] > 0 and build["build_s"] >= build["compile_s"]["1"]
+    core = results["summary"]["1"]["core"]
+    assert core["inductor/pytorch"]["geomean_median"] > 0 and core["auto/inductor"]["geomean_median"] > 0
+    assert results["machine"]["1"]["ceiling_gflops"] is None and row["efficiency"] == {}  # --ceiling-size 0
+    table = (tmp_path / MD_NAME).read_text()
+    assert "| Inductor ms |" in table and "Inductor ×PT" in table and "auto ×Inductor" in table
 
 
 def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
@@ -86,6 +115,8 @@ def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
     (["--threads", "2,4"], "at most one count above 1"),
     (["--models", "no_such_net"], "unknown models ['no_such_net']"),
     (["--dtypes", "f8"], "unknown dtypes ['f8']"),
+    (["--peers", "ort,tvm"], "unknown peers ['tvm']"),
+    (["--strategies", "auto+nope=1"], "unknown strategies ['auto+nope=1']"),
     (["--dtypes", "f16", "--dtype-shapes", "nope"], "--dtype-shapes: no shape 'nope'"),
 ])
 def test_bench_usage_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, argv: list[str], message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -75,19 +76,24 @@ def test_profiled_breakdown_of_a_real_module() -> None:
 
 def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
     """The model-row plumbing of run.py on a tiny module (the real nets are too slow for CI)."""
-    from torch_grouped_conv.bench import output, run
+    from torch_grouped_conv.bench import efficiency, output, run
     from torch_grouped_conv.bench.variants import UPSTREAM
-    from torch_grouped_conv.bench.workloads import Workload, standard_variants
+    from torch_grouped_conv.bench.workloads import Workload, model_flops, standard_variants
 
     torch.manual_seed(0)
     model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
     workload = Workload("tiny_net", "networks", [x], lambda: [])
     workload.build = lambda: standard_variants(model, [x], [(UPSTREAM, None, []), ("auto", "auto", [])],
-                                               workload.errors, with_ort=False)
+                                               workload.errors, peers=())
     args = run.parse_args(["--rounds", "1", "--block", "2"])
     row = run.bench_workload(workload, [1], args)
     assert set(row["threads"]["1"]) == {"pytorch", "upstream", "auto"}
     assert row["breakdown"]["1"]["conv_ms"] > 0 and row["breakdown"]["1"]["other_dispatches"] >= 1
+    row["flops"] = model_flops(model, [x])
+    row["efficiency"] = efficiency.of_row(row, {"1": 50.0})
+    e = row["efficiency"]["1"]  # overall, and each costly conv dispatch with FLOPs or the reason why not
+    assert e["auto_fraction"] == pytest.approx(e["auto_gflops"] / 50.0, abs=1e-4)
+    assert e["conv_dispatches"] and all(d["flops"] is not None or d["flops_from"] for d in e["conv_dispatches"])
     results = {"config": {"threads": [1], "mode": "steady", "rounds": 1, "block": 2, "warmup": 3,
                           "iree_drivers": {"1": "local-sync"}, "iree_flags": "", "command": "test", "wall_s": 1.0},
                "machine": {"1": {"cpu": "cpu", "logical_cpus": 2, "simd": "avx2+fma", "ghz": 2.0}}, "rows": [row]}
@@ -95,3 +101,4 @@ def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
     table = output.markdown(results)
     assert "### Whole networks, 1 thread" in table and "auto: conv / other dispatches / rest ms" in table
     assert "| tiny_net |" in table and "geomean (8 image nets)" in table
+    assert "**tiny_net**, 1 thread: auto " in table and "| costliest conv dispatches |" in table

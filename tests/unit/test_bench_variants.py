@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.run import BenchUsageError, known_variant, main, parse_threads, variant_spec
 from torch_grouped_conv.runners.iree_flags import flag_set
 
@@ -33,3 +34,29 @@ def test_threads() -> None:
     for bad in ("", "x", "0", "1,-2", "2,3"):
         with pytest.raises(BenchUsageError):
             parse_threads(bad)
+
+
+def test_knobs_add_compile_and_runtime_flags() -> None:
+    assert variant_spec("auto+threads=2", ["--x"]) == ("auto+threads=2", "auto",
+                                                      ["--x", "--iree-llvmcpu-number-of-threads=2"])
+    label, strategy, flags = variant_spec("upstream@default+tile-bytes=65536+spin-us=50", ["--x"])
+    assert strategy is None and flags == ["--iree-llvmcpu-matmul-tile-bytes=65536", "--task_worker_spin_us=50"]
+    assert knobs.split_runtime(flags) == (["--iree-llvmcpu-matmul-tile-bytes=65536"], ["--task_worker_spin_us=50"])
+    assert knobs.runtime_defaults(["--task_worker_spin_us=50"]) == ["--task_worker_spin_us=0"]
+
+
+def test_known_knob_variants() -> None:
+    assert known_variant("auto+threads=2") and known_variant("upstream+spin-us=0")
+    assert known_variant("auto@default+tile-bytes=1024")
+    assert not known_variant("auto+nope=1") and not known_variant("auto+threads=x")
+    assert not known_variant("auto+threads") and not known_variant("nope+threads=2")
+    assert not known_variant("auto@nope+threads=2")
+
+
+def test_a_runtime_knob_gets_its_own_local_task_device() -> None:
+    from torch_grouped_conv.bench.variants import knob_config
+    from torch_grouped_conv.runners.iree import runtime_config
+
+    spun = knob_config("local-task", ["--task_worker_spin_us=50"])
+    assert spun.device is knob_config("local-task", ["--task_worker_spin_us=50"]).device  # one per flags
+    assert spun.device is not runtime_config("local-task").device

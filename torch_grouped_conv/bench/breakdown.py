@@ -41,6 +41,7 @@ from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_dr
 
 PROFILE_CALLS = 10
 TOP_DISPATCHES = 12  # the costliest dispatches kept in the JSON (`top_dispatches`)
+TOP_CONV_DISPATCHES = 5  # ... and the costliest conv dispatches, if not among them (efficiency.py)
 _EXECUTABLE = re.compile(r"^\s*flow\.executable private @(\S+) \{", re.M)
 _EXPORT = re.compile(r"flow\.executable\.export public @(\S+)")
 
@@ -178,7 +179,9 @@ def summarize(jsonl: str, kinds: dict[str, bool], wall_ms: float, calls: int = P
             conv_ns, conv_n = conv_ns + row["total_ns"], conv_n + 1
         else:
             other_ns, other_n = other_ns + row["total_ns"], other_n + 1
-    top = tuple(sorted(each, key=lambda e: -e[2])[:TOP_DISPATCHES])
+    ranked = sorted(each, key=lambda e: -e[2])
+    top_conv = [e for e in ranked if e[1]][:TOP_CONV_DISPATCHES]
+    top = tuple(e for e in ranked if e in ranked[:TOP_DISPATCHES] or e in top_conv)
     return Breakdown(wall_ms, conv_ns / calls / 1e6, other_ns / calls / 1e6, conv_n, other_n, calls, top)
 
 

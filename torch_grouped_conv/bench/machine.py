@@ -24,6 +24,16 @@ def cpuinfo() -> dict[str, str]:
     }
 
 
+FAMILIES = (("AMD EPYC", "AMD EPYC"), ("Intel(R) Xeon", "Intel Xeon"), ("Intel Xeon", "Intel Xeon"),
+            ("AMD Ryzen", "AMD Ryzen"), ("Intel(R) Core", "Intel Core"))
+
+
+def family(model: str) -> str:
+    """The CPU family a model name belongs to ("AMD EPYC", "Intel Xeon", ...; "other" else):
+    docs/performance.md keeps one section per family."""
+    return next((name for prefix, name in FAMILIES if model.startswith(prefix)), "other")
+
+
 def describe(threads: int) -> dict[str, object]:
     """Machine facts and the peak estimate: cores x flops/cycle x GHz (from /proc/cpuinfo)."""
     info = cpuinfo()
@@ -34,6 +44,7 @@ def describe(threads: int) -> dict[str, object]:
     peak = threads * per_cycle * ghz
     return {
         "cpu": info["model"],
+        "cpu_family": family(info["model"]),
         "logical_cpus": os.cpu_count(),
         "threads": threads,
         "ghz": round(ghz, 3),

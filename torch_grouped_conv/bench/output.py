@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from torch_grouped_conv.bench.timing import geomean
-from torch_grouped_conv.bench.variants import AUTO, ORT, PYTORCH, UPSTREAM
+from torch_grouped_conv.bench.variants import AUTO, INDUCTOR, ORT, PYTORCH, UPSTREAM
 from torch_grouped_conv.bench.workloads import AUTO_DYNAMIC, AUTO_F32, IMAGE_NETS, SECTION_TITLES, SECTIONS
 
 JSON_NAME, MD_NAME, PNG_NAME = "bench_results.json", "bench_results.md", "bench_results.png"
-ORDER = (PYTORCH, ORT, UPSTREAM, AUTO)
+ORDER = (PYTORCH, ORT, INDUCTOR, UPSTREAM, AUTO)
 # The issues' per-row ceiling for auto ×PT (issue 8: every net ≤ PyTorch, no core shape > 1.5×;
 # issue 9: no extra shape > 2.0×, f16/bf16 and r3d_18 / the wav2vec2 block ≤ PyTorch).
 ROW_TARGET = {"networks": 1.0, "media": 1.0, "core": 1.5, "extra": 2.0, "dtype": 1.0, "dynamic": 1.2}
-LABELS = {PYTORCH: "PyTorch", ORT: "ORT", UPSTREAM: "upstream", AUTO: "auto"}
+LABELS = {PYTORCH: "PyTorch", ORT: "ORT", INDUCTOR: "Inductor", UPSTREAM: "upstream", AUTO: "auto"}
 
 
 def ratio(timings: dict[str, Any], name: str, base: str, stat: str = "median_ms") -> float | None:
@@ -51,7 +51,7 @@ def baselines(section: str) -> list[tuple[str, str]]:
         return [(AUTO, AUTO_F32)]
     if section == "dynamic":
         return [(AUTO_DYNAMIC, AUTO)]
-    return [(AUTO, ORT), (AUTO, UPSTREAM)]
+    return [(AUTO, ORT), (AUTO, INDUCTOR), (AUTO, UPSTREAM)]
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
@@ -137,12 +137,18 @@ def method_lines(results: dict[str, Any]) -> list[str]:
         how = (f"interleaved: {c['warmup']} warm-up calls each, then {c['rounds'] * c['block']} rounds of one "
                "call per variant, rotated")
     drivers = ", ".join(f"{t} thread{'s' if t != '1' else ''}: IREE `{d}`" for t, d in c["iree_drivers"].items())
+    ceilings = ", ".join(f"{t} thread{'s' if t != '1' else ''}: {m['ceiling_gflops']:.1f}"
+                         for t, m in results["machine"].items() if m.get("ceiling_gflops"))
+    gemm = next((m["ceiling"]["method"] for m in results["machine"].values() if m.get("ceiling")), "")
     return [
-        f"Machine: {first['cpu']}, {first['logical_cpus']} logical CPUs, {first['simd']}, {first['ghz']} GHz nominal.",
+        f"Machine: {first['cpu']} ({first.get('cpu_family', 'other')}), {first['logical_cpus']} logical CPUs, "
+        f"{first['simd']}, {first['ghz']} GHz nominal."
+        + (f" Ceiling (GFLOP/s, {gemm}): {ceilings}." if ceilings else ""),
         f"Command: `{c['command']}` (took {c['wall_s']:.0f} s).",
         f"Timing: {how}; {c['rounds'] * c['block']} samples per variant; cells are median / min ms. "
         f"Threads: {drivers}; torch.set_num_threads and ORT intra-op threads alike (ORT "
-        f"{c.get('onnxruntime')}, spinning off, all graph optimizations). IREE flags: `{c['iree_flags']}`.",
+        f"{c.get('onnxruntime')}, spinning off, all graph optimizations; Inductor: torch.compile with freezing, "
+        f"compiled per thread count). IREE flags: `{c['iree_flags']}`.",
         "A ×B = A's time / B's time by median (lower is better; ×PT: over PyTorch eager); geomean rows give "
         "median (min). auto: conv / other dispatches / rest = a separate profiled run of auto's module "
         "(docs/performance.md, \"Method\").",
@@ -159,14 +165,39 @@ def markdown(results: dict[str, Any]) -> str:
         for t in map(str, results["config"]["threads"]):
             lines += ["", f"### {SECTION_TITLES[section]}, {t} thread{'s' if t != '1' else ''}", ""]
             lines += table(results, section, rows, t)
+            if section in ("networks", "media"):
+                lines += ceiling_lines(rows, t)
     return "\n".join(lines) + "\n"
+
+
+def ceiling_lines(rows: list[dict[str, Any]], t: str) -> list[str]:
+    """Per row with efficiency figures at `t` threads: auto's GFLOP/s and fraction of
+    the ceiling, then its costliest conv dispatches in a small table."""
+    lines: list[str] = []
+    for row in rows:
+        e = row.get("efficiency", {}).get(t)
+        if not e or "auto_gflops" not in e:
+            continue
+        lines += ["", f"**{row['name']}**, {t} thread{'s' if t != '1' else ''}: auto {e['auto_gflops']:.1f} GFLOP/s "
+                      f"= {e['auto_fraction']:.1%} of the ceiling ({e['ceiling_gflops']:.1f} GFLOP/s; "
+                      f"{row['flops'] / 1e9:.2f} GFLOP per call, conv + matmul)."]
+        if e.get("conv_dispatches"):
+            lines += ["", "| costliest conv dispatches | ms per call | GFLOP | GFLOP/s | of the ceiling |",
+                      "|---|---|---|---|---|"]
+            for d in e["conv_dispatches"]:
+                flop = "—" if d["flops"] is None else f"{d['flops'] / 1e9:.3g}"
+                rate = "—" if d["gflops"] is None else f"{d['gflops']:.1f}"
+                frac = f"— ({d['flops_from']})" if d["fraction"] is None else f"{d['fraction']:.1%}"
+                lines.append(f"| `{d['name']}` | {_ms_value(d['ms'])} | {flop} | {rate} | {frac} |")
+    return lines
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
     lines = ["### Summary: geomean ratios, median (min)", "",
-             "| threads | section | " + " | ".join(["auto ×PT", "auto ×ORT", "ORT ×PT", "upstream ×PT",
-                                                     "auto worst ×PT (row)", "rows over the row target"]) + " |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| threads | section | " + " | ".join(["auto ×PT", "auto ×ORT", "auto ×Inductor", "ORT ×PT",
+                                                     "Inductor ×PT", "upstream ×PT", "auto worst ×PT (row)",
+                                                     "rows over the row target"]) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for t, per in results["summary"].items():
         for section, entry in per.items():
             def g(key: str, entry: dict[str, Any] = entry) -> str:
@@ -179,7 +210,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"> {ROW_TARGET[section]}×PT: " + (", ".join(auto["rows_over_target"]) or "none")
             title = SECTION_TITLES[section] + (" (geomean over the 8 image nets)" if section == "networks" else "")
             lines.append(f"| {t} | {title} | {g(f'{AUTO}/{PYTORCH}')} | {g(f'{AUTO}/{ORT}')} | "
-                         f"{g(f'{ORT}/{PYTORCH}')} | {g(f'{UPSTREAM}/{PYTORCH}')} | {worst} | {over} |")
+                         f"{g(f'{AUTO}/{INDUCTOR}')} | {g(f'{ORT}/{PYTORCH}')} | {g(f'{INDUCTOR}/{PYTORCH}')} | "
+                         f"{g(f'{UPSTREAM}/{PYTORCH}')} | {worst} | {over} |")
     extra = []
     for t, per in results["summary"].items():
         if (e := per.get("dtype", {}).get(f"{AUTO}/{AUTO_F32}")) is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from torch_grouped_conv.bench import breakdown, machine, output
+from torch_grouped_conv.bench import breakdown, ceiling, efficiency, knobs, machine, output
 from torch_grouped_conv.bench.shapes import DEFAULT_SHAPES, SETS, Shape, load_shapes
 from torch_grouped_conv.bench.timing import MODES, run_schedule, samples_cap, schedule, stats_ms
 from torch_grouped_conv.bench.variants import AUTO, PYTORCH, UPSTREAM, Variant
@@ -32,6 +32,7 @@ from torch_grouped_conv.bench.workloads import (
     DYNAMIC_SPATIAL_SHAPES,
     IMAGE_NETS,
     MEDIA_MODELS,
+    PEERS,
     VariantSpec,
     Workload,
     dtype_workload,
@@ -41,6 +42,7 @@ from torch_grouped_conv.bench.workloads import (
     shape_workload,
 )
 from torch_grouped_conv.files import write_atomically
+from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
 from torch_grouped_conv.verify import compare
@@ -50,7 +52,7 @@ class BenchUsageError(ValueError):
     """Bad options: one line, exit 2, nothing written."""
 
 
-PLUGIN_STRATEGIES = ("grouped", "split", "channels-last", "im2col", "taps", "matmul", "auto")
+PLUGIN_STRATEGIES = STRATEGIES  # every registered grouped_conv strategy
 MODELS = IMAGE_NETS + MEDIA_MODELS
 BREAKDOWN_SECTIONS = ("networks", "media")
 PARTIAL_NAME = "bench_results.partial.json"
@@ -72,6 +74,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="spatial size of the image/video model inputs (default 224 / 112; smaller for smoke runs)")
     p.add_argument("--model-variants", default="",
                    help="extra comma-separated variants for the model rows (same syntax as --strategies)")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help="engines timed beside PyTorch eager on the network and shape rows, or `none`: `ort` "
+                        "(ONNX Runtime), `inductor` (torch.compile, freezing; compiles once per thread count, "
+                        "minutes per net) (default: %(default)s)")
+    p.add_argument("--ceiling-size", type=int, default=ceiling.SIZE,
+                   help="the ceiling GEMM's size (torch.mm N x N x N f32, measured once per thread count; "
+                        "0: not measured) (default: %(default)s)")
     p.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
                    help="profile auto's conv vs other dispatch time on the model rows")
     p.add_argument("--shapes", type=Path, default=DEFAULT_SHAPES, help="shape suite JSON (default: the packaged one)")
@@ -79,7 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help="comma-separated shape names to keep")
     p.add_argument("--strategies", default=AUTO,
                    help="comma-separated plugin strategies for the shape rows (default: auto); `STRATEGY@FLAGSET` "
-                        "(STRATEGY may be `upstream`) times that variant with another IREE flag set")
+                        "(STRATEGY may be `upstream`) times that variant with another IREE flag set; "
+                        "`+KNOB=VALUE` adds an IREE knob: "
+                        + ", ".join(f"{k.name} ({k.flag})" for k in knobs.KNOBS.values()))
     p.add_argument("--dtypes", default=",".join(DTYPES), help="f16/bf16 rows: comma-separated dtypes, or `none`")
     p.add_argument("--dtype-shapes", default=",".join(DTYPE_SHAPES), help="core shapes for the dtype rows")
     p.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
@@ -105,23 +116,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "with the tables of this run")
     p.add_argument("--smoke", action="store_true",
                    help="defaults for a quick check: first shape of the chosen set only, 2 rounds of 1 call, "
-                        "--set core, no model/dtype/dynamic rows (options given explicitly still apply)")
+                        "--set core, no model/dtype/dynamic rows, ORT as the only peer, a 512 ceiling GEMM "
+                        "(options given explicitly still apply)")
     if "--smoke" in (argv or []):
-        p.set_defaults(rounds=2, block=1, warmup=1, models="none", dtypes="none", dynamic=False, shape_set="core")
+        p.set_defaults(rounds=2, block=1, warmup=1, models="none", dtypes="none", dynamic=False, shape_set="core",
+                       peers="ort", ceiling_size=512)
     return p.parse_args(argv)
 
 
 def known_variant(name: str) -> bool:
-    strategy, _, flags = name.partition("@")
-    if flags:
-        return strategy in (*PLUGIN_STRATEGIES, UPSTREAM) and flags in FLAG_SETS
+    """`STRATEGY`, `STRATEGY@FLAGSET` (STRATEGY may be upstream) or either with `+KNOB=VALUE`s
+    (upstream too: the baseline with a knob is a variant)."""
+    head, _, knob_text = name.partition("+")
+    strategy, _, flags = head.partition("@")
+    if knob_text and knobs.parse(knob_text) is None:
+        return False
+    if flags or knob_text:
+        return strategy in (*PLUGIN_STRATEGIES, UPSTREAM) and (not flags or flags in FLAG_SETS)
     return strategy in PLUGIN_STRATEGIES
 
 
 def variant_spec(name: str, flags: list[str]) -> VariantSpec:
     """(label, grouped_conv strategy or None for upstream, IREE flags) of a `--strategies` entry."""
-    strategy, _, flag_name = name.partition("@")
-    return name, None if strategy == UPSTREAM else strategy, flag_set(flag_name) if flag_name else flags
+    head, _, knob_text = name.partition("+")
+    strategy, _, flag_name = head.partition("@")
+    base = flag_set(flag_name) if flag_name else flags
+    return name, None if strategy == UPSTREAM else strategy, base + (knobs.parse(knob_text) or [])
 
 
 def _names(text: str) -> list[str]:
@@ -155,13 +175,16 @@ def plan_workloads(args: argparse.Namespace, flags: list[str]) -> list[Workload]
     dtypes = _names(args.dtypes)
     if bad := [d for d in dtypes if d not in DTYPES]:
         raise BenchUsageError(f"unknown dtypes {bad}; choose from {', '.join(DTYPES)}")
+    peers = _names(args.peers)
+    if bad := [p for p in peers if p not in PEERS]:
+        raise BenchUsageError(f"unknown peers {bad}; choose from {', '.join(PEERS)} or `none`")
     by_name, sets = _load_suite(args)
     model_specs = [(UPSTREAM, None, flags), (AUTO, AUTO, flags)] + [variant_spec(s, flags) for s in extra_model_variants]
     shape_specs = [(UPSTREAM, None, flags)] + [variant_spec(s, flags) for s in strategies]
-    rows = [model_workload(m, model_specs, args.model_input) for m in models]
+    rows = [model_workload(m, model_specs, args.model_input, peers) for m in models]
     rows.sort(key=lambda w: w.section != "networks")  # whole networks first
     for set_name, shapes in sets:
-        rows += [shape_workload(s, set_name, shape_specs) for s in shapes]
+        rows += [shape_workload(s, set_name, shape_specs, peers) for s in shapes]
     for dtype in dtypes:
         rows += [dtype_workload(_shape(by_name, n, "--dtype-shapes"), dtype, flags) for n in _names(args.dtype_shapes)]
     if args.dynamic:
@@ -221,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     set_runtime_threads(max(threads))  # before the first local-task device exists
     started = time.perf_counter()
+    ceilings = measure_ceilings(threads, args.ceiling_size)
     rows = []
     args.out_dir.mkdir(parents=True, exist_ok=True)
     partial = args.out_dir / PARTIAL_NAME  # every finished row, in case a long run is interrupted
@@ -231,13 +255,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_workload(workload, threads, args, progress))
             partial.write_text(json.dumps({"command": " ".join(argv), "rows": rows}))
             progress.advance(bar)
+    gflops = {t: c["ceiling_gflops"] for t, c in ceilings.items()}
+    for row in rows:
+        row["efficiency"] = efficiency.of_row(row, gflops)
     results = {
-        "machine": {str(t): machine.describe(t) for t in threads},
+        "machine": {str(t): {**machine.describe(t), "ceiling": ceilings.get(str(t)),
+                             "ceiling_gflops": gflops.get(str(t))} for t in threads},
         "config": {
             "command": "torch-grouped-conv bench " + " ".join(argv),
             "mode": args.mode, "rounds": args.rounds, "block": args.block, "warmup": args.warmup,
             "threads": threads, "iree_drivers": {str(t): runtime_driver(t) for t in threads},
-            "flag_set": args.flags, "iree_flags": " ".join(IREE_TARGET_FLAGS + flags),
+            "flag_set": args.flags, "peers": _names(args.peers), "iree_flags": " ".join(IREE_TARGET_FLAGS + flags),
             "shapes_file": str(args.shapes), "torch": torch.__version__, "onnxruntime": _ort_version(),
             "wall_s": round(time.perf_counter() - started, 1),
         },
@@ -255,6 +283,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def measure_ceilings(threads: list[int], size: int) -> dict[str, dict[str, Any]]:
+    """ceiling.measure at each thread count (printed); none when size is 0."""
+    if size <= 0:
+        return {}
+    found = {}
+    for t in dict.fromkeys(threads):
+        found[str(t)] = ceiling.measure(t, size).to_dict()
+        print(f"ceiling, {t} thread(s): {found[str(t)]['ceiling_gflops']} GFLOP/s ({found[str(t)]['method']})",
+              flush=True)
+    return found
+
+
 def _ort_version() -> str | None:
     try:
         import onnxruntime
@@ -265,15 +305,12 @@ def _ort_version() -> str | None:
 
 
 def bench_workload(workload: Workload, threads: list[int], args: argparse.Namespace,
-                   progress: Progress) -> dict[str, Any]:
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Build the row's variants once, then time them at each thread count."""
     start = time.perf_counter()
     variants = workload.build()
     row: dict[str, Any] = {"name": workload.name, "section": workload.section, **workload.meta,
                            "flops": workload.flops, "build": {}, "threads": {}, "breakdown": {}}
-    for v in variants:
-        row["build"][v.name] = {"build_s": round(v.build_s, 2),
-                                **{k: val for k, val in v.info.items() if k != "build"}}
     for name, error in workload.errors.items():
         row["build"][name] = {"error": error}
     kinds = _conv_kinds(variants, workload, row) if args.breakdown else None
@@ -283,12 +320,15 @@ def bench_workload(workload: Workload, threads: list[int], args: argparse.Namesp
             auto_ms = timings.get(AUTO, {}).get("median_ms", 0.0)
             calls = max(1, min(breakdown.PROFILE_CALLS, int(args.max_variant_s / max(auto_ms * 1e-3, 1e-9))))
             row["breakdown"][str(t)] = _profile(variants, workload, t, kinds, calls)
+    for v in variants:  # after timing: inductor compiles per thread count (build_s includes those)
+        row["build"][v.name] = {"build_s": round(v.build_s, 2),
+                                **{k: val for k, val in v.info.items() if k != "build"}}
     row["row_s"] = round(time.perf_counter() - start, 1)
     return row
 
 
 def time_variants(variants: list[Variant], workload: Workload, threads: int,
-                  args: argparse.Namespace, progress: Progress) -> dict[str, dict[str, Any]]:
+                  args: argparse.Namespace, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
     """Instantiate at `threads`, check every output against PyTorch's, time the schedule.
     Each starts with empty IREE buffer caches (the previous rows' instances collected)."""
     torch.set_num_threads(threads)
@@ -320,6 +360,7 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
             ok = bool(np.isfinite(c.max_rel_error) and c.max_rel_error <= workload.tolerance)
             data[v.name].update(max_abs_err=c.max_abs_error, max_rel_err=c.max_rel_error, matches_pytorch=ok)
     plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
+    progress = progress or Progress(disable=True)
     calls = progress.add_task(f"{workload.name}, {threads} thread(s)", total=sum(timed for _, timed in plan))
     times = run_schedule([inst.call for _, inst in ready], plan, tick=lambda n=1: progress.advance(calls, n))
     progress.remove_task(calls)

@@ -9,6 +9,14 @@ device arrays in host memory). IREE's call is synchronous (the `main`
 wrapper waits on its fences) and returns device arrays without copying them
 back; PyTorch's and ORT's calls include their own operator dispatch.
 
+Inductor: `torch.compile(model)` with `torch._inductor.config.freezing`
+(weights folded as constants), called under `torch.inference_mode()`.
+Inductor's C++ kernels fix their OpenMP thread count when they are generated
+(torch.get_num_threads() then), so it compiles once per thread count, in
+`instantiate` (after a `torch._dynamo.reset()`: the model's code object
+would otherwise keep serving the first thread count's graph); each compile's
+seconds are kept in the variant's info (`compile_s` per thread count).
+
 Threads: the caller sets torch.set_num_threads(threads) and IREE's local-task
 topology (runners/iree_flags.py) before instantiating; ORT gets
 intra_op_num_threads = threads, inter_op_num_threads = 1, spinning off (so
@@ -30,13 +38,15 @@ import torch
 from iree import runtime as iree_rt
 
 from torch_grouped_conv import api
+from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.breakdown import conv_frames
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
 from torch_grouped_conv.runners.iree import compile_to_vmfb, runtime_config
-from torch_grouped_conv.runners.iree_flags import runtime_driver
+from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver
 
 PYTORCH = "pytorch"
 ORT = "ort"
+INDUCTOR = "inductor"  # torch.compile, inductor with freezing
 UPSTREAM = "upstream"  # grouped_conv=None: torch-mlir's own lowering
 AUTO = "auto"
 
@@ -106,6 +116,37 @@ def ort_variant(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> Vari
     return Variant(ORT, instantiate, build_s, {"exporter": exporter, "onnxruntime": ort.__version__})
 
 
+def inductor_variant(model: torch.nn.Module) -> Variant:
+    """torch.compile (inductor, freezing on), compiled at each thread count by its
+    first call; that call is untimed (the caller's checked first call follows it)."""
+    variant = Variant(INDUCTOR, lambda threads, inputs: _inductor_instance(model, threads, inputs, variant))
+    variant.info["compile_s"] = {}
+    variant.info["torch"] = torch.__version__
+    return variant
+
+
+def _inductor_instance(model: torch.nn.Module, threads: int, inputs: Sequence[torch.Tensor],
+                       variant: Variant) -> Instance:
+    import torch._dynamo
+    import torch._inductor.config
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    with warnings.catch_warnings(), torch.inference_mode(), torch._inductor.config.patch(freezing=True):
+        warnings.simplefilter("ignore")
+        compiled(*inputs)
+    seconds = time.perf_counter() - start
+    variant.info["compile_s"][str(threads)] = round(seconds, 2)
+    variant.build_s += seconds
+
+    def call() -> object:
+        with torch.inference_mode():
+            return compiled(*inputs)
+
+    return Instance(call, lambda: to_float64(first(call())))
+
+
 def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> tuple[bytes, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -145,9 +186,14 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
     return IreeBuild(vmfb, module_bytecode(module), list(flags), used, warning_text, frames)
 
 
-def iree_variant(name: str, build: IreeBuild, build_s: float) -> Variant:
+def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Sequence[str] = ()) -> Variant:
+    """The module on the run's device for `threads`, or, with runtime flags (a
+    knob, knobs.py) and local-task, on a device of its own driver."""
+
     def instantiate(threads: int, inputs: Sequence[torch.Tensor]) -> Instance:
-        config = runtime_config(runtime_driver(threads))
+        driver = runtime_driver(threads)
+        config = knob_config(driver, runtime_flags) if runtime_flags and driver == "local-task" \
+            else runtime_config(driver)
         context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(context.instance, build.vmfb)
         context.add_vm_module(vm_module)
@@ -161,9 +207,29 @@ def iree_variant(name: str, build: IreeBuild, build_s: float) -> Variant:
         return Instance(call, lambda: to_float64(first(call())))
 
     info: dict[str, Any] = {"strategies_used": build.strategies_used, "iree_flags": build.flags}
+    if runtime_flags:
+        info["iree_runtime_flags"] = list(runtime_flags)
     if build.warnings:
         info["iree_warnings"] = build.warnings[:2000]
     return Variant(name, instantiate, build_s, info)
+
+
+_KNOB_DEVICES: dict[tuple[str, tuple[str, ...]], iree_rt.HalDevice] = {}
+
+
+def knob_config(driver: str, runtime_flags: Sequence[str]) -> iree_rt.Config:
+    """A device on a fresh `driver` created while `runtime_flags` were in force
+    (local-task reads its executor flags when the driver is created), the flags
+    then set back to their defaults; one per (driver, flags) per process."""
+    key = (driver, tuple(runtime_flags))
+    if key not in _KNOB_DEVICES:
+        iree_rt.flags.parse_flags(*runtime_flags)
+        try:
+            hal_driver = iree_rt._binding.create_hal_driver(driver)
+        finally:
+            iree_rt.flags.parse_flags(*knobs.runtime_defaults(runtime_flags))
+        _KNOB_DEVICES[key] = hal_driver.create_device_by_uri(driver, allocators=list(RUNTIME_ALLOCATORS))
+    return iree_rt.Config(device=_KNOB_DEVICES[key])
 
 
 def timed_build(build: Callable[[], Variant]) -> Variant:

@@ -31,12 +31,15 @@ import torch
 from torch import nn
 
 from torch_grouped_conv import models
+from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.shapes import Shape
 from torch_grouped_conv.bench.variants import (
     AUTO,
+    INDUCTOR,
     ORT,
     Variant,
     compile_iree,
+    inductor_variant,
     iree_variant,
     ort_variant,
     pytorch_variant,
@@ -96,21 +99,28 @@ def _try(workload_errors: dict[str, str], name: str, make: Callable[[], Variant]
 def _iree(name: str, model: nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
           flags: list[str], dynamic_shapes: Any = None) -> Variant:
     start = time.perf_counter()
-    build = compile_iree(model, example, strategy, flags, dynamic_shapes)
-    variant = iree_variant(name, build, time.perf_counter() - start)
+    compile_flags, runtime_flags = knobs.split_runtime(flags)
+    build = compile_iree(model, example, strategy, compile_flags, dynamic_shapes)
+    variant = iree_variant(name, build, time.perf_counter() - start, runtime_flags)
     variant.info["build"] = build  # the breakdown needs the module; dropped from the JSON
     return variant
 
 
-VariantSpec = tuple[str, str | None, list[str]]  # label, strategy (None: upstream), IREE flags
+# label, strategy (None: upstream), IREE flags (iree-compile's, and knobs.py's runtime flags)
+VariantSpec = tuple[str, str | None, list[str]]
+
+
+PEERS = (ORT, INDUCTOR)  # the engines timed beside PyTorch eager on network and shape rows (`--peers`)
 
 
 def standard_variants(model: nn.Module, example: list[torch.Tensor], specs: Sequence[VariantSpec],
-                      errors: dict[str, str], with_ort: bool = True) -> list[Variant]:
-    """PyTorch, ORT (optional), then one IREE variant per spec."""
+                      errors: dict[str, str], peers: Sequence[str] = PEERS) -> list[Variant]:
+    """PyTorch, the peers asked for (ORT, inductor), then one IREE variant per spec."""
     built = [pytorch_variant(model)]
-    if with_ort:
+    if ORT in peers:
         built.append(_try(errors, ORT, lambda: ort_variant(model, example)))
+    if INDUCTOR in peers:
+        built.append(inductor_variant(model))
     for name, strategy, flags in specs:
         built.append(_try(errors, name, lambda n=name, s=strategy, f=flags: _iree(n, model, example, s, f)))
     return [v for v in built if v is not None]
@@ -147,23 +157,42 @@ def build_model(name: str) -> nn.Module:
     return models.build_model(f"torchvision:{name}")
 
 
-def model_workload(name: str, specs: Sequence[VariantSpec], spatial: int | None) -> Workload:
+def model_workload(name: str, specs: Sequence[VariantSpec], spatial: int | None,
+                   peers: Sequence[str] = PEERS) -> Workload:
     shape = model_input_shape(name, spatial)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     section = "media" if name in MEDIA_MODELS else "networks"
     workload = Workload(name, section, [x], lambda: [], meta={"input": list(shape)})
-    workload.build = lambda: standard_variants(build_model(name), [x], specs, workload.errors)
+
+    def build() -> list[Variant]:
+        model = build_model(name)
+        workload.flops = model_flops(model, [x])
+        return standard_variants(model, [x], specs, workload.errors, peers)
+
+    workload.build = build
     return workload
 
 
-def shape_workload(shape: Shape, section: str, specs: Sequence[VariantSpec]) -> Workload:
+def model_flops(model: nn.Module, inputs: Sequence[torch.Tensor]) -> int:
+    """The FLOPs of one eager call as torch.utils.flop_counter counts them: 2 x the
+    multiply-adds of its convolutions and matmuls (Linear, attention), nothing else."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(*inputs)
+    return int(counter.get_total_flops())
+
+
+def shape_workload(shape: Shape, section: str, specs: Sequence[VariantSpec],
+                   peers: Sequence[str] = PEERS) -> Workload:
     model, x = shape.make_module(), shape.make_input()
     with torch.inference_mode():
         out_shape = tuple(model(x).shape)
     workload = Workload(shape.name, section, [x], lambda: [], flops=shape.flops(out_shape),
                         meta={"input": list(shape.input), "groups": shape.groups, "kernel": list(shape.kernel),
                               "source": shape.source})
-    workload.build = lambda: standard_variants(model, [x], specs, workload.errors)
+    workload.build = lambda: standard_variants(model, [x], specs, workload.errors, peers)
     return workload
 
 
