@@ -126,16 +126,16 @@ def conv_flops(input_shape: Shape, weight_shape: Shape, output_shape: Shape, *, 
     sizes = [*input_shape, *weight_shape, *output_shape]
     if None in sizes or (transposed and None in padding):
         return None
-    n, w_out = int(input_shape[0]), int(weight_shape[1])  # type: ignore[arg-type]
+    n, w_out = int(input_shape[0]), int(weight_shape[1])
     if not transposed:
-        taps = math.prod(int(k) for k in weight_shape[2:])  # type: ignore[arg-type]
-        return 2 * n * int(weight_shape[0]) * w_out * taps * math.prod(int(o) for o in output_shape[2:])  # type: ignore[arg-type]
+        taps = math.prod(int(k) for k in weight_shape[2:])
+        return 2 * n * int(weight_shape[0]) * w_out * taps * math.prod(int(o) for o in output_shape[2:])
     pairs = math.prod(
-        _transposed_pairs(int(input_shape[2 + d]), int(weight_shape[2 + d]), int(output_shape[2 + d]),  # type: ignore[arg-type]
-                          stride[d], int(padding[d]), dilation[d])  # type: ignore[arg-type]
+        _transposed_pairs(int(input_shape[2 + d]), int(weight_shape[2 + d]), int(output_shape[2 + d]),
+                          stride[d], int(padding[d]), dilation[d])
         for d in range(len(input_shape) - 2)
     )
-    return 2 * n * int(input_shape[1]) * w_out * pairs  # type: ignore[arg-type]
+    return 2 * n * int(input_shape[1]) * w_out * pairs
 
 
 def _transposed_pairs(size: int, kernel: int, out: int, stride: int, padding: int, dilation: int) -> int:

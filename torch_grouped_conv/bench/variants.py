@@ -70,7 +70,7 @@ class Variant:
 def to_float64(value: object) -> np.ndarray:
     """A result (torch tensor, IREE device array, numpy array) as float64 numpy."""
     if hasattr(value, "to_host"):
-        value = value.to_host()  # type: ignore[union-attr]
+        value = value.to_host()  # type: ignore[union-attr]  # an IREE device array (hasattr above)
     return np.asarray(as_numpy(value)).astype(np.float64)
 
 

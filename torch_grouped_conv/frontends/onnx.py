@@ -140,7 +140,7 @@ class GraphInput:
             if any(d is None for d in self.dims):
                 dims = ",".join("?" if d is None else str(d) for d in self.dims)
                 raise InputError(f"input {self.name!r} has dynamic dims [{dims}]; give --input-shape {self.name}=...")
-            return tuple(int(d) for d in self.dims)  # type: ignore[arg-type]
+            return tuple(int(d) for d in self.dims)  # type: ignore[arg-type]  # no None: checked above
         if len(shape) != len(self.dims):
             raise InputError(f"input {self.name!r} has rank {len(self.dims)}, the given shape {list(shape)} has {len(shape)}")
         for axis, (static, given) in enumerate(zip(self.dims, shape, strict=False)):
