@@ -118,7 +118,7 @@ def specialized_dims(program: torch.export.ExportedProgram) -> list[SpecializedD
     """The input dims torch.export traced symbolically but fixed to one size
     (a SymInt whose value is a constant): static for the program, `?` for the importer."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    found = []
+    found: list[SpecializedDim] = []
     for i, name in enumerate(program.graph_signature.user_inputs):
         val = placeholders[name].meta.get("val") if name in placeholders else None
         if not isinstance(val, torch.Tensor):

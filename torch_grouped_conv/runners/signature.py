@@ -172,7 +172,7 @@ def record_model_dtypes(module: ir.Module, entry: str = "main") -> None:
         for attr, types in ((INPUTS_ATTR, signature.inputs), (RESULTS_ATTR, signature.results)):
             names = [_torch_dtype_name(t) for t in types]
             if all(n is not None for n in names):
-                main.attributes[attr] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names])  # type: ignore[misc]
+                main.attributes[attr] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names])
 
 
 def _torch_dtype_name(t: ir.Type) -> str | None:
