@@ -60,3 +60,12 @@ def test_a_runtime_knob_gets_its_own_local_task_device() -> None:
     spun = knob_config("local-task", ["--task_worker_spin_us=50"])
     assert spun.device is knob_config("local-task", ["--task_worker_spin_us=50"]).device  # one per flags
     assert spun.device is not runtime_config("local-task").device
+
+
+def test_a_process_with_another_worker_count_is_a_usage_error(monkeypatch, capsys, tmp_path) -> None:
+    from torch_grouped_conv.runners.iree_flags import TaskWorkers
+
+    monkeypatch.setattr(TaskWorkers, "fixed", True)
+    monkeypatch.setattr(TaskWorkers, "requested", 2)
+    assert main(["--smoke", "--threads", "1,3", "--out-dir", str(tmp_path)]) == 2
+    assert "already runs 2 workers" in capsys.readouterr().err and not list(tmp_path.iterdir())

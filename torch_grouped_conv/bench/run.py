@@ -41,6 +41,7 @@ from torch_grouped_conv.bench.workloads import (
     model_workload,
     shape_workload,
 )
+from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
@@ -239,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                 output.splice(args.update_doc.read_text(encoding="utf-8"), "")
             except (OSError, ValueError) as e:
                 raise BenchUsageError(f"--update-doc {str(args.update_doc)!r}: {e}") from None
+        claim_workers(threads)
     except BenchUsageError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
-    set_runtime_threads(max(threads))  # before the first local-task device exists
     started = time.perf_counter()
     ceilings = measure_ceilings(threads, args.ceiling_size)
     rows = []
@@ -281,6 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         write_atomically(args.update_doc, doc)
         print(f"updated {args.update_doc}")
     return 0
+
+
+def claim_workers(threads: list[int]) -> None:
+    """local-task's worker count, before its first device exists (1 thread runs on local-sync);
+    a process whose local-task driver already runs another count is a usage error."""
+    if max(threads) > 1:
+        try:
+            set_runtime_threads(max(threads))
+        except InputError as e:
+            raise BenchUsageError(str(e)) from None
 
 
 def measure_ceilings(threads: list[int], size: int) -> dict[str, dict[str, Any]]:
