@@ -1,4 +1,5 @@
-"""One emitter per case: builtin tensors in, the convolution result out.
+"""`grouped`, the default strategy: one named linalg op per case (builtin
+tensors in, the convolution result out).
 
 Each emitter receives the prepared input (dilated, padded or cropped), the
 forward weight [F, C/G, *k] and the accumulator [N, F, *out] (zeros: the
@@ -9,8 +10,8 @@ input and weight (f32 for f16/bf16): linalg's named convolutions extend their
 operands to the output element type.
 
 Within a case the op depends on the spatial rank only, through a table.
-This module declares the `grouped` strategy (the default): these emitters
-and the quantized ones of grouped_quantized.py.
+This module declares the strategy: these emitters and the quantized ones of
+grouped_quantized.py.
 """
 
 from __future__ import annotations
