@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from torch_mlir import ir
 
+from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.runners.common import as_numpy
 
 BACKENDS = ("refbackend", "iree")
@@ -18,8 +19,17 @@ def load(module: ir.Module, backend: str = "refbackend") -> Callable[..., list[n
     """Compile `module` (linalg-on-tensors, entry `@main`) for `backend` once.
 
     Returns a callable taking torch tensors or numpy arrays and returning a
-    list of numpy arrays, one per result. The module itself is not modified.
+    list of numpy arrays, one per result, with the model's dtypes (uint8
+    stays uint8, bool stays bool). Each call checks its inputs against the
+    module's signature first (count, dtype, rank, static dims): anything the
+    module was not compiled for is an InputError. The callable may be called
+    from several threads at once. The module itself is not modified.
+
+    InputError also for a backend not in BACKENDS and for a module that is
+    not linalg-on-tensors with an `@main` taking and returning tensors.
     """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "refbackend":
         from torch_grouped_conv.runners.refbackend import RefBackendProgram
 
@@ -29,7 +39,7 @@ def load(module: ir.Module, backend: str = "refbackend") -> Callable[..., list[n
 
         program = IreeProgram(module)
     else:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise AssertionError(backend)  # every name in BACKENDS has a branch above
 
     def call(*inputs: object) -> list[np.ndarray]:
         return program(*[as_numpy(x) for x in inputs])
