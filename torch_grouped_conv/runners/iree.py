@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import atexit
 import gc
+import shlex
 import subprocess
 import tempfile
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +20,34 @@ from iree import runtime as iree_rt
 from iree.compiler.tools.binaries import find_tool
 from torch_mlir import ir
 
-from torch_grouped_conv.errors import CompileError
+from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.runners.common import module_bytecode
-from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, TUNED, TUNED_DYNAMIC, flag_set
-from torch_grouped_conv.runners.signature import read_signature
+from torch_grouped_conv.runners.iree_flags import (
+    RUNTIME_ALLOCATORS,
+    TaskWorkers,
+    check_threads,
+    compile_thread_flags,
+    flag_set,
+    tuned_for,
+)
+from torch_grouped_conv.runners.signature import Signature, read_signature
+from torch_grouped_conv.runners.target import HOST, Target, check_target
 
-# Flags that select the target; benchmarks may add tuning flags on top.
-IREE_TARGET_FLAGS = [
-    "--iree-hal-target-device=local",
-    "--iree-hal-local-target-device-backends=llvm-cpu",
-    # Tune for the CPU we run on (AVX2/AVX-512 where present).
-    "--iree-llvmcpu-target-cpu=host",
-    # Keep f64 as f64: the default demotion to f32 retypes dense_resource
-    # weight constants without converting their data, and fails to verify.
-    "--iree-input-demote-f64-to-f32=false",
-]
+# The device: IREE's local HAL with llvm-cpu executables.
+DEVICE_FLAGS = ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu"]
+# Keep f64 as f64: the default demotion to f32 retypes dense_resource
+# weight constants without converting their data, and fails to verify.
+KEEP_F64_FLAGS = ["--iree-input-demote-f64-to-f32=false"]
+
+
+def target_flags(target: Target = HOST) -> list[str]:
+    """Flags that select the device and the CPU (`target.flags()`); tuning flags go on top."""
+    return DEVICE_FLAGS + target.flags() + KEEP_F64_FLAGS
+
+
+# The host target's flags (`--iree-llvmcpu-target-cpu=host`: AVX2/AVX-512 where present).
+IREE_TARGET_FLAGS = target_flags(HOST)
 
 # IREE 3.13 inlines small constants (<= 256 bytes) into dispatches, where its
 # bf16 emulation retypes a bf16 constant to f32 without converting the data
@@ -65,9 +79,10 @@ def has_dynamic_inner_dims(module: ir.Module) -> bool:
                for t in boundary_types(module))
 
 
-def default_flags(module: ir.Module) -> list[str]:
-    """`TUNED`, or `TUNED_DYNAMIC` for modules with dynamic inner dims."""
-    return flag_set(TUNED_DYNAMIC if has_dynamic_inner_dims(module) else TUNED)
+def default_flags(module: ir.Module, target: Target = HOST) -> list[str]:
+    """`TUNED`, or `TUNED_DYNAMIC` for modules with dynamic inner dims; the
+    `default` set on architectures IREE does not data-tile (`iree_flags.tuned_for`)."""
+    return flag_set(tuned_for(target.arch, has_dynamic_inner_dims(module)))
 
 
 # Named matmul-like ops IREE's data tiling takes (its default op family "matmul").
@@ -129,6 +144,25 @@ def hint_data_tiling(module: ir.Module) -> tuple[ir.Module, bool]:
 DATA_TILING_FAILURES = ("exceeded stack allocation limit", "no basis element may be statically non-positive")
 
 
+@dataclass(frozen=True)
+class Compilation:
+    """One iree-compile run: the module, what it printed, the exact flags,
+    why the default data tiling was dropped (else None), the target, and the
+    iree-compile input (bytecode; kept only when asked)."""
+
+    vmfb: bytes
+    warnings: str
+    flags: tuple[str, ...]
+    data_tiling_fallback: str | None
+    target: Target
+    threads: int | None
+    source: bytes | None = None
+
+    def command(self, source: str = "input.mlirbc", output: str = "module.vmfb") -> str:
+        """The command line that reproduces this compile by hand."""
+        return shlex.join(["iree-compile", source, "-o", output, *self.flags])
+
+
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
     """Compile a linalg-on-tensors module; return (vmfb, warnings text).
 
@@ -147,28 +181,41 @@ def compile_module(module: ir.Module, extra_flags: list[str] | None = None) -> t
     on with data tiling, in one of the `DATA_TILING_FAILURES`, is compiled
     again without it (data tiling is a speed choice of ours; flags given
     explicitly are kept and their failure raised)."""
-    tuning = default_flags(module) if extra_flags is None else list(extra_flags)
-    flags = IREE_TARGET_FLAGS + (BF16_FLAGS if has_bf16_boundary(module) else []) + tuning
+    done = compile_for(module, extra_flags)
+    return done.vmfb, done.warnings, done.data_tiling_fallback
+
+
+def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target: Target = HOST,
+                threads: int | None = None, keep_source: bool = False) -> Compilation:
+    """`compile_module` for `target` (checked first: `target.check_target`),
+    for `threads` workers (`iree_flags.compile_thread_flags`), returning the
+    whole record of the compile (`Compilation`)."""
+    check_target(target, DEVICE_FLAGS)
+    tuning = default_flags(module, target) if extra_flags is None else list(extra_flags)
+    flags = (target_flags(target) + (BF16_FLAGS if has_bf16_boundary(module) else [])
+             + compile_thread_flags(check_threads(threads)) + tuning)
     untiled = [f for f in flags if f not in DATA_TILING_FLAGS]
     hinted, tiles = hint_data_tiling(module)
     if not tiles:
         flags = untiled
+    source = module_bytecode(hinted)
     try:
-        vmfb, warnings = _run_iree_compile(hinted, flags)
-        return vmfb, warnings, None
+        vmfb, warnings = _run_iree_compile(source, flags)
+        return Compilation(vmfb, warnings, tuple(flags), None, target, threads, source if keep_source else None)
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
-    vmfb, warnings = _run_iree_compile(module, untiled)
-    return vmfb, warnings, failure
+    source = module_bytecode(module)
+    vmfb, warnings = _run_iree_compile(source, untiled)
+    return Compilation(vmfb, warnings, tuple(untiled), failure, target, threads, source if keep_source else None)
 
 
-def _run_iree_compile(module: ir.Module, flags: list[str]) -> tuple[bytes, str]:
+def _run_iree_compile(module: ir.Module | bytes, flags: list[str]) -> tuple[bytes, str]:
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
-        source.write_bytes(module_bytecode(module))
+        source.write_bytes(module if isinstance(module, bytes) else module_bytecode(module))
         command = [find_tool("iree-compile"), str(source), "-o", str(output), *flags]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -183,7 +230,7 @@ def _run_iree_compile(module: ir.Module, flags: list[str]) -> tuple[bytes, str]:
 _DEVICES: dict[tuple[str, tuple[str, ...]], iree_rt.HalDevice] = {}
 # Every loaded program (weakly): some outlive the interpreter's own teardown
 # (torch.compile keeps its compiled graphs in caches it never clears).
-_LOADED: weakref.WeakSet[IreeProgram] = weakref.WeakSet()
+_LOADED: weakref.WeakSet[VmfbProgram] = weakref.WeakSet()
 
 
 @atexit.register
@@ -205,8 +252,24 @@ def runtime_config(driver: str, allocators: list[str] | None = None) -> iree_rt.
     chosen = tuple(RUNTIME_ALLOCATORS if allocators is None else allocators)
     key = (driver, chosen)
     if key not in _DEVICES:
+        if driver == "local-task":
+            TaskWorkers.fixed = True  # the driver, and its workers, exist from here on
         _DEVICES[key] = iree_rt.get_driver(driver).create_device_by_uri(driver, allocators=list(chosen))
     return iree_rt.Config(device=_DEVICES[key])
+
+
+def program_config(threads: int | None = None) -> iree_rt.Config:
+    """The runtime config for a module run at `threads` threads: None, the
+    local-task driver with its workers as they are (IREE's default: one per
+    physical core); 1, local-sync (dispatches run on the calling thread);
+    N > 1, local-task with N workers (`iree_flags.TaskWorkers`: one count per
+    process)."""
+    threads = check_threads(threads)
+    if threads == 1:
+        return runtime_config("local-sync")
+    if threads is not None:
+        TaskWorkers.claim(threads)
+    return runtime_config("local-task")
 
 
 def trim_device_caches() -> None:
@@ -218,16 +281,13 @@ def trim_device_caches() -> None:
         device.allocator.trim()
 
 
-class IreeProgram:
-    """`main` of a linalg-on-tensors module compiled by IREE, callable many times."""
+class VmfbProgram:
+    """An IREE module (vmfb) loaded on this machine, its `entry` callable many
+    times; inputs are checked against `signature` before each call."""
 
-    def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
-                 driver: str = "local-task"):
-        self.signature = read_signature(module, entry)  # InputError before the long work
-        # data_tiling_fallback: why the default data tiling was dropped (see compile_module), else None
-        self.vmfb, self.compile_warnings, self.data_tiling_fallback = compile_module(module, extra_flags)
-        config = runtime_config(driver)
-        self._context = iree_rt.SystemContext(config=config)
+    def __init__(self, vmfb: bytes, signature: Signature, entry: str = "main", threads: int | None = None):
+        self.vmfb, self.signature, self.threads = vmfb, signature, threads
+        self._context = iree_rt.SystemContext(config=program_config(threads))
         vm_module = iree_rt.VmModule.copy_buffer(self._context.instance, self.vmfb)
         self._context.add_vm_module(vm_module)
         self._function = self._context.modules[vm_module.name][entry]
@@ -243,3 +303,22 @@ class IreeProgram:
         if not isinstance(outputs, (tuple, list)):
             outputs = (outputs,)
         return self.signature.as_model([np.asarray(o.to_host()) for o in outputs])
+
+
+class IreeProgram(VmfbProgram):
+    """`main` of a linalg-on-tensors module compiled by IREE for this machine
+    (`target`: the host by default, or another CPU of the same architecture)
+    and `threads`, callable many times. `compilation` records the compile."""
+
+    def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
+                 threads: int | None = None, target: Target = HOST):
+        signature = read_signature(module, entry)  # InputError before the long work
+        if not target.runs_here:
+            raise InputError(f"target {target.describe()} cannot run on this {HOST.arch} machine; "
+                             "compile it to a file with tgc.save(module, path, target=...) and run it there")
+        program_config(threads)  # an impossible thread count fails here, before the compile
+        self.compilation = compile_for(module, extra_flags, target, check_threads(threads))
+        self.compile_warnings = self.compilation.warnings
+        # why the default data tiling was dropped (see compile_module), else None
+        self.data_tiling_fallback = self.compilation.data_tiling_fallback
+        super().__init__(self.compilation.vmfb, signature, entry, threads)
