@@ -64,6 +64,9 @@ from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, r
 
 MAX_TAPS = 64  # a body of 2*prod(K) arith ops; bigger windows stay on the named op
 MAX_GROUPED_TAPS = 144  # grouped: C/G*prod(K) products per output (16 channels x 3x3)
+# IREE 3.13's runtime loads a dispatch with at most 64 push constants ("dispatch
+# requiring N constants exceeds limit of 64" at load time, not at compile time).
+IREE_PUSH_CONSTANT_LIMIT = 64
 
 def shape_at(value: ir.Value, axis: int) -> int:
     """A dim that must be static (channels, spatial sizes; only the batch may be dynamic)."""
@@ -200,7 +203,37 @@ def accumulating_generic(inputs: Sequence[ir.Value], maps: Sequence[ir.AffineMap
     return parallel_generic([*inputs, *extra], init, [*maps, *extra_maps, identity], body)
 
 
+def phase_taps(kernel: int, stride: int, dilation: int) -> int:
+    """The most taps of one output phase along a dim: tap k lands in phase k*d mod s."""
+    return -(-kernel // (stride // math.gcd(stride, dilation)))
+
+
+def push_constants(plan: ConvPlan) -> int:
+    """An estimate of the push constants of a 3D transposed conv's phase dispatch
+    with a dynamic spatial dim (0 for any other conv).
+
+    Measured on IREE 3.13 (llvm-cpu): each tap view of such a phase generic
+    (C/G views per tap of the phase) is a binding with its own dynamic offset
+    and size, 2 constants each, twice that at f16/bf16, plus 4: the issue's
+    ConvTranspose3d(16, 2, (1, 3, 3), stride (2, 3, 1), groups 2) with a dynamic
+    last dim needs 52 at f32 and 100 at f16 (24 views). Forward convs and 1D/2D
+    transposed ones share their views' sizes (at most 14 measured).
+    """
+    spec = plan.spec
+    dynamic_spatial = any(d is None for d in spec.input.shape[2:])
+    if not (spec.transposed and spec.spatial_rank == 3 and dynamic_spatial and max(spec.stride) > 1):
+        return 0
+    c_group = 1 if plan.case == Case.DEPTHWISE else (group_channels(spec)[0] or 0)
+    views = c_group * math.prod(phase_taps(k, s, d) for k, s, d in zip(plan.kernel_sizes, spec.stride,
+                                                                        spec.dilation, strict=True))
+    return 4 + 2 * views * (2 if spec.input.dtype in ("f16", "bf16") else 1)
+
+
 def decline_taps(plan: ConvPlan) -> str | None:
+    constants = push_constants(plan)
+    if constants > IREE_PUSH_CONSTANT_LIMIT:
+        return (f"a dynamic spatial dim of this 3D transposed conv needs ~{constants} IREE push constants per "
+                f"dispatch > {IREE_PUSH_CONSTANT_LIMIT} (IREE's runtime refuses to load it)")
     taps = math.prod(plan.kernel_sizes)
     if plan.case in (Case.GROUPED, Case.DEPTHWISE_MULTIPLIER):
         c_group = group_channels(plan.spec)[0] or 0
