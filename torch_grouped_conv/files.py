@@ -11,9 +11,24 @@ from torch_grouped_conv.errors import InputError
 
 
 def check_output_path(path: Path | None) -> None:
-    """Fail before any work when the output cannot be written."""
-    if path is not None and not path.resolve().parent.is_dir():
-        raise InputError(f"output folder {str(path.resolve().parent)!r} does not exist; create it or choose another path")
+    """Fail before any work when the output cannot be written: its folder is
+    missing, it names a folder, or the folder refuses a new file (read-only,
+    /proc, no permission: probed by creating and removing a temporary file,
+    which is what `write_atomically` will do)."""
+    if path is None:
+        return
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise InputError(f"output folder {str(folder)!r} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise InputError(f"output {str(path)!r} is a folder; give a file path (e.g. {str(path / 'model.mlir')!r})")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {str(folder)!r} ({e.strerror}); "
+                         "choose a writable path") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _umask() -> int:
