@@ -56,7 +56,7 @@ def split_runtime(flags: list[str]) -> tuple[list[str], list[str]]:
 
 
 def runtime_defaults(runtime_flags: list[str] | tuple[str, ...]) -> list[str]:
-    """The flags that set these runtime flags back to their defaults."""
+    """The flags that set these runtime knobs back to their defaults."""
     by_flag = {k.flag: k for k in KNOBS.values() if k.runtime}
-    return [by_flag[f.partition("=")[0]].as_flag(by_flag[f.partition("=")[0]].default or 0) for f in runtime_flags
-            if f.partition("=")[0] in by_flag]
+    knobs = [by_flag[f.partition("=")[0]] for f in runtime_flags if f.partition("=")[0] in by_flag]
+    return [k.as_flag(k.default or 0) for k in knobs]
