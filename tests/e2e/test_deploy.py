@@ -272,3 +272,36 @@ def test_a_second_worker_count_in_one_process_is_refused() -> None:
         iree.program_config(other)
     with pytest.raises(tgc.InputError, match="positive integer"):
         iree.program_config(0)
+
+
+@pytest.mark.skipif(host_arch() != "x86_64", reason="an x86-64 baseline CPU runs on x86-64 hosts only")
+def test_torch_compile_target_and_threads_options() -> None:
+    from torch_grouped_conv.frontends import dynamo
+
+    tgc.register_dynamo_backend()
+    torch._dynamo.reset()
+    dynamo.reset_cache()
+    model, x = mobilenet_like(), torch.randn(1, 3, 32, 32)
+    fast = torch.compile(model, backend="torch_grouped_conv",
+                         options={"target": {"cpu": "x86-64-v3"}, "threads": 1})
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+    assert dynamo.STATS["compiled"] == 1 and not dynamo.STATS["fallbacks"]
+    [compiled] = dynamo._CACHE.values()
+    flags = compiled.program.program.compilation.flags
+    assert "--iree-llvmcpu-target-cpu=x86-64-v3" in flags and "--iree-llvmcpu-number-of-threads=1" in flags
+    torch._dynamo.reset()
+    dynamo.reset_cache()
+
+
+@pytest.mark.parametrize(("options", "complaint"), [
+    ({"target": "x86-64-v3"}, "give a torch_grouped_conv.Target"),
+    ({"target": {"cpu": "x86-64-v3"}, "runtime": "refbackend"}, "for runtime='iree'"),
+    ({"target": {"triple": "riscv64-unknown-linux-gnu"}}, "cannot run on this machine"),
+    ({"threads": 0}, "positive integer"),
+])
+def test_torch_compile_deploy_options_are_checked(options: dict, complaint: str) -> None:
+    from torch_grouped_conv.frontends.dynamo import parse_options
+
+    with pytest.raises(tgc.InputError, match=complaint):
+        parse_options(options)

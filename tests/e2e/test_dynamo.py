@@ -155,8 +155,8 @@ def test_bad_option_is_named() -> None:
     compiled = torch.compile(mixed_net(), backend="torch_grouped_conv", options={"grouped_conv": "winograd"})
     with pytest.raises(Exception, match="unknown grouped_conv='winograd'"):
         compiled(torch.randn(1, 3, 32, 32))
-    with pytest.raises(tgc.InputError, match="unknown torch_grouped_conv option 'threads'"):
-        dynamo.parse_options({"threads": 2})
+    with pytest.raises(tgc.InputError, match="unknown torch_grouped_conv option 'workers'"):
+        dynamo.parse_options({"workers": 2})
 
 
 def test_entry_point_declared_and_loadable() -> None:

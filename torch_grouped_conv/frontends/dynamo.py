@@ -10,7 +10,11 @@ takes and returns torch tensors. A backward graph, when there is one, runs
 eagerly.
 
 Options (`torch.compile(..., options={...})`): `grouped_conv` (a strategy,
-default "auto"), `runtime` ("iree", the default, or "refbackend").
+default "auto"), `runtime` ("iree", the default, or "refbackend"), and for
+IREE `target` (a `Target` of this machine's architecture, e.g.
+`Target(cpu="x86-64-v3")`, or a dict of its fields; default the host) and
+`threads` (1: local-sync on the calling thread; N: N workers, compiled for N;
+default IREE's).
 
 Compiled artifacts are cached per graph (its code and its own constants) and input signature
 (dtypes, shapes with symbolic dims as symbols), so the same graph met again —
@@ -38,10 +42,12 @@ from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.importer import FastLiteralHooks
 from torch_grouped_conv.rewrite.driver import STRATEGIES
 from torch_grouped_conv.runners import BACKENDS, load
+from torch_grouped_conv.runners.iree_flags import check_threads
+from torch_grouped_conv.runners.target import Target
 from torch_grouped_conv.stages import PLUGIN_LEGAL_OPS, finish
 
 BACKEND_NAME = "torch_grouped_conv"
-DEFAULT_OPTIONS = {"grouped_conv": "auto", "runtime": "iree"}
+DEFAULT_OPTIONS: dict[str, Any] = {"grouped_conv": "auto", "runtime": "iree", "target": None, "threads": None}
 
 # How many graphs were compiled, served from the cache, or left to eager (for tests and curious users).
 STATS: Counter[str] = Counter()
@@ -53,6 +59,8 @@ _LOCK = threading.Lock()
 class Options:
     grouped_conv: str
     runtime: str
+    target: Target | None = None
+    threads: int | None = None
 
 
 def parse_options(options: dict[str, Any] | None) -> Options:
@@ -64,7 +72,22 @@ def parse_options(options: dict[str, Any] | None) -> Options:
         raise InputError(f"unknown grouped_conv={merged['grouped_conv']!r}; choose one of {', '.join(STRATEGIES)}")
     if merged["runtime"] not in BACKENDS:
         raise InputError(f"unknown runtime={merged['runtime']!r}; choose one of {', '.join(BACKENDS)}")
-    return Options(merged["grouped_conv"], merged["runtime"])
+    target, threads = _target(merged["target"]), check_threads(merged["threads"])
+    if merged["runtime"] != "iree" and (target is not None or threads is not None):
+        raise InputError("the target and threads options are for runtime='iree'")
+    if target is not None and not target.runs_here:
+        raise InputError(f"target={target.describe()} cannot run on this machine; torch.compile runs what it "
+                         "compiles here (tgc.save compiles for another machine)")
+    return Options(merged["grouped_conv"], merged["runtime"], target, threads)
+
+
+def _target(value: Any) -> Target | None:
+    """The `target` option: a Target, a dict of its fields (triple, cpu, features, abi), or None (the host)."""
+    if value is None or isinstance(value, Target):
+        return value
+    if isinstance(value, dict) and set(value) <= {"triple", "cpu", "features", "abi"}:
+        return Target(**value)
+    raise InputError(f"target={value!r}: give a torch_grouped_conv.Target, a dict of triple/cpu/features/abi, or None")
 
 
 def backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: dict[str, Any] | None = None) -> Callable:
@@ -116,7 +139,7 @@ class CompiledGraph:
                                         backend_legal_ops=list(PLUGIN_LEGAL_OPS))
         finish(module, options.grouped_conv, "linalg-on-tensors")
         self.report = last_report()
-        self.program = load(module, options.runtime)
+        self.program = load(module, options.runtime, threads=options.threads, target=options.target)
         self.tensor_positions = [i for i, n in enumerate(_placeholders(gm)) if _is_tensor(n)]
         self.output_count = _output_count(gm)
 
