@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean fuzz bench
+.PHONY: setup demo test test-fast clean fuzz bench
 
 setup: $(STAMP)
 
@@ -17,8 +17,16 @@ $(STAMP): setup.py
 demo: setup
 	$(BIN)/torch-grouped-conv demo
 
+# The whole suite, `slow` tests included, in JOBS pytest-xdist workers;
+# tests that share a compiled module run in the same worker (tests/conftest.py).
+# test-fast: the same without the tests marked slow.
+JOBS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 test: setup
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+test-fast: setup
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

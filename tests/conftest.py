@@ -1,5 +1,11 @@
 """Make the repository root importable, so tests can share `tests.support.compiled`;
-shared fixtures."""
+shared fixtures; the work units of parallel runs.
+
+`make test` runs pytest-xdist workers with `--dist loadgroup`: each test is
+put in an `xdist_group` (below) so that the tests sharing a compiled module
+(tests.support.compiled caches per process) or a module-scoped fixture run
+in the same worker, and compile it once.
+"""
 
 import subprocess
 import sys
@@ -33,3 +39,36 @@ def iree_command(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
         return cmd
 
     return command
+
+
+def work_unit(item: pytest.Item) -> str | None:
+    """The xdist group of `item` (None: any worker).
+
+    - a test using a module- or session-scoped fixture of this tree: its file
+      (the fixture is built once);
+    - a test parametrized only by a registered case `name` (and a backend):
+      `case:NAME`, shared by the e2e and the IR tests of that case;
+    - other parametrized tests: the file and the parameters but the backend
+      (the numbers on both backends come from one compile);
+    - the rest: none.
+    """
+    path = item.nodeid.split("::")[0]
+    info = getattr(item, "_fixtureinfo", None)  # pytest.Function's fixture closure
+    definitions = info.name2fixturedefs.values() if info else ()
+    if any(d.baseid and d.scope != "function" for defs in definitions for d in defs):
+        return path
+    callspec = getattr(item, "callspec", None)
+    params = {k: v for k, v in (callspec.params if callspec else {}).items() if k != "backend"}
+    if not params:
+        return None
+    if set(params) == {"name"} and path.startswith(("tests/e2e/test_registered_cases", "tests/ir/test_conv2d_ir")):
+        return f"case:{params['name']}"
+    return f"{path}:" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = work_unit(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -17,7 +17,7 @@ REFBACKEND_MODELS = {"mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0",
 
 def model_params(backend: str) -> list:
     cases = MODEL_CASES if backend == "iree" else [c for c in MODEL_CASES if c.name in REFBACKEND_MODELS]
-    return [pytest.param(c, id=c.name, marks=() if c.in_ci else (pytest.mark.slow,)) for c in cases]
+    return [pytest.param(c, id=c.name, marks=(pytest.mark.slow,) if c.slow else ()) for c in cases]
 
 
 def check_model(case: ModelCase, backend: str) -> None:

@@ -2,13 +2,17 @@
 (every strategy) -> both runners, compared with onnxruntime (CPU) on the same
 random inputs; and the CLI's `compile`/`verify` on .onnx files.
 
-Each ONNX model is exported once per session (module-scoped fixtures). IREE
-compiles of the two torchvision nets are the slow part: `grouped` and `auto`
-run in CI, the other strategies are marked slow.
+Each ONNX model is exported once per test process (session-scoped
+fixtures) and compiled once per strategy (`compiled_onnx`), shared by the
+two runners. The torchvision nets through the strategies other than
+`grouped` and `auto` (and through the embedded runner, but mobilenet_v2 with
+`grouped`) are the slow part: they are marked `slow`, which `make test` runs
+and `make test-fast` leaves out.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -19,13 +23,14 @@ import torch
 
 import torch_grouped_conv as tgc
 from tests.support.cli import run_cli
+from tests.support.compiled import Compiled, load
 from tests.support.models import expected_counts
 from torch_grouped_conv.frontends import onnx as onnx_frontend
 from torch_grouped_conv.models import DemoNet, build_model
 from torch_grouped_conv.verify import compare
 
 STRATEGIES = list(tgc.STRATEGIES)
-CI_STRATEGIES = ("grouped", "auto")
+FAST_STRATEGIES = ("grouped", "auto")  # the others are marked slow on the torchvision nets
 SMALL_IMAGE = (1, 3, 64, 64)
 
 
@@ -45,17 +50,17 @@ def mixed_net() -> torch.nn.Module:
     return DemoNet().eval()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("onnx")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mixed_onnx(onnx_dir: Path) -> Path:
     return export_onnx(mixed_net(), torch.randn(SMALL_IMAGE), onnx_dir / "mixed.onnx")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def torchvision_onnx(onnx_dir: Path) -> dict[str, Path]:
     """Exported lazily, once each, by name."""
     cache: dict[str, Path] = {}
@@ -68,14 +73,20 @@ def torchvision_onnx(onnx_dir: Path) -> dict[str, Path]:
     return get  # type: ignore[return-value]
 
 
-def check_against_onnxruntime(path: Path, model: torch.nn.Module, strategy: str, backend: str) -> None:
+@functools.cache
+def compiled_onnx(path: Path, strategy: str) -> Compiled:
+    """`tgc.compile_onnx(path, grouped_conv=strategy)` once per process, shared by the runners."""
     module = tgc.compile_onnx(path, grouped_conv=strategy)
     report = tgc.last_report()
-    assert report is not None and report.refused == [], report.summary() if report else None
+    assert report is not None
+    return Compiled(module, report)
+
+
+def check_against_onnxruntime(path: Path, model: torch.nn.Module, strategy: str, backend: str) -> None:
+    module, report = compiled_onnx(path, strategy)
+    assert report.refused == [], report.summary()
     assert report.counts() == expected_counts(model)
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""  # type: ignore[attr-defined]
+    program = load(module, backend)
     proto = onnx_frontend.load_model(path)
     inputs = onnx_frontend.graph_inputs(proto)
     arrays = onnx_frontend.random_inputs(inputs, onnx_frontend.resolve_shapes(inputs, None))
@@ -105,11 +116,11 @@ def _model_params() -> list:
     params = []
     for name in ("mobilenet_v2", "resnext50_32x4d"):
         for strategy in STRATEGIES:
-            # The embedded runner lowers to plain loops: only mobilenet_v2 with
-            # the default strategy fits the CI budget there.
+            # The embedded runner lowers to plain loops: whole nets on it are
+            # slow, but mobilenet_v2 with the default strategy.
             for backend in tgc.BACKENDS:
-                in_ci = strategy in CI_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
-                marks = [] if in_ci else [pytest.mark.slow]
+                fast = strategy in FAST_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
+                marks = [] if fast else [pytest.mark.slow]
                 params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}", marks=marks))
     return params
 

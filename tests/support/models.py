@@ -28,7 +28,7 @@ class ModelCase:
     spec: str  # a CLI MODEL spec
     input_shape: tuple[int, ...]  # small, for the tests
     full_shape: tuple[int, ...]  # the model's usual size, for docs/models.md
-    in_ci: bool = True  # False: marked slow, deselected in `make test`
+    slow: bool = False  # marked slow: run by `make test`, left out by `make test-fast`
 
     @property
     def name(self) -> str:
