@@ -18,7 +18,7 @@ from torch_grouped_conv.frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_
 from torch_grouped_conv.stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
 
 
-def compile_onnx(model: Any, grouped_conv: str | None = "grouped", output_type: str = "linalg-on-tensors") -> Any:
+def compile_onnx(model: Any, grouped_conv: str | None = "auto", output_type: str = "linalg-on-tensors") -> Any:
     """See frontends/onnx.py (imported on first use: it needs the `onnx` package, extra `[onnx]`)."""
     from torch_grouped_conv.frontends.onnx import compile_onnx as compile_onnx_
 

@@ -87,14 +87,19 @@ class RewriteReport:
         return None if None in flops else sum(f for f in flops if f is not None)
 
     def summary(self) -> str:
-        """A few human-readable lines: counts per case, then each refusal."""
+        """A few human-readable lines: counts per case (and per strategy used, when
+        that differs from the requested one), then each refusal and each fallback
+        note (`auto`'s reasons for its picks are in `to_dict()` / `--report`)."""
         if self.strategy is None:
             return "plugin off (grouped_conv=None): torch-mlir's own lowering handled every convolution"
         counts = ", ".join(f"{case}={n}" for case, n in self.counts().items()) or "none"
         lines = [self.input_note] if self.input_note else []
         lines += [f"{len(self.decisions)} convolution(s), strategy={self.strategy}: {counts}"]
+        used = Counter(d.strategy for d in self.lowered)
+        if set(used) - {self.strategy}:
+            lines += ["  by strategy: " + ", ".join(f"{name}={n}" for name, n in sorted(used.items()))]
         lines += [f"  refused at {d.name}: {d.reason}" for d in self.refused]
-        lines += [f"  {d.strategy} at {d.name}: {d.note}" for d in self.lowered if d.note]
+        lines += [f"  {d.strategy} at {d.name}: {d.note}" for d in self.lowered if d.note and not _plain_pick(d.note)]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -107,6 +112,11 @@ class RewriteReport:
             "decisions": [d.to_dict() for d in self.decisions],
         }
         return {**as_dict, "input_note": self.input_note} if self.input_note else as_dict
+
+
+def _plain_pick(note: str) -> bool:
+    """`auto`'s note for a pick that needed no fallback (shown by `--report`, not in the summary)."""
+    return note.startswith("auto: ") and "fell back" not in note and "nothing special" not in note
 
 
 def conv_flops(input_shape: Shape, weight_shape: Shape, output_shape: Shape, *, transposed: bool = False,
@@ -154,19 +164,22 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def render_table(report: RewriteReport) -> Any:
-    """The report as a rich Table: one row per convolution."""
+    """The report as a rich Table: one row per convolution (what `to_dict()`
+    holds, shapes as input -> output, the weight and dtype in the title)."""
     from rich.table import Table
 
-    table = Table(title=f"{len(report.decisions)} convolution(s), strategy={report.strategy}", title_justify="left")
-    for column in ("#", "module", "case", "strategy", "input", "weight", "output", "dtype", "MFLOPs", "why"):
-        table.add_column(column, justify="right" if column in ("#", "MFLOPs") else "left",
-                         overflow="fold")
-    for i, d in enumerate(report.decisions):
-        table.add_row(str(i), d.name, d.case or "[red]refused[/red]", d.strategy or "", _shape(d.input_shape),
-                      _shape(d.weight_shape), _shape(d.output_shape), d.dtype or "",
-                      "?" if d.flops is None else f"{d.flops / 1e6:.2f}", d.why or "")
+    dtypes = sorted({d.dtype for d in report.decisions if d.dtype})
     total = report.total_flops()
-    table.caption = f"total {'?' if total is None else f'{total / 1e6:.1f}'} MFLOPs"
+    table = Table(title=f"{len(report.decisions)} convolution(s), strategy={report.strategy}, "
+                        f"dtype {'/'.join(dtypes) or '?'}, "
+                        f"total {'?' if total is None else f'{total / 1e6:.1f}'} MFLOPs", title_justify="left")
+    for column in ("#", "module", "case", "strategy", "input -> output", "weight", "MFLOPs", "why"):
+        table.add_column(column, justify="right" if column in ("#", "MFLOPs") else "left",
+                         no_wrap=column != "why", overflow="fold", min_width=16 if column == "why" else None)
+    for i, d in enumerate(report.decisions):
+        table.add_row(str(i), d.name, d.case or "[red]refused[/red]", d.strategy or "",
+                      f"{_shape(d.input_shape)} -> {_shape(d.output_shape)}", _shape(d.weight_shape),
+                      "?" if d.flops is None else f"{d.flops / 1e6:.2f}", (d.why or "").removeprefix("auto: "))
     return table
 
 

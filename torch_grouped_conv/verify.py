@@ -7,6 +7,7 @@ CLI's `verify` and `demo` commands are thin wrappers around them.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,10 +85,15 @@ def compare(actual: np.ndarray, expected: np.ndarray, dtype: torch.dtype = torch
 
 
 StageHook = Callable[[str, float], None]
+StartHook = Callable[[str], None]
 
 
 @contextmanager
-def timed_stage(name: str, times: dict[str, float], on_done: StageHook | None) -> Iterator[None]:
+def timed_stage(name: str, times: dict[str, float], on_done: StageHook | None,
+                on_start: StartHook | None = None) -> Iterator[None]:
+    """Time the block as stage `name`: `on_start(name)` before, `on_done(name, seconds)` after."""
+    if on_start is not None:
+        on_start(name)
     start = time.perf_counter()
     yield
     times[name] = time.perf_counter() - start
@@ -101,45 +107,50 @@ def verify_model(
     *,
     name: str,
     backend: str = "refbackend",
-    grouped_conv: str | None = "grouped",
+    grouped_conv: str | None = "auto",
     on_stage: StageHook | None = None,
+    on_start: StartHook | None = None,
+    dynamic_shapes: Any = None,
 ) -> VerifyResult:
-    """Compile `model` with the plugin, run it on `backend`, compare with eager."""
+    """Run `model` eagerly (the reference; f16/bf16: the model in f64), compile
+    it with the plugin, run it on `backend`, compare. `on_start` / `on_stage` are called
+    as each stage starts / ends; `dynamic_shapes` as for torch.export."""
     times: dict[str, float] = {}
-    with timed_stage("export", times, on_stage):
-        program = export_program(model, x)
-    with timed_stage("torch IR", times, on_stage):
+    with timed_stage("export", times, on_stage, on_start):
+        program = export_program(model, x, dynamic_shapes=dynamic_shapes)
+    with timed_stage("reference", times, on_stage, on_start):  # before the long work: a model may reject x
+        expected = run_eagerly(model, x)
+    with timed_stage("torch IR", times, on_stage, on_start):
         module = import_to_torch(program)
     require_convolution(module, name)
-    report, [actual] = _lower_run_compare(module, [x], grouped_conv, backend, times, on_stage)
-    with timed_stage("compare", times, on_stage):
-        expected = run_eagerly(model, x)
+    report, [actual] = _lower_run_compare(module, [x], grouped_conv, backend, times, (on_start, on_stage))
+    with timed_stage("compare", times, on_stage, on_start):
         comparison = compare(actual, expected, x.dtype)
     return VerifyResult(name, list(x.shape), backend, grouped_conv, report, comparison, times)
 
 
 def verify_onnx(model: str | Path | Any, *, input_shapes: Any = None, backend: str = "refbackend",
-                grouped_conv: str | None = "grouped", on_stage: StageHook | None = None, name: str | None = None,
-                seed: int = 0) -> VerifyResult:
+                grouped_conv: str | None = "auto", on_stage: StageHook | None = None, name: str | None = None,
+                seed: int = 0, on_start: StartHook | None = None) -> VerifyResult:
     """Compile the ONNX model (path or `onnx.ModelProto`) with the plugin, run it
     on `backend` and onnxruntime on the same random inputs, compare every output."""
     from torch_grouped_conv.frontends import onnx as onnx_frontend  # needs the `onnx` package (extra [onnx])
 
     check_options(grouped_conv, "linalg-on-tensors")
     times: dict[str, float] = {}
-    with timed_stage("import", times, on_stage):
+    with timed_stage("import", times, on_stage, on_start):
         proto = onnx_frontend.load_model(model)
         inputs = onnx_frontend.graph_inputs(proto)
         shapes = onnx_frontend.resolve_shapes(inputs, input_shapes)
         module = onnx_frontend.import_model(proto)
-    with timed_stage("torch IR", times, on_stage):
+    with timed_stage("torch IR", times, on_stage, on_start):
         to_torch_backend(module, ONNX_TO_TORCH_BACKEND, "ONNX")
     require_convolution(module, name or "the ONNX model")
     arrays = onnx_frontend.random_inputs(inputs, shapes, seed)
-    report, actual = _lower_run_compare(module, arrays, grouped_conv, backend, times, on_stage)
-    with timed_stage("onnxruntime", times, on_stage):
+    report, actual = _lower_run_compare(module, arrays, grouped_conv, backend, times, (on_start, on_stage))
+    with timed_stage("onnxruntime", times, on_stage, on_start):
         expected = onnx_frontend.run_onnxruntime(proto, inputs, arrays)
-    with timed_stage("compare", times, on_stage):
+    with timed_stage("compare", times, on_stage, on_start):
         comparisons = [compare(a, e) for a, e in zip(actual, expected, strict=False)]
         if len(actual) != len(expected):
             comparisons.append(compare(np.zeros(0), np.zeros(1)))  # a missing output fails
@@ -149,21 +160,27 @@ def verify_onnx(model: str | Path | Any, *, input_shapes: Any = None, backend: s
 
 
 def _lower_run_compare(module: Any, inputs: Sequence[object], grouped_conv: str | None, backend: str,
-                       times: dict[str, float], on_stage: StageHook | None) -> tuple[RewriteReport, list[np.ndarray]]:
+                       times: dict[str, float], hooks: tuple[StartHook | None, StageHook | None]
+                       ) -> tuple[RewriteReport, list[np.ndarray]]:
     """The shared tail: plugin (report recorded), linalg, compile for `backend`, one run on `inputs`."""
-    with timed_stage("plugin", times, on_stage):
+    on_start, on_stage = hooks
+    with timed_stage("plugin", times, on_stage, on_start):
         report = record_report(apply_strategy(module, grouped_conv))
-    with timed_stage("linalg", times, on_stage):
+    with timed_stage("linalg", times, on_stage, on_start):
         lower_to_linalg(module)
-    with timed_stage("compile", times, on_stage):
+    with timed_stage("compile", times, on_stage, on_start):
         compiled = load(module, backend)
-    with timed_stage("run", times, on_stage):
+    with timed_stage("run", times, on_stage, on_start):
         actual = compiled(*inputs)
     return report, actual
 
 
 def run_eagerly(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """PyTorch's result; an error the model raises becomes a one-line `ModelInputError`."""
+    """PyTorch's result (for f16/bf16 input: the model run in f64, the
+    reference reduced precision is compared with); an error the model raises
+    becomes a one-line `ModelInputError`."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        model, x = copy.deepcopy(model).double(), x.double()
     try:
         with torch.no_grad():
             return model(x).numpy()

@@ -45,9 +45,10 @@ def model_file(tmp_path: Path) -> Path:
 def test_demo_prints_report_and_pass(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "demo")
     assert code == 0
-    assert "6 convolution(s), strategy=grouped: conv=3, depthwise=1, grouped=2" in out
+    assert "6 convolution(s), strategy=auto: conv=3, depthwise=1, grouped=2" in out
+    assert "  by strategy: im2col=1, matmul=3, taps=2" in out
     assert out.strip().endswith("PASS")
-    for stage in ("export", "torch IR", "plugin", "linalg", "compile", "run", "compare"):
+    for stage in ("export", "reference", "torch IR", "plugin", "linalg", "compile", "run", "compare"):
         assert stage in out
 
 
@@ -60,7 +61,8 @@ def test_verify_writes_json(capsys: pytest.CaptureFixture[str], model_file: Path
     assert result["result"] == "PASS"
     assert result["report"]["counts"] == {"depthwise": 1, "grouped": 1}
     assert result["comparison"]["max_rel_error"] <= result["comparison"]["tolerance"]
-    assert set(result["stage_seconds"]) == {"export", "torch IR", "plugin", "linalg", "compile", "run", "compare"}
+    assert set(result["stage_seconds"]) == {"export", "reference", "torch IR", "plugin", "linalg", "compile", "run",
+                                            "compare"}
 
 
 def test_compile_then_lower_round_trip(capsys: pytest.CaptureFixture[str], model_file: Path, tmp_path: Path) -> None:
@@ -72,7 +74,7 @@ def test_compile_then_lower_round_trip(capsys: pytest.CaptureFixture[str], model
     assert torch_ir.read_text().count("torch.aten.convolution") == 2
 
     lowered = tmp_path / "model.lowered.mlir"
-    code, _, err = run_cli(capsys, "lower", str(torch_ir), "-o", str(lowered))
+    code, _, err = run_cli(capsys, "lower", str(torch_ir), "-o", str(lowered), "--grouped-conv", "grouped")
     assert code == 0
     assert "depthwise=1, grouped=1" in err
     text = lowered.read_text()
@@ -82,7 +84,7 @@ def test_compile_then_lower_round_trip(capsys: pytest.CaptureFixture[str], model
 
 
 def test_compile_to_stdout_is_linalg(capsys: pytest.CaptureFixture[str], model_file: Path) -> None:
-    code, out, _ = run_cli(capsys, "compile", f"{model_file}:make", "--input-shape", "1,4,8,8")
+    code, out, _ = run_cli(capsys, "compile", f"{model_file}:make", "--input-shape", "1,4,8,8", "--grouped-conv", "grouped")
     assert code == 0
     assert "linalg.conv_2d_ngchw_gfchw" in out
     assert "torch.aten" not in out and "!torch.vtensor" not in out
@@ -222,7 +224,7 @@ def test_lower_raw_torch_ir_runs_the_backend_pipeline_first(capsys: pytest.Captu
     torch-backend pipeline runs first, the summary says so, the conv is lowered."""
     source, target = tmp_path / "in.mlir", tmp_path / "out.mlir"
     source.write_text(RAW_IR)
-    code, _, err = run_cli(capsys, "lower", str(source), "-o", str(target))
+    code, _, err = run_cli(capsys, "lower", str(source), "-o", str(target), "--grouped-conv", "grouped")
     assert code == 0, err
     assert "input is raw torch IR (it has torch.aten.conv2d)" in err
     assert "torchdynamo-export-to-torch-backend-pipeline" in err
@@ -266,7 +268,7 @@ def test_conv_tbc_stays_for_the_plugin_then_lowers(capsys: pytest.CaptureFixture
     assert code == 0
     assert torch_ir.read_text().count("torch.aten.conv_tbc") == 1
     lowered = tmp_path / "tbc.lowered.mlir"
-    code, _, err = run_cli(capsys, "lower", str(torch_ir), "-o", str(lowered))
+    code, _, err = run_cli(capsys, "lower", str(torch_ir), "-o", str(lowered), "--grouped-conv", "grouped")
     assert code == 0 and "conv_tbc=1" in err
     text = lowered.read_text()
     assert "torch.aten.conv_tbc" not in text and text.count("linalg.conv_1d_ncw_fcw") == 1

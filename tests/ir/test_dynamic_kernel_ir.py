@@ -28,7 +28,7 @@ def test_forward_output_sizes_come_from_the_weights_kernel_dims() -> None:
     k = tensor.dim(weight, 2|3); the grouped conv takes the dynamic kernel as it is."""
     conv = Conv(weight=vtensor((8, 2, None, None)), result=vtensor((1, 8, None, None)))
     module = parse(module_text(conv))
-    assert tgc.lower(module).counts() == {"grouped": 1}
+    assert tgc.lower(module, grouped_conv="grouped").counts() == {"grouped": 1}
     assert set(dims_read_from(module, "torch_c.to_builtin_tensor")) == {2, 3}
     [op] = ops_named(module, "linalg.conv_2d_ngchw_gfchw")
     weight_type = ir.RankedTensorType(op.operands[1].type)
@@ -45,7 +45,7 @@ def test_transposed_pads_and_flip_are_computed_at_run_time() -> None:
     conv = transposed(weight=vtensor((8, 2, None, 3)), result=vtensor((1, 8, None, 8)), stride=(2, 1),
                       padding=(1, 1), output_padding=(1, 0))
     module = parse(module_text(conv))
-    assert tgc.lower(module).counts() == {"transposed_grouped": 1}
+    assert tgc.lower(module, grouped_conv="grouped").counts() == {"transposed_grouped": 1}
     [op] = ops_named(module, "linalg.conv_2d_ngchw_gfchw")
     crop = op.operands[0].owner.operation
     assert crop.name == "tensor.extract_slice"
@@ -68,7 +68,7 @@ def test_static_kernel_keeps_static_window() -> None:
     """The same transposed conv with k known: no runtime pad arithmetic at all."""
     conv = transposed(stride=(2, 1), padding=(1, 1), output_padding=(1, 0), result=vtensor((1, 8, 12, 6)))
     module = parse(module_text(conv))
-    assert tgc.lower(module).counts() == {"transposed_grouped": 1}
+    assert tgc.lower(module, grouped_conv="grouped").counts() == {"transposed_grouped": 1}
     assert ops_named(module, "arith.maxsi") == []
     assert ops_named(module, "tensor.dim") == []
     assert module.operation.verify()

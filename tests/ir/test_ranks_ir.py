@@ -27,7 +27,8 @@ def op_counts(module: ir.Module) -> Counter[str]:
 
 def lowered(model: torch.nn.Module, *shape: int, dtype: torch.dtype = torch.float32) -> Counter[str]:
     """The plugin's output (torch form, before torch-mlir's own linalg pipeline)."""
-    module = tgc.compile(model.to(dtype).eval(), torch.randn(*shape, dtype=dtype), output_type="torch")
+    module = tgc.compile(model.to(dtype).eval(), torch.randn(*shape, dtype=dtype), grouped_conv="grouped",
+                         output_type="torch")
     return op_counts(module)
 
 
@@ -83,7 +84,7 @@ def test_transposed_negative_padding_crops() -> None:
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_accumulates_in_f32(dtype: torch.dtype) -> None:
     module = tgc.compile(torch.nn.Conv2d(4, 6, 3, groups=2).to(dtype).eval(),
-                         torch.randn(1, 4, 6, 6, dtype=dtype), output_type="torch")
+                         torch.randn(1, 4, 6, 6, dtype=dtype), grouped_conv="grouped", output_type="torch")
     counts = op_counts(module)
     # bias to f32 (a generic), and input and weight inside the named conv's body
     assert counts["arith.extf"] == 3
@@ -122,7 +123,7 @@ def _lower_text(dtype: str, groups: str) -> tgc.RewriteReport:
     with ir.Context() as ctx:
         torch_d.register_dialect(ctx)
         module = ir.Module.parse(TORCH_IR.format(dtype=dtype, groups=groups))
-        return tgc.lower(module)
+        return tgc.lower(module, grouped_conv="grouped")
 
 
 @pytest.mark.parametrize("dtype", ["si32", "si64"])

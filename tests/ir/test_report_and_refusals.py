@@ -181,7 +181,7 @@ def test_padding_not_a_list_construct_is_refused() -> None:
     construct = next(line for line in text.splitlines() if line.strip().startswith("%padding0 = "))
     text = text.replace(construct + "\n", "").replace("func.func @main(", "func.func @main(%padding0: !torch.list<int>, ")
     module = parse(text)
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     [decision] = report.refused
     assert decision.reason == "padding is not a list of ints (torch.prim.ListConstruct)"
     assert len(ops_named(module, CONVOLUTION)) == 1 and module.operation.verify()
@@ -190,7 +190,7 @@ def test_padding_not_a_list_construct_is_refused() -> None:
 @pytest.mark.parametrize(("conv", "reason"), list(REFUSALS.values()), ids=list(REFUSALS))
 def test_refusal_leaves_op_and_says_why(conv: Conv, reason: str) -> None:
     module = parse(module_text(conv))
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.counts() == {"refused": 1}
     assert report.lowered == []
     [decision] = report.refused
@@ -248,7 +248,7 @@ LOWERED = {
 @pytest.mark.parametrize(("conv", "case", "op"), list(LOWERED.values()), ids=list(LOWERED))
 def test_lowered_not_refused(conv: Conv, case: str, op: str) -> None:
     module = parse(module_text(conv))
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.counts() == {case: 1}, report.summary()
     [decision] = report.decisions
     assert decision.lowered and decision.reason is None
@@ -262,7 +262,7 @@ def test_refused_and_lowered_in_one_module() -> None:
     refused = Conv(groups="arg")
     lowered = Conv(input=vtensor((1, 8, 4, 4)), weight=vtensor((8, 2, 1, 1)), result=vtensor((1, 8, 4, 4)))
     module = parse(module_text(refused, lowered))
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.counts() == {"grouped": 1, "refused": 1}
     assert [d.case for d in report.decisions] == [None, "grouped"]
     assert len(ops_named(module, CONVOLUTION)) == 1
@@ -340,7 +340,7 @@ def test_lower_without_convolution() -> None:
         "  return %y : !torch.vtensor<[1,8],f32>\n}"
     )
     with pytest.raises(tgc.InputError, match="no torch.aten.convolution"):
-        tgc.lower(module)
+        tgc.lower(module, grouped_conv="grouped")
 
 
 def test_lower_raw_import_form() -> None:
@@ -357,7 +357,7 @@ def test_lower_raw_import_form() -> None:
         f"!torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> {y}\n"
         f"  return %y : {y}\n}}"
     )
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.input_note is not None and "it has torch.aten.conv2d" in report.input_note
     assert report.counts() == {"grouped": 1}
     assert ops_named(module, "torch.aten.conv2d") == [] and ops_named(module, CONVOLUTION) == []
@@ -405,7 +405,7 @@ def test_internal_error_in_emitter_propagates_from_lower(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(convolution, "emit_builtin", broken_emit)  # what every op kind emits through
     with pytest.raises(PatternBoom) as caught:
-        tgc.lower(module)
+        tgc.lower(module, grouped_conv="grouped")
     assert caught.value is error
     assert module.operation.verify()
     assert len(ops_named(module, CONVOLUTION)) == 1
@@ -440,7 +440,7 @@ CONV_TBC_REFUSALS = {
 @pytest.mark.parametrize(("text", "reason"), list(CONV_TBC_REFUSALS.values()), ids=list(CONV_TBC_REFUSALS))
 def test_conv_tbc_refusal_leaves_op_and_says_why(text: str, reason: str) -> None:
     module = parse(text)
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.counts() == {"refused": 1}
     [decision] = report.refused
     assert reason in decision.reason, decision.reason
@@ -456,7 +456,7 @@ def test_conv_tbc_lowered_as_a_1d_conv_between_transposes(dims: tuple) -> None:
     -(+ bias, one elementwise generic)-> -transpose-> [T',B,F]; the report keeps the op's own shapes."""
     x, w, y = dims
     module = parse(conv_tbc_text(x=vtensor(x), w=vtensor(w), result=vtensor(y)))
-    report = tgc.lower(module)
+    report = tgc.lower(module, grouped_conv="grouped")
     assert report.counts() == {"conv_tbc": 1}, report.summary()
     [decision] = report.decisions
     assert (decision.input_shape, decision.weight_shape, decision.groups) == (list(x), list(w), 1)

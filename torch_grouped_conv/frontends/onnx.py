@@ -110,7 +110,7 @@ def import_to_torch(proto: onnx.ModelProto) -> ir.Module:
     return module
 
 
-def compile_onnx(model: str | Path | onnx.ModelProto, grouped_conv: str | None = "grouped",
+def compile_onnx(model: str | Path | onnx.ModelProto, grouped_conv: str | None = "auto",
                  output_type: str = "linalg-on-tensors") -> ir.Module:
     """Import an ONNX model (path or `onnx.ModelProto`) with torch-mlir and lower
     its convolutions with the plugin; same `grouped_conv` / `output_type` as

@@ -51,8 +51,8 @@ class PluginPass:
             pass_.signal_pass_failure()
 
 
-def plugin_pass(grouped_conv: str = "grouped") -> PluginPass:
-    """The plugin with strategy `grouped_conv` as a pass: `pm.add(plugin_pass("grouped"))`.
+def plugin_pass(grouped_conv: str = "auto") -> PluginPass:
+    """The plugin with strategy `grouped_conv` (default "auto") as a pass: `pm.add(plugin_pass("auto"))`.
 
     Give it modules in torch-backend form (put it after torch-mlir's
     torch-backend pipeline, before the linalg one). Pass `name=`/`argument=`

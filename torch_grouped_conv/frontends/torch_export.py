@@ -38,7 +38,7 @@ VTENSOR = re.compile(r"^!torch\.vtensor<\[([^\]]*)\],(.+)>$")
 def compile(
     model: torch.nn.Module,
     *example_args: Any,
-    grouped_conv: str | None = "grouped",
+    grouped_conv: str | None = "auto",
     output_type: str = "linalg-on-tensors",
     dynamic_shapes: Any = None,
     **export_kwargs: Any,
@@ -48,7 +48,7 @@ def compile(
     Same meaning as `torch_mlir.fx.export_and_import(model, *example_args,
     dynamic_shapes=..., **export_kwargs)`, plus:
 
-    - `grouped_conv`: the plugin's strategy ("grouped"), or None to leave every
+    - `grouped_conv`: the plugin's strategy (default "auto"), or None to leave every
       convolution to torch-mlir's own lowering (for comparison).
     - `output_type`: "linalg-on-tensors" (default) or "torch" for the IR right
       after our rewrite, before torch-mlir's linalg pipeline.

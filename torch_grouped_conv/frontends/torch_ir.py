@@ -82,7 +82,7 @@ def prepare(module: ir.Module, input_form: str = "auto") -> str | None:
             f"ran torch-mlir's {', '.join(passes)} before the plugin")
 
 
-def lower(module: ir.Module, grouped_conv: str = "grouped", input_form: str = "auto") -> RewriteReport:
+def lower(module: ir.Module, grouped_conv: str = "auto", input_form: str = "auto") -> RewriteReport:
     """Apply the plugin in place to `module`, torch IR in torch-backend form or
     raw (see `detect_form`; `input_form` overrides the guess: "torch-backend",
     "raw" for FX/torch.export import output, "onnx" for the ONNX importer's).

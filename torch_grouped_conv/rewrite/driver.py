@@ -87,7 +87,7 @@ def convolution_ops(module: ir.Module) -> list[ir.Operation]:
     return found
 
 
-def apply_plugin(module: ir.Module | ir.Operation, strategy: str = "grouped") -> RewriteReport:
+def apply_plugin(module: ir.Module | ir.Operation, strategy: str = "auto") -> RewriteReport:
     """Rewrite every convolution of `module` (torch backend form) in place."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown grouped_conv strategy {strategy!r}; choose one of {', '.join(STRATEGIES)} or None")
