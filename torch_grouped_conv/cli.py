@@ -21,6 +21,7 @@ from typing import NoReturn
 from rich.console import Console
 
 from torch_grouped_conv import api
+from torch_grouped_conv.deploy import VMFB, DeployOptions, add_deploy_arguments, options_from_args
 from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
 from torch_grouped_conv.files import check_output_path, write_atomically
 from torch_grouped_conv.models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
@@ -138,6 +139,15 @@ def _emit_ir(text: str, output: Path | None) -> None:
         write_atomically(output, text)
 
 
+def _emit(module, output: Path | None, report: RewriteReport, deploy: DeployOptions | None) -> None:
+    """The IR as text (stdout or -o), or with `deploy` an IREE module and its sidecar (-o X.vmfb)."""
+    if deploy is None or output is None:
+        _emit_ir(str(module), output)
+        return
+    with StageProgress(err).stage("iree-compile"):
+        deploy.write(module, output, report, lambda line: print(line, file=sys.stderr))  # unwrapped: copyable
+
+
 def is_onnx_model(model: str) -> bool:
     """MODEL names an ONNX file: by extension (then it must be a valid one), or by content."""
     from torch_grouped_conv.frontends.onnx import is_onnx_file
@@ -167,21 +177,30 @@ def onnx_shapes(input_shape: list[str] | None) -> dict[str, tuple[int, ...]] | l
 
 def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str, output: Path | None,
                     output_type: str, dtype: str = "f32", dynamic_dims: list[str] | None = None,
-                    json_path: Path | None = None, show_report: bool = False) -> int:
+                    json_path: Path | None = None, show_report: bool = False,
+                    deploy: DeployOptions | None = None) -> int:
     """Export MODEL with torch-mlir, lower its convolutions with the plugin, write the IR
-    (and with `json_path` / `show_report` the per-conv records)."""
+    (and with `json_path` / `show_report` the per-conv records); `-o X.vmfb`
+    (or --output-type vmfb): an IREE module for `deploy.target` instead."""
     strategy = _strategy(grouped_conv)
     check_output_path(output)
     check_output_path(json_path)
+    deploy = deploy or DeployOptions()
+    vmfb = deploy.wants_vmfb(output, output_type)  # before the long work: target, output, options
+    output_type = "linalg-on-tensors" if vmfb or output_type is None else output_type
     if output_type not in api.OUTPUT_TYPES:
-        raise InputError(f"unknown --output-type {output_type!r}; choose one of {', '.join(api.OUTPUT_TYPES)}")
-    extra = {"model": model, "grouped_conv": strategy, "output_type": output_type}
+        raise InputError(f"unknown --output-type {output_type!r}; choose one of "
+                         f"{', '.join((*api.OUTPUT_TYPES, VMFB))}")
+    extra = {"model": model, "grouped_conv": strategy, "output_type": VMFB if vmfb else output_type}
+    if vmfb:
+        extra["target"] = deploy.target.to_dict()
+    deploying = deploy if vmfb else None
     if is_onnx_model(model):
         _pytorch_only(dtype, dynamic_dims)
         if input_shape:
             raise InputError("`compile` takes an ONNX model's shapes from its graph; --input-shape is for `verify`")
         module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
-        return _finish_compile(str(module), output, api.last_report(), json_path, show_report, extra)
+        return _finish_compile(module, output, api.last_report(), json_path, show_report, extra, deploying)
     torch_model, x, dynamic = _pytorch_job(model, input_shape, dtype, dynamic_dims)
     progress = StageProgress(err)
     with _named(model), progress.stage("export"):
@@ -193,12 +212,12 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
         with progress.stage("linalg"):
             api.lower_to_linalg(module)
     extra |= {"input_shape": list(x.shape), "dtype": dtype, "dynamic_dims": dynamic_dims or []}
-    return _finish_compile(str(module), output, report, json_path, show_report, extra)
+    return _finish_compile(module, output, report, json_path, show_report, extra, deploying)
 
 
-def _finish_compile(text: str, output: Path | None, report: RewriteReport, json_path: Path | None,
-                    show_report: bool, extra: dict) -> int:
-    _emit_ir(text, output)
+def _finish_compile(module, output: Path | None, report: RewriteReport, json_path: Path | None,
+                    show_report: bool, extra: dict, deploy: DeployOptions | None = None) -> int:
+    _emit(module, output, report, deploy)
     err.print(report.summary())
     _write_report(report, json_path, show_report, extra)
     return 0
@@ -219,14 +238,18 @@ def _pytorch_job(model: str, input_shape: list[str] | None, dtype: str, dynamic_
     return build_model(model).to(torch_type), example_input(shape).to(torch_type), dynamic
 
 
-def lower_command(input_file: Path, output: Path | None, grouped_conv: str, input_form: str = "auto") -> int:
+def lower_command(input_file: Path, output: Path | None, grouped_conv: str, input_form: str = "auto",
+                  deploy: DeployOptions | None = None) -> int:
     """Apply the plugin to torch IR from a file (an opt-style tool); raw IR gets
-    torch-mlir's torch-backend pipeline first, and the summary says so."""
+    torch-mlir's torch-backend pipeline first, and the summary says so. `-o
+    X.vmfb`: then the linalg pipeline and an IREE module for `deploy.target`."""
     from torch_mlir import ir
     from torch_mlir.dialects import torch as torch_d
 
     strategy = _strategy(grouped_conv)
     check_output_path(output)
+    deploy = deploy or DeployOptions()
+    vmfb = deploy.wants_vmfb(output, None)  # before the long work: target, output, options
     if strategy is None:
         raise InputError("--grouped-conv none does nothing for `lower`; choose one of " + ", ".join(STRATEGIES))
     if not input_file.is_file():
@@ -237,7 +260,9 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     if input_form not in api.INPUT_FORMS:
         raise InputError(f"unknown --input-form {input_form!r}; choose one of {', '.join(api.INPUT_FORMS)}")
     report = api.lower(module, strategy, input_form=input_form)
-    _emit_ir(str(module), output)
+    if vmfb:
+        api.lower_to_linalg(module)
+    _emit(module, output, report, deploy if vmfb else None)
     err.print(report.summary())
     return 0
 
@@ -410,19 +435,24 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("compile", "export MODEL, lower its convolutions with the plugin, write the IR")
     c.add_argument("model", help=MODEL_HELP)
     c.add_argument("--input-shape", action="append", help="input shape, e.g. 1,3,224,224 (PyTorch models only)")
-    c.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
-    c.add_argument("--output-type", default="linalg-on-tensors", help="torch|linalg-on-tensors")
+    c.add_argument("-o", "--output", type=Path, help="output .mlir, or .vmfb for an IREE module (default: stdout)")
+    c.add_argument("--output-type", help="torch|linalg-on-tensors|vmfb (default: vmfb for -o X.vmfb, "
+                   "else linalg-on-tensors)")
     _model_options(c)
     c.set_defaults(run=lambda a: compile_command(a.model, a.input_shape, a.grouped_conv, a.output, a.output_type,
-                                                 a.dtype, a.dynamic_dim, a.json_path, a.report))
+                                                 a.dtype, a.dynamic_dim, a.json_path, a.report,
+                                                 options_from_args(a)))
+    add_deploy_arguments(c)
 
     lo = command("lower", "apply the plugin to torch IR from a file (opt-style)")
     lo.add_argument("input_file", type=Path, help="torch IR (.mlir): torch-backend form, or raw import output")
-    lo.add_argument("-o", "--output", type=Path, help="output .mlir (default: stdout)")
+    lo.add_argument("-o", "--output", type=Path, help="output .mlir, or .vmfb for an IREE module (default: stdout)")
     lo.add_argument("--grouped-conv", default=DEFAULT_STRATEGY, help=STRATEGY_HELP)
     lo.add_argument("--input-form", default="auto",
                     help="auto (recognised from the ops)|torch-backend|raw|onnx")
-    lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv, a.input_form))
+    lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv, a.input_form,
+                                                options_from_args(a)))
+    add_deploy_arguments(lo)
 
     v = command("verify", "compile MODEL, run it, compare with PyTorch (ONNX: onnxruntime): PASS or FAIL")
     v.add_argument("model", help=MODEL_HELP)
