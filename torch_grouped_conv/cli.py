@@ -24,7 +24,15 @@ from torch_grouped_conv import api
 from torch_grouped_conv.deploy import VMFB, DeployOptions, add_deploy_arguments, options_from_args
 from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
 from torch_grouped_conv.files import check_output_path, write_atomically
-from torch_grouped_conv.models import DEMO_INPUT_SHAPE, DemoNet, build_model, example_input, parse_input_shape
+from torch_grouped_conv.models import (
+    DEMO_INPUT_SHAPE,
+    DemoNet,
+    build_model,
+    check_model_spec,
+    example_input,
+    parse_input_shape,
+    shape_input,
+)
 from torch_grouped_conv.progress import StageProgress
 from torch_grouped_conv.report import RewriteReport, render_table
 from torch_grouped_conv.rewrite.driver import STRATEGIES
@@ -201,7 +209,7 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
             raise InputError("`compile` takes an ONNX model's shapes from its graph; --input-shape is for `verify`")
         module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
         return _finish_compile(module, output, api.last_report(), json_path, show_report, extra, deploying)
-    torch_model, x, dynamic = _pytorch_job(model, input_shape, dtype, dynamic_dims)
+    torch_model, x, dynamic = _pytorch_job(model, input_shape, dtype, dynamic_dims, data=False)
     progress = StageProgress(err)
     with _named(model), progress.stage("export"):
         module = api.compile(torch_model, x, grouped_conv=None, output_type="torch", dynamic_shapes=dynamic)
@@ -229,13 +237,17 @@ def _pytorch_only(dtype: str, dynamic_dims: list[str] | None) -> None:
                          "are in its graph")
 
 
-def _pytorch_job(model: str, input_shape: list[str] | None, dtype: str, dynamic_dims: list[str] | None):
-    """MODEL built and cast to --dtype, its example input (same dtype), and the
+def _pytorch_job(model: str, input_shape: list[str] | None, dtype: str, dynamic_dims: list[str] | None,
+                 data: bool = True):
+    """MODEL built and cast to --dtype, its example input (same dtype; without
+    `data` a fake tensor: `compile` needs the shape only), and the
     --dynamic-dim values as torch.export's dynamic_shapes; bad options fail first."""
+    check_model_spec(model)
     shape = _one_shape(input_shape, model)
     torch_type = torch_dtype(dtype)
     dynamic = dynamic_shapes(dynamic_dims, shape)
-    return build_model(model).to(torch_type), example_input(shape).to(torch_type), dynamic
+    x = example_input(shape, torch_type) if data else shape_input(shape, torch_type)
+    return build_model(model).to(torch_type), x, dynamic
 
 
 def lower_command(input_file: Path, output: Path | None, grouped_conv: str, input_form: str = "auto",
@@ -259,7 +271,7 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     module = _parse_module(input_file.read_text(encoding="utf-8", errors="replace"), context, input_file)
     if input_form not in api.INPUT_FORMS:
         raise InputError(f"unknown --input-form {input_form!r}; choose one of {', '.join(api.INPUT_FORMS)}")
-    report = api.lower(module, strategy, input_form=input_form)
+    report = api.lower(module, strategy, input_form=input_form, reject_malformed=True)
     if vmfb:
         api.lower_to_linalg(module)
     _emit(module, output, report, deploy if vmfb else None)

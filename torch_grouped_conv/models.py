@@ -7,6 +7,7 @@ or `path/to/file.py:factory` (a function returning a torch.nn.Module).
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import torch
@@ -44,11 +45,24 @@ class DemoNet(nn.Module):
 DEMO_INPUT_SHAPE = (1, 3, 64, 64)
 
 
-def build_model(spec: str) -> nn.Module:
-    """Build the model named by `spec`, seeded and in eval mode."""
+IR_SUFFIXES = (".mlir", ".mlirbc")
+
+
+def check_model_spec(spec: str) -> None:
+    """InputError, before anything else is asked of the user, for a MODEL that
+    is not a PyTorch model spec: torch IR (`lower` takes that), or no `:`."""
+    if Path(spec).suffix.lower() in IR_SUFFIXES:
+        raise InputError(f"{spec} is MLIR, not a model; apply the plugin to torch IR with "
+                         f"`torch-grouped-conv lower {spec}`")
     source, sep, name = spec.partition(":")
     if not sep or not name:
-        raise InputError(f"model spec {spec!r} is not torchvision:NAME or path/to/file.py:factory")
+        raise InputError(f"model spec {spec!r} is not torchvision:NAME or path/to/file.py:factory, nor a .onnx file")
+
+
+def build_model(spec: str) -> nn.Module:
+    """Build the model named by `spec`, seeded and in eval mode."""
+    check_model_spec(spec)
+    source, _, name = spec.partition(":")
     torch.manual_seed(SEED)
     model = _torchvision_model(name) if source == "torchvision" else _factory_model(Path(source), name)
     if not isinstance(model, nn.Module):
@@ -96,6 +110,41 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def example_input(shape: tuple[int, ...]) -> torch.Tensor:
+def example_input(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A seeded random input of `shape` and `dtype`; InputError (how much) when
+    the memory it needs is not available."""
+    check_memory(shape, dtype)
     generator = torch.Generator().manual_seed(SEED + 1)
-    return torch.randn(shape, generator=generator)
+    return torch.randn(shape, generator=generator).to(dtype)
+
+
+def shape_input(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An input of `shape` and `dtype` with no data (a fake tensor): all that
+    torch.export needs to trace a model, whatever the size."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    with FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True):
+        return torch.empty(shape, dtype=dtype)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
+    """InputError unless an input of `shape` (made in f32, then cast) fits in the memory available."""
+    cast = 0 if dtype == torch.float32 else torch.empty((), dtype=dtype).element_size()
+    needed = math.prod(shape) * (4 + cast)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise InputError(f"input shape {list(shape)} needs {needed / 2**30:.1f} GiB for its data alone, "
+                         f"{available / 2**30:.1f} GiB available; use a smaller --input-shape")

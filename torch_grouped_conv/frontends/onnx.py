@@ -49,6 +49,8 @@ def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     onnx = _onnx()
     if isinstance(model, (str, Path)):
         path = Path(model)
+        if path.is_dir():
+            raise InputError(f"ONNX model {str(path)!r} is a folder; give the path of a .onnx file")
         if not path.is_file():
             raise InputError(f"ONNX model {str(path)!r} does not exist")
         try:

@@ -13,7 +13,10 @@ and compute the traced one. `pin_specialized_dims` makes such dims static in
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +25,7 @@ from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
 from torch_mlir.dialects import func
 
-from torch_grouped_conv.errors import CompileError, ModelInputError
+from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
 from torch_grouped_conv.importer import FastLiteralHooks, fx_importer
 from torch_grouped_conv.stages import (
     FX_TO_TORCH_BACKEND,
@@ -32,6 +35,10 @@ from torch_grouped_conv.stages import (
     to_torch_backend,
 )
 
+# Loggers that print a model's own error as a multi-line traceback while
+# torch.export traces it (e.g. a pooling layer rejecting a small input), before
+# the one-line ModelInputError says the same.
+TRACING_LOGGERS = ("torch._subclasses.fake_tensor", "torch._export", "torch.export", "torch._dynamo")
 VTENSOR = re.compile(r"^!torch\.vtensor<\[([^\]]*)\],(.+)>$")
 
 
@@ -72,12 +79,30 @@ def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: A
     Any error raised while tracing the user's model (e.g. it rejects the
     example input's shape) becomes a one-line `ModelInputError`.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"compile takes a torch.nn.Module, got {type(model).__name__}; wrap a function in a "
+                         "Module whose forward calls it")
     strict = export_kwargs.pop("strict", False)
     try:
-        return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
-                                   strict=strict)
+        with _quiet(TRACING_LOGGERS):
+            return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
+                                       strict=strict)
     except Exception as e:  # noqa: BLE001 - whatever the model raises is the user's input problem
         raise ModelInputError.from_exception(type(model).__name__, input_shapes(example_args), "torch.export", e) from e
+
+
+@contextmanager
+def _quiet(names: tuple[str, ...]) -> Iterator[None]:
+    """Loggers `names` off for the block (their records are the traceback of an error we raise as one line)."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
 
 
 def input_shapes(args: tuple[Any, ...]) -> list[list[int]]:

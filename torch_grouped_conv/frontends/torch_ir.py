@@ -14,6 +14,8 @@ from torch_mlir import ir
 from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin, convolution_ops, ensure_torch_conversion_dialect
+from torch_grouped_conv.rewrite.plan import malformed
+from torch_grouped_conv.rewrite.read.spec import Refusal, read_conv_spec
 from torch_grouped_conv.stages import FX_TO_TORCH_BACKEND, ONNX_TO_TORCH_BACKEND, record_report, to_torch_backend
 
 INPUT_FORMS = ("auto", "torch-backend", "raw", "onnx")
@@ -82,12 +84,15 @@ def prepare(module: ir.Module, input_form: str = "auto") -> str | None:
             f"ran torch-mlir's {', '.join(passes)} before the plugin")
 
 
-def lower(module: ir.Module, grouped_conv: str = "auto", input_form: str = "auto") -> RewriteReport:
+def lower(module: ir.Module, grouped_conv: str = "auto", input_form: str = "auto",
+          reject_malformed: bool = False) -> RewriteReport:
     """Apply the plugin in place to `module`, torch IR in torch-backend form or
     raw (see `detect_form`; `input_form` overrides the guess: "torch-backend",
     "raw" for FX/torch.export import output, "onnx" for the ONNX importer's).
 
-    Raises InputError for an unknown strategy or a module with no convolution.
+    Raises InputError for an unknown strategy or a module with no convolution;
+    with `reject_malformed` (the CLI's `lower`) also for a malformed one
+    (`check_well_formed`), which the plugin otherwise refuses in the report.
     The report's `input_note` says when the torch-backend pipeline ran first.
     """
     if grouped_conv not in STRATEGIES:
@@ -95,6 +100,20 @@ def lower(module: ir.Module, grouped_conv: str = "auto", input_form: str = "auto
     note = prepare(module, input_form)
     if not convolution_ops(module):
         raise InputError("the module has no torch.aten.convolution to lower; give IR that contains a convolution")
+    if reject_malformed:
+        check_well_formed(module)
     report = apply_plugin(module, grouped_conv)
     report.input_note = note
     return record_report(report)
+
+
+def check_well_formed(module: ir.Module) -> None:
+    """InputError for a convolution whose parameters contradict each other
+    (`plan.malformed`: groups=3 with C_in=8): no model makes one, so the
+    input is wrong; the report's refusals are for valid convs the plugin leaves."""
+    for op in convolution_ops(module):
+        spec = read_conv_spec(op) if op.name == "torch.aten.convolution" else None
+        problem = malformed(spec) if spec is not None and not isinstance(spec, Refusal) else None
+        if problem is not None:
+            raise InputError(f"malformed convolution at {op.location}: {problem.reason}; PyTorch would reject it, "
+                             "fix the IR")

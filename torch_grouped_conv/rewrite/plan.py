@@ -255,6 +255,13 @@ def _check_quantized(spec: ConvSpec) -> Refusal | None:
     return None
 
 
+def malformed(spec: ConvSpec) -> Refusal | None:
+    """Why `spec` is not a convolution at all (parameters that contradict each
+    other, which PyTorch rejects: groups=3 with C_in=8), or None. A frontend
+    treats this as bad input; any other refusal is a valid conv left to torch-mlir."""
+    return _check_consistent(spec)
+
+
 def _check_consistent(spec: ConvSpec) -> Refusal | None:
     rank = spec.spatial_rank
     # A forward conv ignores output_padding; torch-mlir's decomposition of
