@@ -1,6 +1,7 @@
 """Property test: random whole convolution configs, compiled with the plugin
 (a strategy in rotation, `auto` included), run on both runners, and compared
-with PyTorch eager.
+with PyTorch eager (f16/bf16: with the model computed in f64 on the same
+rounded inputs and weights, tests/support/tolerances.py `reference`).
 
     python -m tests.campaigns.fuzz --examples 3000 --out failures.json [--seed 0] [--iree-every 1]
                              [--strategies auto,grouped] [--features dynamic_kernel]
@@ -35,7 +36,7 @@ from hypothesis import strategies as st
 from torch.export import Dim
 
 import torch_grouped_conv as tgc
-from tests.support.tolerances import tolerance
+from tests.support.tolerances import reference, tolerance
 
 Config = dict[str, Any]
 DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16}
@@ -296,8 +297,7 @@ def check_config(c: Config, backends: tuple[str, ...] = ("refbackend", "iree")) 
         if backend == "iree":
             assert program.program.compile_warnings == "", program.program.compile_warnings  # type: ignore[attr-defined]
         for args in all_inputs(c, module):
-            with torch.no_grad():
-                out = module(*args)
+            out = reference(module, *args)  # f16/bf16: an f64 computation (tolerances.py)
             want = out.numpy() if out.dtype == torch.float64 else out.float().numpy()
             [got] = program(*args)
             got = got.astype(np.float32) if got.dtype != np.float64 else got

@@ -17,7 +17,7 @@ from torch_mlir import ir
 import torch_grouped_conv as tgc
 from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
 from tests.support.registry import CASES, CaseInputs, E2ECase
-from tests.support.tolerances import tolerance
+from tests.support.tolerances import reference, tolerance
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.runners.common import as_numpy
 
@@ -70,9 +70,9 @@ def all_inputs(case: E2ECase) -> list[CaseInputs]:
 
 
 def eager(case: E2ECase, inputs: CaseInputs) -> list[torch.Tensor]:
-    """PyTorch's outputs on `inputs`, as a list like the runners return."""
-    with torch.no_grad():
-        out = eval_module(case)(*inputs)
+    """PyTorch's outputs on `inputs` (f16/bf16: the f64 reference, tolerances.py),
+    as a list like the runners return."""
+    out = reference(eval_module(case), *inputs)
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
@@ -100,8 +100,7 @@ def check_matches_eager(config: Any, strategy: str, backend: str, label: str) ->
     module, report = compiled(config, strategy)
     assert [d.case for d in report.decisions] == [config.case], report.summary()
     x = config.make_input()
-    with torch.no_grad():
-        expected = config.make_module().eval()(x)
+    expected = reference(config.make_module().eval(), x)
     (actual,) = load(module, backend)(x)
     assert_close(actual, expected, f"{strategy} {label}")
 
