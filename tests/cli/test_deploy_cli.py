@@ -113,3 +113,45 @@ def test_bad_deploy_options_are_one_line_and_exit_2(capsys: pytest.CaptureFixtur
     assert complaint in err and "missing_model" not in err
     assert len(err.strip().splitlines()) == 1 and out == ""
     assert list(tmp_path.iterdir()) == []
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_deploy_example() -> tuple[list[str], str, str]:
+    """The README's deploy example: the compile command's argv, the iree.runtime
+    snippet (a ```py block: test_readme runs the ```python ones in-process) and
+    its expected output (the plain block after it)."""
+    import re
+
+    text = README.read_text()
+    [command] = re.findall(r"^torch-grouped-conv (compile \S+ .*-o (\S+\.vmfb).*)$", text, flags=re.M)[:1]
+    match = re.search(r"```py\n(.*?)```\n+```\n(.*?)```", text[text.index(command[0]):], flags=re.S)
+    assert match is not None, "the README lost its iree.runtime snippet or its expected output"
+    return command[0].split(), match.group(1), match.group(2)
+
+
+@pytest.mark.slow
+def test_readme_deploy_example_runs_as_written(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's compile -o X.vmfb, then its snippet in a fresh Python with
+    iree.runtime and numpy only: the printed output as the README shows it, the
+    result as PyTorch's for the same model (torchvision, seeded) and input."""
+    import subprocess
+    import sys
+
+    from torch_grouped_conv.models import build_model
+
+    argv, snippet, output = readme_deploy_example()
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    check = ("\nnp.save('y.npy', y); np.save('x.npy', x)\n"
+             "assert not {'torch', 'torch_mlir', 'torch_grouped_conv'} & set(__import__('sys').modules)\n")
+    done = subprocess.run([sys.executable, "-c", snippet + check], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == output
+    model = build_model(argv[1]).eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(np.load("x.npy"))).numpy()
+    assert np.abs(np.load("y.npy") - expected).max() <= 1e-4 * np.abs(expected).max()  # as docs/models.md

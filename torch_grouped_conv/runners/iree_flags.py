@@ -1,7 +1,8 @@
 """Named iree-compile flag sets for llvm-cpu, and the runtime thread count.
 
-`IREE_TARGET_FLAGS` (runners/iree.py) selects the device and `target-cpu=host`;
-a flag set adds tuning on top. The measured effect of each set is in
+`IREE_TARGET_FLAGS` (runners/iree.py) selects the device and `target-cpu=host`
+(another CPU: `runners/target.Target`); a flag set adds tuning on top, chosen
+per target architecture (`tuned_for`). The measured effect of each set is in
 docs/performance.md ("Compiler flags"); `TUNED` is the set the `iree` runner
 compiles with unless told otherwise, and the one the benchmark uses by default
 for the plugin's strategies and for the upstream baseline alike.

@@ -34,6 +34,14 @@ def host_arch() -> str:
     return ARCH_ALIASES.get(machine, machine)
 
 
+def host_cpu_name() -> str:
+    """The host CPU's model name (/proc/cpuinfo), else what `platform` says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text(errors="replace") if cpuinfo.is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    return model or platform.processor() or platform.machine()
+
+
 def host_triple() -> str:
     return f"{host_arch()}-unknown-{platform.system().lower()}-gnu"
 
@@ -103,9 +111,13 @@ class Target:
 
     def to_dict(self) -> dict[str, object]:
         """What the sidecar records: the fields given, as compiled, and the arch."""
-        return {"given": {"triple": self.triple, "cpu": self.cpu, "features": self.features, "abi": self.abi},
-                "compiled_for": {**self.resolved(), "triple": self.triple or host_triple()},
-                "arch": self.arch, "host": self.is_host}
+        record: dict[str, object] = {
+            "given": {"triple": self.triple, "cpu": self.cpu, "features": self.features, "abi": self.abi},
+            "compiled_for": {**self.resolved(), "triple": self.triple or host_triple()},
+            "arch": self.arch, "host": self.is_host}
+        if self.resolved()["cpu"] == "host":
+            record["host_cpu"] = host_cpu_name()  # what `host` meant when it was compiled
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, object]) -> Target:
