@@ -19,6 +19,7 @@ from torch_mlir import ir
 from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.driver import STRATEGIES, apply_plugin
+from torch_grouped_conv.runners.signature import record_model_dtypes
 from torch_grouped_conv.stages import record_report
 
 PASS_NAME = "TorchGroupedConvPass"
@@ -44,6 +45,7 @@ class PluginPass:
     def __call__(self, op: ir.Operation, pass_: Any) -> None:
         try:
             self.report = record_report(apply_plugin(op, self.grouped_conv))
+            record_model_dtypes(op)  # as compile does: the runners give results the model's dtypes
         except Exception as e:  # noqa: BLE001  (any bug in the plugin must fail the pipeline, not crash it)
             op.location.emit_error(
                 f"{PASS_ARGUMENT} (grouped_conv={self.grouped_conv}): internal error {type(e).__name__}: {e}"

@@ -115,8 +115,9 @@ def read_signature(module: object, entry: str = "main") -> Signature:
     return Signature(_with_model_dtypes(main, INPUTS_ATTR, inputs), _with_model_dtypes(main, RESULTS_ATTR, results))
 
 
-def entry_function(module: ir.Module, entry: str = "main") -> func.FuncOp:
-    for op in module.body.operations:
+def entry_function(module: ir.Module | ir.Operation, entry: str = "main") -> func.FuncOp:
+    body = module.body if isinstance(module, ir.Module) else module.regions[0].blocks[0]
+    for op in body.operations:
         if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == entry:
             return op
     raise InputError(f"the module has no func.func @{entry}; the runners call @{entry} "
@@ -159,10 +160,11 @@ def _dtype(name: str) -> np.dtype | None:
         return None
 
 
-def record_model_dtypes(module: ir.Module, entry: str = "main") -> None:
-    """On torch-backend IR, before the linalg pipeline: write `@entry`'s
-    input and result dtypes (torch types) as `MODEL_DTYPES_ATTRS`. Boundaries
-    that are not all tensors of a known dtype are left unrecorded."""
+def record_model_dtypes(module: ir.Module | ir.Operation, entry: str = "main") -> None:
+    """On torch-backend IR, before the linalg pipeline (`stages.lower_to_linalg`,
+    the plugin pass): write `@entry`'s input and result dtypes (torch types)
+    as `MODEL_DTYPES_ATTRS`. Boundaries that are not all tensors of a known
+    dtype, and modules without `@entry`, are left unrecorded."""
     try:
         main = entry_function(module, entry)
     except InputError:
