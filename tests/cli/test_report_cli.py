@@ -146,3 +146,28 @@ def test_verify_json_records_dtype_and_progress(capsys: pytest.CaptureFixture[st
     assert [d["module_path"] for d in decisions] == ["0", "2", "3"]
     assert {d["dtype"] for d in decisions} == {"bf16"} and decisions[0]["input_shape"][0] is None
     assert result["comparison"]["tolerance"] == 5e-2  # bf16, against the model run in f64
+
+
+def test_progress_on_a_terminal_is_a_spinner_with_elapsed_time() -> None:
+    """On a terminal each stage shows `NAME …` with its elapsed time while it runs, then clears;
+    off a terminal only the long stage (compile) gets one line, the others none."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from torch_grouped_conv.progress import StageProgress
+
+    tty = io.StringIO()
+    progress = StageProgress(Console(file=tty, force_terminal=True, width=80))
+    with progress.stage("export"):
+        time.sleep(0.3)
+    assert "export …" in tty.getvalue() and "0:00:00" in tty.getvalue()
+    assert tty.getvalue().endswith("\x1b[2K")  # transient: the line is cleared when the stage ends
+
+    log = io.StringIO()
+    progress = StageProgress(Console(file=log, force_terminal=False, width=80))
+    for stage in ("export", "plugin", "compile", "run"):
+        with progress.stage(stage):
+            pass
+    assert log.getvalue() == "compile …\n"
