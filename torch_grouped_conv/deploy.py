@@ -148,6 +148,9 @@ class DeployOptions:
              f"flags and signature in {saved.sidecar.name}")
         if self.verbose:
             echo(f"iree-compile command: {saved.command}")
+            if saved.source is None:
+                echo("  (INPUT.mlir: the linalg module, as `compile -o model.mlir` writes it; --keep-source writes "
+                     "the exact input beside the module)")
             if saved.compilation.data_tiling_fallback is not None:
                 echo(f"data tiling dropped: {saved.compilation.data_tiling_fallback}")
         return saved
