@@ -149,8 +149,8 @@ class DeployOptions:
         if self.verbose:
             echo(f"iree-compile command: {saved.command}")
             if saved.source is None:
-                echo("  (INPUT.mlir: the linalg module, as `compile -o model.mlir` writes it; --keep-source writes "
-                     "the exact input beside the module)")
+                echo("  (INPUT.mlir: the linalg module; --keep-source writes the exact input, with the runner's "
+                     "data-tiling hints, beside the module)")
             if saved.compilation.data_tiling_fallback is not None:
                 echo(f"data tiling dropped: {saved.compilation.data_tiling_fallback}")
         return saved
