@@ -43,14 +43,15 @@ def test_dynamic_inner_dims_compile_without_data_tiling(signature: str, dynamic:
 
 
 def transposed_1x1_output_1():  # -> (torch module, its compiled ir.Module)
-    """Fuzz seed 503's conv: transposed 1x1, groups 13, output length 1, dynamic batch."""
+    """Fuzz seed 503's conv: transposed 1x1, groups 13, output length 1, dynamic batch (found with `grouped`)."""
     import torch
     from torch.export import Dim
 
     import torch_grouped_conv as tgc
 
     conv = torch.nn.ConvTranspose1d(91, 91, 1, stride=2, padding=2, groups=13).eval()
-    return conv, tgc.compile(conv, torch.randn(2, 91, 3), dynamic_shapes=({0: Dim("N", min=1, max=8)},))
+    return conv, tgc.compile(conv, torch.randn(2, 91, 3), grouped_conv="grouped",
+                             dynamic_shapes=({0: Dim("N", min=1, max=8)},))
 
 
 def test_default_flags_fall_back_without_data_tiling_on_its_known_failures() -> None:
