@@ -9,7 +9,7 @@ import importlib
 from torch_grouped_conv.rewrite.strategies.choice import Choice, choose
 from torch_grouped_conv.rewrite.strategies.strategy import quantized_strategies, strategy_names
 
-STRATEGY_MODULES = ("grouped", "split", "channels_last", "im2col", "taps", "matmul", "auto")
+STRATEGY_MODULES = ("grouped", "split", "channels_last", "im2col", "taps", "matmul", "winograd", "auto")
 for _module in STRATEGY_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
 
