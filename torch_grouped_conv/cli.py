@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -199,7 +199,7 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
     if output_type not in api.OUTPUT_TYPES:
         raise InputError(f"unknown --output-type {output_type!r}; choose one of "
                          f"{', '.join((*api.OUTPUT_TYPES, VMFB))}")
-    extra = {"model": model, "grouped_conv": strategy, "output_type": VMFB if vmfb else output_type}
+    extra: dict[str, Any] = {"model": model, "grouped_conv": strategy, "output_type": VMFB if vmfb else output_type}
     if vmfb:
         extra["target"] = deploy.target.to_dict()
     deploying = deploy if vmfb else None
@@ -208,7 +208,8 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
         if input_shape:
             raise InputError("`compile` takes an ONNX model's shapes from its graph; --input-shape is for `verify`")
         module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
-        return _finish_compile(module, output, api.last_report(), json_path, show_report, extra, deploying)
+        return _finish_compile(module, output, api.last_report() or RewriteReport(strategy), json_path, show_report,
+                               extra, deploying)
     torch_model, x, dynamic = _pytorch_job(model, input_shape, dtype, dynamic_dims, data=False)
     progress = StageProgress(err)
     with _named(model), progress.stage("export"):

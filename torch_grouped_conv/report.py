@@ -133,19 +133,22 @@ def conv_flops(input_shape: Shape, weight_shape: Shape, output_shape: Shape, *, 
     (i, j) with 0 <= i*stride - padding + j*dilation < o (the stride's
     inserted zeros and the cropped border are not counted).
     """
-    sizes = [*input_shape, *weight_shape, *output_shape]
-    if None in sizes or (transposed and None in padding):
+    x, w, y, pads = _ints(input_shape), _ints(weight_shape), _ints(output_shape), _ints(padding)
+    if x is None or w is None or y is None:
         return None
-    n, w_out = int(input_shape[0]), int(weight_shape[1])
     if not transposed:
-        taps = math.prod(int(k) for k in weight_shape[2:])
-        return 2 * n * int(weight_shape[0]) * w_out * taps * math.prod(int(o) for o in output_shape[2:])
-    pairs = math.prod(
-        _transposed_pairs(int(input_shape[2 + d]), int(weight_shape[2 + d]), int(output_shape[2 + d]),
-                          stride[d], int(padding[d]), dilation[d])
-        for d in range(len(input_shape) - 2)
-    )
-    return 2 * n * int(input_shape[1]) * w_out * pairs
+        return 2 * x[0] * w[0] * w[1] * math.prod(w[2:]) * math.prod(y[2:])
+    if pads is None:
+        return None
+    pairs = math.prod(_transposed_pairs(x[2 + d], w[2 + d], y[2 + d], stride[d], pads[d], dilation[d])
+                      for d in range(len(x) - 2))
+    return 2 * x[0] * x[1] * w[1] * pairs
+
+
+def _ints(sizes: Sequence[int | None]) -> list[int] | None:
+    """The sizes, or None if one is unknown."""
+    known = [s for s in sizes if s is not None]
+    return known if len(known) == len(sizes) else None
 
 
 def _transposed_pairs(size: int, kernel: int, out: int, stride: int, padding: int, dilation: int) -> int:
