@@ -93,3 +93,50 @@ def test_issue_case_every_strategy_refuses_the_wrong_width(strategy, backend):
     [y] = fast(other)
     with torch.no_grad():
         np.testing.assert_allclose(y, model(other).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_dim_below_torch_exports_range_is_refused():
+    """Conv1d(k=3) with the width dynamic: torch.export's range is [3, oo); width 2
+    (an empty result) and width 1 (a negative one) were accepted before."""
+    model, x, module = _compile(lambda: torch.nn.Conv1d(4, 4, 3, groups=2), (2, 4, 5), (2,))
+    fast = tgc.load(module, backend="refbackend")
+    for width in (1, 2):
+        with pytest.raises(tgc.InputError, match=r"input 0 dim 2 is \d, the module was compiled for sizes 3\.\. there"):
+            fast(torch.randn(2, 4, width))
+    [y] = fast(x3 := torch.randn(2, 4, 3))
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(x3).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_batch_takes_size_1_as_the_exported_program_does():
+    """A lower bound of 2 is torch.export's 0/1 specialization: its program takes batch 1, and so does ours."""
+    model, _, module = _compile(lambda: torch.nn.Conv2d(4, 4, 3, groups=4), (3, 4, 6, 6), (0,))
+    one = torch.randn(1, 4, 6, 6)
+    [y] = tgc.load(module, backend="refbackend")(one)
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(one).numpy(), rtol=1e-4, atol=1e-5)
+
+
+class TwoBranches(torch.nn.Module):
+    """conv(x) + conv(y): torch.export ties x's and y's dynamic dims to one symbol each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(4, 4, 3, groups=2), torch.nn.Conv2d(4, 4, 3, groups=4)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(y)
+
+
+def test_tied_dims_must_agree():
+    torch.manual_seed(0)
+    model = TwoBranches().eval()
+    x, y = torch.randn(2, 4, 7, 8), torch.randn(2, 4, 7, 8)
+    module = tgc.compile(model, x, y, dynamic_shapes=({0: Dim.AUTO, 3: Dim.AUTO}, {0: Dim.AUTO, 3: Dim.AUTO}))
+    fast = tgc.load(module, backend="refbackend")
+    with pytest.raises(tgc.InputError, match="input 1 dim 3 is 9, but input 0 dim 3 is 10"):
+        fast(torch.randn(2, 4, 7, 10), torch.randn(2, 4, 7, 9))
+    x2, y2 = torch.randn(3, 4, 7, 10), torch.randn(3, 4, 7, 10)
+    [out] = fast(x2, y2)
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(x2, y2).numpy(), rtol=1e-4, atol=1e-5)

@@ -8,7 +8,9 @@ tracing (a `Dim.AUTO` it found to be one size, e.g. because an output size
 became 1) stays a SymInt with a constant value in the program, which
 torch-mlir's importer prints as `?`: the module would accept any size there
 and compute the traced one. `pin_specialized_dims` makes such dims static in
-`@main`'s signature, and the report's `input_note` names them.
+`@main`'s signature, and the report's `input_note` names them. The dims that
+stay dynamic keep torch.export's ranges and relations (`dim_constraints`),
+recorded on `@main` for the runners to check (runners/dim_constraints.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch_mlir.dialects import func
 
 from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
 from torch_grouped_conv.importer import FastLiteralHooks, fx_importer
+from torch_grouped_conv.runners.dim_constraints import DimConstraints, DimRule, record_dim_constraints
 from torch_grouped_conv.stages import (
     FX_TO_TORCH_BACKEND,
     check_options,
@@ -126,6 +129,7 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
     pin_specialized_dims(module, specialized_dims(program))
+    record_dim_constraints(_main(module), dim_constraints(program))
     to_torch_backend(module, FX_TO_TORCH_BACKEND, "FX import output")
     return module
 
@@ -139,20 +143,73 @@ class SpecializedDim:
     size: int
 
 
+def input_sizes(program: torch.export.ExportedProgram) -> list[tuple[int, int, int | torch.SymInt]]:
+    """(input, dim, size) for every dim of the user's tensor inputs, in order."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    found: list[tuple[int, int, int | torch.SymInt]] = []
+    for i, name in enumerate(program.graph_signature.user_inputs):
+        val = placeholders[name].meta.get("val") if name in placeholders else None
+        if isinstance(val, torch.Tensor):
+            found += [(i, d, size) for d, size in enumerate(val.shape)]
+    return found
+
+
 def specialized_dims(program: torch.export.ExportedProgram) -> list[SpecializedDim]:
     """The input dims torch.export traced symbolically but fixed to one size
     (a SymInt whose value is a constant): static for the program, `?` for the importer."""
-    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     found: list[SpecializedDim] = []
-    for i, name in enumerate(program.graph_signature.user_inputs):
-        val = placeholders[name].meta.get("val") if name in placeholders else None
-        if not isinstance(val, torch.Tensor):
-            continue
-        for d, size in enumerate(val.shape):
-            fixed = size.node.maybe_as_int() if isinstance(size, torch.SymInt) else None
-            if fixed is not None:
-                found.append(SpecializedDim(i, d, fixed))
+    for i, d, size in input_sizes(program):
+        fixed = size.node.maybe_as_int() if isinstance(size, torch.SymInt) else None
+        if fixed is not None:
+            found.append(SpecializedDim(i, d, fixed))
     return found
+
+
+def dim_constraints(program: torch.export.ExportedProgram) -> DimConstraints:
+    """The dynamic input dims as `scale * symbol + offset`, with each symbol's
+    range (`program.range_constraints`); other expressions are left out."""
+    rules = []
+    for i, d, size in input_sizes(program):
+        if isinstance(size, torch.SymInt) and size.node.maybe_as_int() is None:
+            rule = _linear_rule(i, d, size.node.expr)
+            if rule is not None:
+                rules.append(rule)
+    # As the exported program's own input check: a lower bound of 2 or less is
+    # torch.export's 0/1 specialization, not the model's, and sizes 0 and 1 pass.
+    ranges = {str(symbol): (_lower_bound(bounds.lower), _int_or(bounds.upper, None))
+              for symbol, bounds in program.range_constraints.items()}
+    return DimConstraints(tuple(rules), {r.symbol: ranges.get(r.symbol, (0, None)) for r in rules})
+
+
+def _linear_rule(input_index: int, dim: int, expr: Any) -> DimRule | None:
+    symbols = list(expr.free_symbols)
+    if len(symbols) != 1:
+        return None
+    scale, offset = expr.coeff(symbols[0]), expr.subs(symbols[0], 0)
+    if not (scale.is_Integer and offset.is_Integer and scale > 0) or (expr - scale * symbols[0] - offset).expand() != 0:
+        return None
+    return DimRule(input_index, dim, str(symbols[0]), int(scale), int(offset))
+
+
+def _lower_bound(bound: Any) -> int:
+    low = _int_or(bound, 0) or 0
+    return low if low > 2 else 0
+
+
+def _int_or(bound: Any, default: int | None) -> int | None:
+    """A range bound as an int; `default` for an infinite one."""
+    try:
+        return int(bound) if bound.is_finite else default
+    except (TypeError, AttributeError, ValueError):
+        return default
+
+
+def _main(module: ir.Module) -> func.FuncOp:
+    main = next((op for op in module.body.operations
+                 if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == "main"), None)
+    if main is None:
+        raise CompileError("torch-mlir's FX import has no @main; cannot record the exported program's input dims")
+    return main
 
 
 def specialized_note(dims: list[SpecializedDim]) -> str | None:
@@ -170,9 +227,8 @@ def pin_specialized_dims(module: ir.Module, dims: list[SpecializedDim]) -> None:
     the old uses, and the torch-backend pipeline refines from there."""
     if not dims:
         return
-    main = next((op for op in module.body.operations
-                 if isinstance(op, func.FuncOp) and ir.StringAttr(op.attributes["sym_name"]).value == "main"), None)
-    if main is None or max(d.input for d in dims) >= len(main.arguments):
+    main = _main(module)
+    if max(d.input for d in dims) >= len(main.arguments):
         raise CompileError("torch-mlir's FX import has no @main taking the exported program's inputs; "
                            "cannot pin the dims torch.export specialized")
     block = main.regions[0].blocks[0]

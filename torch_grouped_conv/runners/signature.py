@@ -22,6 +22,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.runners.dim_constraints import DimConstraints, read_dim_constraints
 
 INPUTS_ATTR, RESULTS_ATTR = "torch_grouped_conv.input_dtypes", "torch_grouped_conv.result_dtypes"
 MODEL_DTYPES_ATTRS = (INPUTS_ATTR, RESULTS_ATTR)
@@ -80,6 +81,7 @@ class Signature:
 
     inputs: tuple[TensorSpec, ...]
     results: tuple[TensorSpec, ...]
+    dims: DimConstraints | None = None  # the dynamic dims' ranges and relations (runners/dim_constraints.py)
 
     def check_inputs(self, arrays: Sequence[np.ndarray]) -> None:
         """InputError (one line) unless `arrays` are exactly what the module was compiled for."""
@@ -91,6 +93,9 @@ class Signature:
             problem = spec.problem(a)
             if problem is not None:
                 raise InputError(f"input {i}: {problem}")
+        problem = self.dims.problem([a.shape for a in arrays]) if self.dims is not None else None
+        if problem is not None:
+            raise InputError(problem)
 
     def as_storage(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The checked inputs as their buffers' dtypes (same bits: uint8 as int8)."""
@@ -112,7 +117,8 @@ def read_signature(module: object, entry: str = "main") -> Signature:
     signature = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
     inputs = [_spec(t, f"argument {i}") for i, t in enumerate(signature.inputs)]
     results = [_spec(t, f"result {i}") for i, t in enumerate(signature.results)]
-    return Signature(_with_model_dtypes(main, INPUTS_ATTR, inputs), _with_model_dtypes(main, RESULTS_ATTR, results))
+    return Signature(_with_model_dtypes(main, INPUTS_ATTR, inputs), _with_model_dtypes(main, RESULTS_ATTR, results),
+                     read_dim_constraints(main))
 
 
 def entry_function(module: ir.Module | ir.Operation, entry: str = "main") -> func.FuncOp:
