@@ -280,14 +280,19 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     return 0
 
 
-def _parse_module(text: str, context: object, path: Path):
+def _parse_module(text: str, context: Any, path: Path):
     from torch_mlir import ir
 
     from torch_grouped_conv.rewrite.driver import ensure_torch_conversion_dialect
 
     ensure_torch_conversion_dialect(context)  # IR may already hold torch_c ops
     messages: list[str] = []
-    handler = context.attach_diagnostic_handler(lambda d: messages.append(f"{d.location}: {d.message}") or True)
+
+    def record(diagnostic: Any) -> bool:
+        messages.append(f"{diagnostic.location}: {diagnostic.message}")
+        return True  # handled
+
+    handler = context.attach_diagnostic_handler(record)
     try:
         return ir.Module.parse(text, context=context)
     except Exception as e:
