@@ -8,19 +8,19 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, pick_strategy
+from torch_grouped_conv.rewrite.strategies.auto import GROUPED_TAPS, WINOGRAD_MIN_OUTPUT, pick_strategy
 from torch_grouped_conv.rewrite.strategies.strategy import REGISTRY, Coverage
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 
 
 def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
-         channels_last_result: bool = False) -> ConvPlan:
-    out = (14 + 2 * (kernel // 2) - kernel) // stride + 1
+         channels_last_result: bool = False, size: int = 14, dtype: str = "f32") -> ConvPlan:
+    out = (size + 2 * (kernel // 2) - kernel) // stride + 1
     spec = ConvSpec(
         location="loc(unknown)",
-        input=TensorInfo((1, c_in, 14, 14), "f32"),
-        weight=TensorInfo((c_out, c_in // groups, kernel, kernel), "f32"),
-        result=TensorInfo((1, c_out, out, out), "f32"),
+        input=TensorInfo((1, c_in, size, size), dtype),
+        weight=TensorInfo((c_out, c_in // groups, kernel, kernel), dtype),
+        result=TensorInfo((1, c_out, out, out), dtype),
         has_bias=True, stride=(stride, stride), padding=(kernel // 2,) * 2, dilation=(1, 1),
         output_padding=(0, 0), transposed=False, groups=groups, channels_last_result=channels_last_result,
     )
@@ -41,7 +41,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
     (1024, 1024, 32, 3, 1, "im2col", "groups=32: grouped GEMM"),  # ResNeXt, C/G = 32
     (48, 48, 6, 3, 2, "taps", "groups=6, C/G*KH*KW=72 <= 72"),  # RegNet
     (32, 64, 32, 3, 1, "taps", "depthwise with a channel multiplier, kernel [3, 3] (9 taps): unrolled taps"),
-    (64, 128, 1, 3, 1, "matmul", "groups=1, kernel [3, 3]: im2col + matmul"),  # plain 3x3
+    (64, 128, 1, 3, 1, "winograd", "groups=1, 3x3 stride 1, output [14, 14] (both >= 14): Winograd"),  # plain 3x3
     (128, 128, 1, 3, 2, "matmul", "groups=1, kernel [3, 3]: im2col + matmul"),  # ResNet-50 downsampling
     (96, 192, 1, 2, 2, "matmul", "groups=1, kernel [2, 2]: im2col + matmul"),  # ConvNeXt downsampling
     (64, 128, 1, 1, 1, "matmul", "groups=1, 1x1 kernel: matmul"),
@@ -172,3 +172,13 @@ def test_coverage_takes_dynamic_batch_and_spatial_dims(input_shape: tuple[int | 
         f"dynamic shape [{', '.join('?' if d is None else str(d) for d in input_shape)}] "
         "(its emitters size channel or spatial dims statically)")
     assert batch_only.refusal(planned) == expected
+
+
+@pytest.mark.parametrize(("size", "dtype", "expected"), [
+    (14, "f32", "winograd"), (56, "f32", "winograd"), (13, "f32", "matmul"), (7, "f32", "matmul"),
+    (14, "f64", "matmul"),  # winograd covers f64, but auto's rule was measured on f32
+])
+def test_winograd_from_a_14x14_output(size: int, dtype: str, expected: str) -> None:
+    assert WINOGRAD_MIN_OUTPUT == 14
+    assert pick_strategy(plan(64, 64, 1, 3, size=size, dtype=dtype))[0] == expected
+    assert pick_strategy(plan(64, 64, 32, 3, size=size, dtype=dtype))[0] != "winograd"  # grouped: never

@@ -39,6 +39,13 @@ channel dims fall back to `grouped` with a note. In order:
    ~3 ms as im2col + matmul), and in 3D the direct conv_3d is ~11x slower
    (r3d_18 whole model, steady state: 14.6 s vs 1.34 s at 1 thread, 7.5 s
    vs 0.72 s at 2);
+   7a. except f32 3x3 stride-1 dilation-1 2D convs with both output dims
+   >= `WINOGRAD_MIN_OUTPUT` -> `winograd` (F(4x4, 3x3): 2.25 products per
+   output per channel instead of 9; resnet50's 64ch@56^2 / 128ch@28^2 /
+   256ch@14^2 convs IREE-compiled, side by side with im2col + matmul:
+   docs/performance.md "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30% and
+   it was no faster; grouped (ResNeXt, C/G <= 32) it was 3-20x slower than
+   taps / im2col: the 36*G GEMMs are tiny);
 8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
    GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
    4-43x faster than the direct named conv on 5 decoder shapes, 1 and 2
@@ -58,8 +65,12 @@ from torch_grouped_conv.rewrite.emit.phases import is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
+from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
+# Rule 7a: both output dims at least this for `winograd` (measured faster than
+# im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2, not at 7^2).
+WINOGRAD_MIN_OUTPUT = 14
 
 
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
@@ -110,12 +121,25 @@ def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
 
 
+def pick_winograd(plan: ConvPlan) -> tuple[str, str] | None:
+    """Rule 7a: an f32 conv `winograd` takes (3x3, stride 1, dilation 1, 2D
+    forward, static) with both output dims >= WINOGRAD_MIN_OUTPUT, or None."""
+    out = plan.spec.result.shape[2:]
+    if plan.spec.input.dtype != "f32" or WINOGRAD.refusal(plan) is not None:
+        return None
+    if any(o is None or o < WINOGRAD_MIN_OUTPUT for o in out):
+        return None
+    return "winograd", (f"groups=1, 3x3 stride 1, output {list(out)} (both >= {WINOGRAD_MIN_OUTPUT}): "
+                        "Winograd F(4x4, 3x3)")
+
+
 def pick_conv(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     """Rules 6 to 8: groups == 1 as matmuls (1x1 directly, KxK via im2col, transposed by output phase)."""
     if all(k == 1 for k in kernel):
         return "matmul", "groups=1, 1x1 kernel: matmul"
     if not plan.spec.transposed:
-        return "matmul", f"groups=1, kernel {kernel}: im2col + matmul"
+        winograd = pick_winograd(plan)
+        return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul")
     return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
 
 
