@@ -15,7 +15,7 @@ from typing import Any
 from torch_grouped_conv.frontends.plugin_pass import plugin_pass
 from torch_grouped_conv.frontends.torch_export import compile, export_program, import_to_torch
 from torch_grouped_conv.frontends.torch_ir import INPUT_FORMS, PRE_BACKEND_CONV_OPS, detect_form, lower
-from torch_grouped_conv.stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, check_options, last_report, lower_to_linalg
+from torch_grouped_conv.stages import OUTPUT_TYPES, PLUGIN_LEGAL_OPS, apply_strategy, last_report, lower_to_linalg
 
 
 def compile_onnx(model: Any, grouped_conv: str | None = "auto", output_type: str = "linalg-on-tensors") -> Any:
