@@ -10,6 +10,8 @@ import torch
 from torch_mlir import ir
 
 import torch_grouped_conv as tgc
+from tests.support.compiled import compiled, op_names
+from tests.support.configs import ConvConfig
 
 F = torch.nn.functional
 
@@ -32,25 +34,29 @@ def lowered(model: torch.nn.Module, *shape: int, dtype: torch.dtype = torch.floa
     return op_counts(module)
 
 
+def config(c_in: int, c_out: int, groups: int, kernel: int, spatial: tuple[int, ...], **kwargs: object) -> ConvConfig:
+    return ConvConfig(c_in=c_in, c_out=c_out, groups=groups, kernel=kernel, padding=0, spatial=spatial, **kwargs)
+
+
 CASES = [
-    # (model, input shape, op that must appear once, report case)
-    (torch.nn.Conv1d(3, 4, 3), (1, 3, 8), "linalg.conv_1d_ncw_fcw", "conv"),
-    (torch.nn.Conv3d(3, 4, 2), (1, 3, 4, 4, 4), "linalg.conv_3d_ncdhw_fcdhw", "conv"),
-    (torch.nn.Conv1d(4, 4, 3, groups=4), (1, 4, 8), "linalg.depthwise_conv_1d_ncw_cw", "depthwise"),
-    (torch.nn.Conv3d(4, 4, 2, groups=4), (1, 4, 4, 4, 4), "linalg.depthwise_conv_3d_ncdhw_cdhw", "depthwise"),
-    (torch.nn.Conv1d(4, 6, 3, groups=2), (1, 4, 8), "linalg.conv_2d_ngchw_gfchw", "grouped"),
-    (torch.nn.Conv3d(4, 6, 2, groups=2), (1, 4, 4, 4, 4), "linalg.generic", "grouped"),
-    (torch.nn.Conv2d(3, 6, 3, groups=3), (1, 3, 6, 6), "linalg.conv_2d_ngchw_gfchw", "depthwise_multiplier"),
-    (torch.nn.ConvTranspose2d(3, 4, 3, stride=2), (1, 3, 5, 5), "linalg.conv_2d_nchw_fchw", "transposed_conv"),
-    (torch.nn.ConvTranspose1d(4, 4, 3, groups=4), (1, 4, 5), "linalg.depthwise_conv_1d_ncw_cw",
-     "transposed_depthwise"),
+    # (config, op that must appear once); the report case is config.case
+    (config(3, 4, 1, 3, (8,)), "linalg.conv_1d_ncw_fcw"),
+    (config(3, 4, 1, 2, (4, 4, 4)), "linalg.conv_3d_ncdhw_fcdhw"),
+    (config(4, 4, 4, 3, (8,)), "linalg.depthwise_conv_1d_ncw_cw"),
+    (config(4, 4, 4, 2, (4, 4, 4)), "linalg.depthwise_conv_3d_ncdhw_cdhw"),
+    (config(4, 6, 2, 3, (8,)), "linalg.conv_2d_ngchw_gfchw"),
+    (config(4, 6, 2, 2, (4, 4, 4)), "linalg.generic"),
+    (config(3, 6, 3, 3, (6, 6)), "linalg.conv_2d_ngchw_gfchw"),
+    (config(3, 4, 1, 3, (5, 5), stride=2, transposed=True), "linalg.conv_2d_nchw_fchw"),
+    (config(4, 4, 4, 3, (5,), transposed=True), "linalg.depthwise_conv_1d_ncw_cw"),
 ]
 
 
-@pytest.mark.parametrize(("model", "shape", "op", "case"), CASES, ids=[c[3] + "-" + c[2] for c in CASES])
-def test_case_op(model: torch.nn.Module, shape: tuple[int, ...], op: str, case: str) -> None:
-    counts = lowered(model, *shape)
-    assert tgc.last_report().counts() == {case: 1}
+@pytest.mark.parametrize(("conv", "op"), CASES, ids=[f"{c.case}-{op}" for c, op in CASES])
+def test_case_op(conv: ConvConfig, op: str) -> None:
+    module, report = compiled(conv, "grouped", "torch")
+    counts = Counter(op_names(module))
+    assert report.counts() == {conv.case: 1}
     assert counts[op] >= 1
     assert counts["torch.aten.convolution"] == 0
 
