@@ -140,3 +140,28 @@ def test_tied_dims_must_agree():
     [out] = fast(x2, y2)
     with torch.no_grad():
         np.testing.assert_allclose(out, model(x2, y2).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_empty_conv_output_is_refused_at_compile():
+    """torch.export traces a transposed conv whose padding leaves an output size of
+    0; PyTorch's f64 kernel rejects it (its f32 one returns an empty tensor), and
+    compile refuses it whatever the dtype (it returned shape (1, 12, 7, 4, 0))."""
+    model = torch.nn.ConvTranspose3d(4, 12, (3, 2, 1), stride=(1, 2, 1), dilation=2, padding=(0, 0, 1),
+                                     output_padding=(0, 1, 0), groups=4).eval().double()
+    x = torch.randn(1, 4, 3, 1, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="Output size is too small"):  # (its f32 kernel returns the empty tensor)
+        model(x)
+    with pytest.raises(tgc.ModelInputError, match=r"output would be \[1, 12, 7, 4, 0\]"):
+        tgc.compile(model, x)
+
+
+def test_a_size_making_an_output_negative_is_refused():
+    """ConvTranspose1d(k=1, stride=2, padding=1): output 2*s - 3. torch.export's lower bound 2
+    stays (size 1 made IREE fail to allocate a negative size); size 2 matches."""
+    model, _, module = _compile(lambda: torch.nn.ConvTranspose1d(4, 4, 1, stride=2, padding=1), (2, 4, 3), (2,))
+    fast = tgc.load(module, backend="refbackend")
+    with pytest.raises(tgc.InputError, match="compiled for sizes 2.. there"):
+        fast(torch.randn(2, 4, 1))
+    [y] = fast(x2 := torch.randn(2, 4, 2))
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(x2).numpy(), rtol=1e-4, atol=1e-5)

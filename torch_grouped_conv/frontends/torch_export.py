@@ -88,10 +88,29 @@ def export_program(model: torch.nn.Module, *example_args: Any, dynamic_shapes: A
     strict = export_kwargs.pop("strict", False)
     try:
         with _quiet(TRACING_LOGGERS):
-            return torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
-                                       strict=strict)
+            program = torch.export.export(model, example_args, export_kwargs or None, dynamic_shapes=dynamic_shapes,
+                                          strict=strict)
     except Exception as e:  # noqa: BLE001 - whatever the model raises is the user's input problem
         raise ModelInputError.from_exception(type(model).__name__, input_shapes(example_args), "torch.export", e) from e
+    empty = empty_conv_output(program)
+    if empty is not None:
+        raise ModelInputError(type(model).__name__, input_shapes(example_args), "torch.export",
+                              f"RuntimeError: a convolution's output would be {empty}, with a size 0 that PyTorch "
+                              "rejects (Output size is too small)")
+    return program
+
+
+def empty_conv_output(program: torch.export.ExportedProgram) -> list[int | str] | None:
+    """The shape of a convolution output with a static size 0 past its first dim,
+    which torch.export traces but PyTorch's kernels refuse (a transposed conv
+    whose padding eats its whole output); None when there is none."""
+    for node in program.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "call_function" or "conv" not in str(node.target) or not isinstance(val, torch.Tensor):
+            continue
+        if any(isinstance(size, int) and size == 0 for size in val.shape[1:]):
+            return [size if isinstance(size, int) else str(size) for size in val.shape]
+    return None
 
 
 @contextmanager
@@ -174,11 +193,18 @@ def dim_constraints(program: torch.export.ExportedProgram) -> DimConstraints:
             rule = _linear_rule(i, d, size.node.expr)
             if rule is not None:
                 rules.append(rule)
-    # As the exported program's own input check: a lower bound of 2 or less is
-    # torch.export's 0/1 specialization, not the model's, and sizes 0 and 1 pass.
-    ranges = {str(symbol): (_lower_bound(bounds.lower), _int_or(bounds.upper, None))
+    outputs = output_size_expressions(program)
+    ranges = {str(symbol): (_lower_bound(symbol, bounds.lower, outputs), _int_or(bounds.upper, None))
               for symbol, bounds in program.range_constraints.items()}
     return DimConstraints(tuple(rules), {r.symbol: ranges.get(r.symbol, (0, None)) for r in rules})
+
+
+def output_size_expressions(program: torch.export.ExportedProgram) -> list[Any]:
+    """The symbolic sizes of the program's tensor outputs (sympy expressions)."""
+    (output,) = [n for n in program.graph.nodes if n.op == "output"]
+    values = [a.meta.get("val") for a in torch.utils._pytree.tree_leaves(output.args) if isinstance(a, torch.fx.Node)]
+    return [size.node.expr for v in values if isinstance(v, torch.Tensor)
+            for size in v.shape if isinstance(size, torch.SymInt)]
 
 
 def _linear_rule(input_index: int, dim: int, expr: Any) -> DimRule | None:
@@ -191,9 +217,25 @@ def _linear_rule(input_index: int, dim: int, expr: Any) -> DimRule | None:
     return DimRule(input_index, dim, str(symbols[0]), int(scale), int(offset))
 
 
-def _lower_bound(bound: Any) -> int:
+def _lower_bound(symbol: Any, bound: Any, outputs: list[Any]) -> int:
+    """torch.export's lower bound where it is above 2. At 2 or less (its 0/1
+    specialization: its own program's input check takes 0 and 1 there) the
+    smallest size from 1 at which every output size depending on this symbol
+    alone is >= 1: a transposed conv whose output is 2*s - 3 starts at 2, a
+    batch at 1 (size 0 is never taken)."""
     low = _int_or(bound, 0) or 0
-    return low if low > 2 else 0
+    if low > 2:
+        return low
+    tied = [e for e in outputs if symbol in e.free_symbols]
+    if any(len(e.free_symbols) != 1 for e in tied):
+        return max(low, 2)
+    for size in (1, 2):
+        try:
+            if all(int(e.subs(symbol, size)) >= 1 for e in tied):
+                return size
+        except (TypeError, ValueError):
+            return max(low, 2)
+    return max(low, 2)
 
 
 def _int_or(bound: Any, default: int | None) -> int | None:
