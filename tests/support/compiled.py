@@ -16,6 +16,7 @@ from torch_mlir import ir
 
 import torch_grouped_conv as tgc
 from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
+from tests.support.configs import ConvConfig
 from tests.support.registry import CASES, CaseInputs, E2ECase
 from tests.support.tolerances import reference, tolerance
 from torch_grouped_conv.report import RewriteReport
@@ -94,8 +95,8 @@ def load(module: ir.Module, backend: str) -> Any:
     return program
 
 
-def check_matches_eager(config: Any, strategy: str, backend: str, label: str) -> None:
-    """A single-conv config (tests.support.configs.ConvConfig) under `strategy`:
+def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: str) -> None:
+    """A single-conv config under `strategy`:
     the report's case, a warning-free IREE compile, and allclose to eager."""
     module, report = compiled(config, strategy)
     assert [d.case for d in report.decisions] == [config.case], report.summary()

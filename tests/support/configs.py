@@ -130,6 +130,7 @@ class ConvConfig:
         return (self.make_input(),)
 
     def replace(self, **changes: Any) -> ConvConfig:
+        """A copy with `changes`; the window fields are already per dim, so keep the rank."""
         return dataclasses.replace(self, **changes)
 
 
