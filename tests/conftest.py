@@ -44,8 +44,9 @@ def iree_command(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
 def work_unit(item: pytest.Item) -> str | None:
     """The xdist group of `item` (None: any worker).
 
-    - a test using a module- or session-scoped fixture of this tree: its file
-      (the fixture is built once);
+    - a test using a class-, module- or package-scoped fixture of this tree:
+      its file (the fixture is built once; a session-scoped one is built
+      once per worker whatever the grouping);
     - a test parametrized only by a registered case `name` (and a backend):
       `case:NAME`, shared by the e2e and the IR tests of that case;
     - other parametrized tests: the file and the parameters but the backend
@@ -55,7 +56,7 @@ def work_unit(item: pytest.Item) -> str | None:
     path = item.nodeid.split("::")[0]
     info = getattr(item, "_fixtureinfo", None)  # pytest.Function's fixture closure
     definitions = info.name2fixturedefs.values() if info else ()
-    if any(d.baseid and d.scope != "function" for defs in definitions for d in defs):
+    if any(d.baseid and d.scope in ("class", "module", "package") for defs in definitions for d in defs):
         return path
     callspec = getattr(item, "callspec", None)
     params = {k: v for k, v in (callspec.params if callspec else {}).items() if k != "backend"}
