@@ -44,7 +44,7 @@ channel dims fall back to `grouped` with a note. In order:
    output per channel instead of 9; resnet50's 64ch@56^2 / 128ch@28^2 /
    256ch@14^2 convs IREE-compiled, side by side with im2col + matmul:
    docs/performance.md "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30% and
-   it was no faster; grouped (ResNeXt, C/G <= 32) it was 3-20x slower than
+   its gain was unsure; grouped (ResNeXt, C/G <= 32) it was 2-13x slower than
    taps / im2col: the 36*G GEMMs are tiny);
 8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
    GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
@@ -69,7 +69,7 @@ from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
 # Rule 7a: both output dims at least this for `winograd` (measured faster than
-# im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2, not at 7^2).
+# im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2; at 7^2 unsure).
 WINOGRAD_MIN_OUTPUT = 14
 
 
