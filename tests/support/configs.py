@@ -122,7 +122,7 @@ class ConvConfig:
 
     def make_input(self, batch: int | None = None) -> torch.Tensor:
         torch.manual_seed(INPUT_SEED + (batch or 0))
-        shape = (self.batch if batch is None else batch, self.c_in, *self.spatial)
+        shape = self.input_shape if batch is None else (batch, *self.input_shape[1:])
         return torch.randn(shape, dtype=self.dtype)
 
     def make_inputs(self) -> tuple[torch.Tensor, ...]:
