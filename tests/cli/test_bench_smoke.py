@@ -30,6 +30,8 @@ def test_bench_smoke_prints_and_writes_json_markdown_png(tmp_path: Path, capsys)
     assert results["config"]["mode"] == "steady" and results["config"]["threads"] == [1, 2]
     assert results["config"]["iree_drivers"] == {"1": "local-sync", "2": "local-task"}
     assert results["config"]["peers"] == ["ort"]  # --smoke leaves inductor out (minutes of compiling)
+    assert results["config"]["compile_threads"] is None  # IREE's default codegen thread count
+    assert "--iree-llvmcpu-number-of-threads" not in results["config"]["iree_flags"]
     for threads in ("1", "2"):  # the ceiling, measured per thread count, and the CPU named
         machine = results["machine"][threads]
         assert machine["ceiling_gflops"] > 0 and machine["ceiling"]["threads"] == int(threads)

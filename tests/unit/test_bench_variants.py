@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from torch_grouped_conv.bench import knobs
-from torch_grouped_conv.bench.run import BenchUsageError, known_variant, main, parse_threads, variant_spec
+from torch_grouped_conv.bench.run import (
+    BenchUsageError,
+    compile_threads,
+    known_variant,
+    main,
+    parse_threads,
+    variant_spec,
+)
 from torch_grouped_conv.runners.iree_flags import flag_set
 
 
@@ -69,3 +76,13 @@ def test_a_process_with_another_worker_count_is_a_usage_error(monkeypatch, capsy
     monkeypatch.setattr(TaskWorkers, "requested", 2)
     assert main(["--smoke", "--threads", "1,3", "--out-dir", str(tmp_path)]) == 2
     assert "already runs 2 workers" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_variants_are_compiled_for_the_run_threads_unless_a_knob_says_otherwise() -> None:
+    run_flags = ["--x", "--iree-llvmcpu-number-of-threads=2"]
+    thread_flags = ["--iree-llvmcpu-number-of-threads=2"]
+    assert variant_spec("auto@default", run_flags, thread_flags)[2] == thread_flags
+    assert variant_spec("auto+threads=1", run_flags, thread_flags)[2] == ["--x", "--iree-llvmcpu-number-of-threads=1"]
+    assert compile_threads(0) is None and compile_threads(2) == 2  # 0: IREE's default (8)
+    with pytest.raises(BenchUsageError, match="--compile-threads -1"):
+        compile_threads(-1)

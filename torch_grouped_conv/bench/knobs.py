@@ -49,6 +49,13 @@ def parse(text: str) -> list[str] | None:
     return flags
 
 
+def merge(flags: list[str], knob_flags: list[str]) -> list[str]:
+    """`flags` with `knob_flags` on top: a knob replaces a flag of the same name (iree-compile
+    refuses a flag given twice)."""
+    names = {f.partition("=")[0] for f in knob_flags}
+    return [f for f in flags if f.partition("=")[0] not in names] + knob_flags
+
+
 def split_runtime(flags: list[str]) -> tuple[list[str], list[str]]:
     """(iree-compile flags, runtime flags) of a variant's flag list."""
     runtime = [f for f in flags if f.startswith(RUNTIME_FLAG_PREFIX)]

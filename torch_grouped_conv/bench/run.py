@@ -45,7 +45,14 @@ from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
-from torch_grouped_conv.runners.iree_flags import FLAG_SETS, TUNED, flag_set, runtime_driver, set_runtime_threads
+from torch_grouped_conv.runners.iree_flags import (
+    FLAG_SETS,
+    TUNED,
+    compile_thread_flags,
+    flag_set,
+    runtime_driver,
+    set_runtime_threads,
+)
 from torch_grouped_conv.verify import compare
 
 
@@ -101,6 +108,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="core shapes for the rows with dynamic batch and spatial dims (`none`: no such rows)")
     p.add_argument("--flags", default=TUNED, choices=sorted(FLAG_SETS), help="IREE flag set for every IREE variant")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: %(default)s)")
+    p.add_argument("--compile-threads", type=int, default=0,
+                   help="the thread count IREE codegen splits dispatches for, for every IREE variant "
+                        "(--iree-llvmcpu-number-of-threads; 0: IREE's own default, 8, which measured no "
+                        "slower: docs/performance.md, \"Codegen and runtime knobs\") (default: %(default)s)")
     p.add_argument("--mode", choices=MODES, default="steady",
                    help="steady: rounds of back-to-back blocks per variant (default); interleaved: the old "
                         "one-call-per-variant rotation")
@@ -137,12 +148,14 @@ def known_variant(name: str) -> bool:
     return strategy in PLUGIN_STRATEGIES
 
 
-def variant_spec(name: str, flags: list[str]) -> VariantSpec:
-    """(label, grouped_conv strategy or None for upstream, IREE flags) of a `--strategies` entry."""
+def variant_spec(name: str, flags: list[str], thread_flags: list[str] | None = None) -> VariantSpec:
+    """(label, grouped_conv strategy or None for upstream, IREE flags) of a `--strategies` entry:
+    the run's flags, or FLAGSET's plus the run's `thread_flags`, then the knobs (a knob replaces
+    the same flag)."""
     head, _, knob_text = name.partition("+")
     strategy, _, flag_name = head.partition("@")
-    base = flag_set(flag_name) if flag_name else flags
-    return name, None if strategy == UPSTREAM else strategy, base + (knobs.parse(knob_text) or [])
+    base = flag_set(flag_name) + list(thread_flags or []) if flag_name else flags
+    return name, None if strategy == UPSTREAM else strategy, knobs.merge(base, knobs.parse(knob_text) or [])
 
 
 def _names(text: str) -> list[str]:
@@ -162,7 +175,8 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def plan_workloads(args: argparse.Namespace, flags: list[str]) -> list[Workload]:
+def plan_workloads(args: argparse.Namespace, flags: list[str], thread_flags: list[str] | None = None
+                   ) -> list[Workload]:
     """Every row of the run, in report order; raises BenchUsageError for bad names."""
     strategies = _names(args.strategies)
     extra_model_variants = _names(args.model_variants)
@@ -180,8 +194,9 @@ def plan_workloads(args: argparse.Namespace, flags: list[str]) -> list[Workload]
     if bad := [p for p in peers if p not in PEERS]:
         raise BenchUsageError(f"unknown peers {bad}; choose from {', '.join(PEERS)} or `none`")
     by_name, sets = _load_suite(args)
-    model_specs = [(UPSTREAM, None, flags), (AUTO, AUTO, flags)] + [variant_spec(s, flags) for s in extra_model_variants]
-    shape_specs = [(UPSTREAM, None, flags)] + [variant_spec(s, flags) for s in strategies]
+    model_specs = [(UPSTREAM, None, flags), (AUTO, AUTO, flags)] + [variant_spec(s, flags, thread_flags)
+                                                                   for s in extra_model_variants]
+    shape_specs = [(UPSTREAM, None, flags)] + [variant_spec(s, flags, thread_flags) for s in strategies]
     rows = [model_workload(m, model_specs, args.model_input, peers) for m in models]
     rows.sort(key=lambda w: w.section != "networks")  # whole networks first
     for set_name, shapes in sets:
@@ -231,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         threads = parse_threads(args.threads)
-        flags = flag_set(args.flags)
-        workloads = plan_workloads(args, flags)
+        thread_flags = compile_thread_flags(compile_threads(args.compile_threads))
+        flags = flag_set(args.flags) + thread_flags
+        workloads = plan_workloads(args, flags, thread_flags)
         if not args.out_dir.resolve().parent.is_dir():
             raise BenchUsageError(f"--out-dir {str(args.out_dir)!r}: its parent folder does not exist")
         if args.update_doc is not None:
@@ -266,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": "torch-grouped-conv bench " + " ".join(argv),
             "mode": args.mode, "rounds": args.rounds, "block": args.block, "warmup": args.warmup,
             "threads": threads, "iree_drivers": {str(t): runtime_driver(t) for t in threads},
-            "flag_set": args.flags, "peers": _names(args.peers), "iree_flags": " ".join(IREE_TARGET_FLAGS + flags),
+            "flag_set": args.flags, "peers": _names(args.peers),
+            "compile_threads": compile_threads(args.compile_threads), "iree_flags": " ".join(IREE_TARGET_FLAGS + flags),
             "shapes_file": str(args.shapes), "torch": torch.__version__, "onnxruntime": _ort_version(),
             "wall_s": round(time.perf_counter() - started, 1),
         },
@@ -292,6 +309,13 @@ def claim_workers(threads: list[int]) -> None:
             set_runtime_threads(max(threads))
         except InputError as e:
             raise BenchUsageError(str(e)) from None
+
+
+def compile_threads(given: int) -> int | None:
+    """--compile-threads: None (IREE's default) for 0."""
+    if given < 0:
+        raise BenchUsageError(f"--compile-threads {given}: give a thread count, or 0 for IREE's default")
+    return given or None
 
 
 def measure_ceilings(threads: list[int], size: int) -> dict[str, dict[str, Any]]:
