@@ -1,6 +1,9 @@
-"""`torch-grouped-conv bench`: time PyTorch eager, ONNX Runtime, torch-mlir's
-own lowering + IREE and the plugin's strategies + IREE, steady state, at 1 and
-2 threads; whole networks first. Writes JSON, Markdown and a PNG.
+"""`torch-grouped-conv bench`: time PyTorch eager, ONNX Runtime, Inductor,
+torch-mlir's own lowering + IREE and the plugin's strategies + IREE, steady
+state, at 1 and 2 threads; whole networks first. Writes JSON, Markdown and a PNG.
+
+Before the rows it measures the machine's ceiling at each thread count
+(ceiling.py); after them, auto's fraction of it per net (efficiency.py).
 
 Per row every variant is built once (export, compile) and timed at each
 thread count in one process: torch.set_num_threads(T), ORT intra-op threads

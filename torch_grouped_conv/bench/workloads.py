@@ -2,13 +2,14 @@
 
 Sections (in the order of the report):
 - `networks`: whole torchvision image networks at 1x3x224x224 (weights=None,
-  seeded, eval): PyTorch, ORT, upstream, auto (+ `--model-variants`), and
-  auto's time breakdown (breakdown.py);
+  seeded, eval): PyTorch, the peers (ORT, Inductor: `--peers`), upstream,
+  auto (+ `--model-variants`), and auto's time breakdown (breakdown.py); the
+  model's FLOPs (model_flops) for auto's fraction of the ceiling;
 - `media`: the r3d_18 video network (1x3x16x112x112) and a wav2vec2-style
   positional conv block (grouped Conv1d 768 channels, k=128, groups=16, GELU,
   residual; 1x768x250), same variants;
 - `core`, `extra`: single convolutions from the shape suite (shapes.json):
-  PyTorch, ORT, upstream and the plugin strategies (`--strategies`);
+  PyTorch, the peers, upstream and the plugin strategies (`--strategies`);
 - `dtype`: f16 / bf16 versions of four core shapes: PyTorch in that dtype,
   auto in that dtype, auto in f32 (ORT's CPU provider has no f16/bf16 conv);
 - `dynamic`: a conv compiled once with a dynamic batch dim, called at batch 1
