@@ -66,7 +66,7 @@ def run_standalone(vmfb: Path, x: np.ndarray, driver: str = "local-task") -> np.
 def test_saved_module_runs_with_iree_runtime_alone(stack, tmp_path: Path) -> None:
     model, x, module = stack
     saved = tgc.save(module, tmp_path / "model.vmfb")
-    assert saved.path.read_bytes()[:0] == b"" and saved.path.stat().st_size > 0
+    assert saved.path.stat().st_size > 0 and saved.sidecar == tmp_path / "model.vmfb.json"
     np.testing.assert_allclose(run_standalone(saved.path, x.numpy()), expected(model, x), rtol=1e-4, atol=1e-5)
 
 
@@ -120,8 +120,8 @@ def test_load_a_saved_module_checks_inputs(stack, tmp_path: Path) -> None:
 
 def test_load_refuses_a_changed_or_foreign_file(stack, tmp_path: Path) -> None:
     _, _, module = stack
+    (tmp_path / "bare.vmfb").write_bytes(b"x")
     with pytest.raises(tgc.InputError, match="has no sidecar"):
-        (tmp_path / "bare.vmfb").write_bytes(b"x")
         tgc.load(tmp_path / "bare.vmfb")
     saved = tgc.save(module, tmp_path / "model.vmfb")
     with pytest.raises(tgc.InputError, match="backend='iree'"):
@@ -305,3 +305,23 @@ def test_torch_compile_deploy_options_are_checked(options: dict, complaint: str)
 
     with pytest.raises(tgc.InputError, match=complaint):
         parse_options(options)
+
+
+USAGE = Path(__file__).resolve().parents[2] / "docs" / "usage.md"
+
+
+def test_usage_deploy_recipes_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/usage.md's Deploy section: its ```py blocks run as written, in order, in one
+    namespace (```python blocks are the entry-point recipes of test_docs_recipes)."""
+    import re
+
+    text = USAGE.read_text()
+    section = text[text.index("\n## Deploy"):]
+    section = section[:section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    blocks = re.findall(r"```py\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 3, "the Deploy section lost its recipes"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(USAGE), "exec"), namespace)
+    assert (tmp_path / "conv.vmfb.json").is_file() and (tmp_path / "arm.vmfb").stat().st_size > 0
