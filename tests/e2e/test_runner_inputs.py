@@ -175,3 +175,21 @@ def test_uint8_and_bool_round_trip(backend: str) -> None:
     assert np.array_equal(masked, want_masked) and masked.any() and not masked.all()
     with pytest.raises(InputError, match="input 2: dtype uint8, the module was compiled for bool"):
         tgc.run(module, x, level, mask.to(torch.uint8), backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_linalg_module_without_recorded_dtypes_takes_its_builtin_types(backend: str) -> None:
+    """Linalg from elsewhere (no attributes from `lower_to_linalg`): i8 is int8, i1 is bool."""
+    from torch_mlir import ir
+
+    module = ir.Module.parse("""
+    func.func @main(%a: tensor<2x3xi8>, %m: tensor<2x3xi1>) -> (tensor<2x3xi8>, tensor<2x3xi1>) {
+      return %a, %m : tensor<2x3xi8>, tensor<2x3xi1>
+    }""", ir.Context())
+    a = np.array([[-128, -1, 0], [1, 2, 127]], np.int8)
+    m = np.array([[True, False, True], [False, False, True]])
+    got_a, got_m = tgc.run(module, a, m, backend=backend)
+    assert got_a.dtype == np.int8 and np.array_equal(got_a, a)
+    assert got_m.dtype == np.bool_ and np.array_equal(got_m, m)
+    with pytest.raises(InputError, match="input 0: dtype uint8, the module was compiled for int8"):
+        tgc.run(module, a.view(np.uint8), m, backend=backend)
