@@ -15,11 +15,11 @@ T = N*th*tw tiles, P = alpha^2 positions (p = a*alpha + b):
   input  x [N,C,Hp,Wp] (already padded by the conv's padding) -> zero-padded
          high to [N,C,m*th+2,m*tw+2] -> NHWC [N,Hq,Wq,G,Cg];
   V      V_p[g,n,i,j,c] = (B^T d B)[a,b], d[a',b'] = x[n, m*i+a', m*j+b', g, c]:
-         one all-parallel generic over (g,n,i,j,c) with P results, channel
-         innermost, the transform written out as sums (zero coefficients
+         all-parallel generics over (g,n,i,j,c) with P results in all (at most
+         MAX_RESULTS each), channel innermost, the transform written out as sums (zero coefficients
          skipped, +-1 as adds), stacked to [P*G, T, Cg];
   U      U_p[g,c,f] = (G w[g,f,c] G^T)[a,b] from the 9 taps w[:,:,kh,kw]
-         ([G,Fg,Cg] each): one generic over (g,c,f) with P results, stacked to
+         ([G,Fg,Cg] each): generics over (g,c,f) with P results in all, stacked to
          [P*G, Cg, Fg]. The weight is a constant in a compiled model: IREE
          evaluates this at compile time;
   M      = batch_matmul(V, U): [P*G, T, Fg];
@@ -27,7 +27,7 @@ T = N*th*tw tiles, P = alpha^2 positions (p = a*alpha + b):
          one generic over (g,n,i,j,f) with m^2 results, stacked to
          [m,m,G,N,th,tw,Fg] -> transposed to [N,G,Fg,th,m,tw,m] -> [N,F,m*th,m*tw]
          -> cropped to [N,F,Ho,Wo] and added to the accumulator.
-Each transform is separable: the rows first (t = d B), then the columns.
+Each transform L d R^T is separable: s = L d for a chunk of L's rows, then s R^T.
 """
 
 from __future__ import annotations
@@ -68,10 +68,6 @@ class Transform:
     @property
     def alpha(self) -> int:
         return self.m + KERNEL - 1
-
-    @property
-    def name(self) -> str:
-        return f"F({self.m}x{self.m}, 3x3)"
 
 
 # Interpolation points 0, 1, -1, 1/2, -2 and infinity (the matrices follow from
