@@ -252,7 +252,8 @@ def _pytorch_job(model: str, input_shape: list[str] | None, dtype: str, dynamic_
 
 
 def lower_command(input_file: Path, output: Path | None, grouped_conv: str, input_form: str = "auto",
-                  deploy: DeployOptions | None = None) -> int:
+                  deploy: DeployOptions | None = None, json_path: Path | None = None,
+                  show_report: bool = False) -> int:
     """Apply the plugin to torch IR from a file (an opt-style tool); raw IR gets
     torch-mlir's torch-backend pipeline first, and the summary says so. `-o
     X.vmfb`: then the linalg pipeline and an IREE module for `deploy.target`."""
@@ -261,6 +262,7 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
 
     strategy = _strategy(grouped_conv)
     check_output_path(output)
+    check_output_path(json_path)
     deploy = deploy or DeployOptions()
     vmfb = deploy.wants_vmfb(output, None)  # before the long work: target, output, options
     if strategy is None:
@@ -277,6 +279,7 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
         api.lower_to_linalg(module)
     _emit(module, output, report, deploy if vmfb else None)
     err.print(report.summary())
+    _write_report(report, json_path, show_report, {"input_file": str(input_file), "grouped_conv": strategy})
     return 0
 
 
@@ -468,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--grouped-conv", default=DEFAULT_STRATEGY, help=STRATEGY_HELP)
     lo.add_argument("--input-form", default="auto",
                     help="auto (recognised from the ops)|torch-backend|raw|onnx")
+    _record_options(lo)
     lo.set_defaults(run=lambda a: lower_command(a.input_file, a.output, a.grouped_conv, a.input_form,
-                                                options_from_args(a)))
+                                                options_from_args(a), a.json_path, a.report))
     add_deploy_arguments(lo)
 
     v = command("verify", "compile MODEL, run it, compare with PyTorch (ONNX: onnxruntime): PASS or FAIL")
@@ -504,6 +508,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic-dim", action="append", metavar="[0:]DIM",
                    help="PyTorch models: make dim DIM of the input dynamic (torch.export Dim.DYNAMIC; "
                         "repeatable; 0 or 0:0 is the batch; the example size there must be >= 2)")
+    _record_options(p)
+
+
+def _record_options(p: argparse.ArgumentParser) -> None:
+    """--json and --report: the per-convolution records (compile, verify, lower)."""
     p.add_argument("--json", type=Path, dest="json_path",
                    help="also write one record per convolution (module path, case, strategy, why, shapes, dtype, "
                         "FLOPs) as JSON")

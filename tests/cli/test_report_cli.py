@@ -171,3 +171,28 @@ def test_progress_on_a_terminal_is_a_spinner_with_elapsed_time() -> None:
         with progress.stage(stage):
             pass
     assert log.getvalue() == "compile …\n"
+
+
+def test_lower_records_read_module_paths_from_named_locations(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    """`lower --json/--report` on IR printed with its locations: the NameLocs
+    the torch.export frontend puts on each conv give the records' module paths."""
+    import torch
+
+    import torch_grouped_conv as tgc
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, groups=2), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, groups=8))
+    module = tgc.compile(model.eval(), torch.randn(1, 4, 9, 9), grouped_conv=None, output_type="torch")
+    source, records = tmp_path / "net.torch.mlir", tmp_path / "records.json"
+    source.write_text(module.operation.get_asm(enable_debug_info=True))
+    code, out, err = run_cli(capsys, "lower", str(source), "--json", str(records), "--report",
+                             "--grouped-conv", "grouped")
+    assert code == 0, err
+    assert "┃ module" in err and "linalg.conv_2d_ngchw_gfchw" in out
+    data = json.loads(records.read_text())
+    assert data["input_file"] == str(source) and data["grouped_conv"] == "grouped"
+    decisions = data["report"]["decisions"]
+    assert [(d["module_path"], d["case"], d["strategy"]) for d in decisions] == [
+        ("0", "grouped", "grouped"), ("2", "depthwise", "grouped")]
+    assert decisions[0]["flops"] == 2 * 1 * 8 * 2 * 3 * 3 * 7 * 7
