@@ -203,8 +203,8 @@ def output_size_expressions(program: torch.export.ExportedProgram) -> list[Any]:
     """The symbolic sizes of the program's tensor outputs (sympy expressions)."""
     (output,) = [n for n in program.graph.nodes if n.op == "output"]
     values = [a.meta.get("val") for a in torch.utils._pytree.tree_leaves(output.args) if isinstance(a, torch.fx.Node)]
-    return [size.node.expr for v in values if isinstance(v, torch.Tensor)
-            for size in v.shape if isinstance(size, torch.SymInt)]
+    sizes: list[Any] = [size for v in values if isinstance(v, torch.Tensor) for size in v.shape]
+    return [size.node.expr for size in sizes if isinstance(size, torch.SymInt)]
 
 
 def _linear_rule(input_index: int, dim: int, expr: Any) -> DimRule | None:
