@@ -7,7 +7,6 @@ Layout: input [N,C,H,W], weight [F,C/G,3,3]."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from tests.support.compiled import check_matches_eager, compiled, load
 from tests.support.configs import ConvConfig
 from tests.support.tolerances import tolerance
 from torch_grouped_conv import BACKENDS
+from torch_grouped_conv.bench.shapes import load_shapes
 
 SHAPES_FILE = Path(__file__).resolve().parents[2] / "docs" / "shapes_winograd.json"
 
@@ -67,10 +67,11 @@ def check_matches_f64(config: ConvConfig, backend: str, label: str) -> float:
 
 
 def bench_configs() -> dict[str, ConvConfig]:
-    """docs/shapes_winograd.json as ConvConfigs (batch 1, 3x3, stride 1, padding 1)."""
-    rows = json.loads(SHAPES_FILE.read_text())["extra"]
-    return {r["name"]: ConvConfig(c_in=r["input"][1], c_out=r["out_channels"], groups=r["groups"],
-                                  spatial=tuple(r["input"][2:]), padding=tuple(r["padding"])) for r in rows}
+    """docs/shapes_winograd.json, read by the bench's own loader, as ConvConfigs (batch 1, 3x3, stride 1)."""
+    shapes = load_shapes(SHAPES_FILE, "extra")
+    assert shapes and all(s.kernel == (3, 3) and s.stride == (1, 1) and s.input[0] == 1 for s in shapes)
+    return {s.name: ConvConfig(c_in=s.input[1], c_out=s.out_channels, groups=s.groups, spatial=s.input[2:],
+                               padding=s.padding) for s in shapes}
 
 
 @pytest.mark.parametrize(("name", "config"), list(bench_configs().items()))
