@@ -93,6 +93,12 @@ def test_not_a_module_is_an_input_error(thing: object, backend: str) -> None:
         tgc.run(thing, torch.zeros(1), backend=backend)
 
 
+@pytest.mark.parametrize("backend", [*BACKENDS, None])
+def test_a_string_that_names_no_file_is_an_input_error(backend: str | None) -> None:
+    with pytest.raises(InputError, match="'str' does not exist; load/run take a linalg-on-tensors module"):
+        tgc.run("str", torch.zeros(1), backend=backend)
+
+
 def test_an_unknown_backend_is_an_input_error(conv_module) -> None:
     with pytest.raises(InputError, match="unknown backend 'nonsense'; choose one of refbackend, iree"):
         tgc.load(conv_module[0], backend="nonsense")

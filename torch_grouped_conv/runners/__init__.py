@@ -70,6 +70,9 @@ def _compiled(module: ir.Module, backend: str, threads: int | None, target: Targ
 def _saved(path: Path, backend: str | None, threads: int | None, target: Target | None) -> Program:
     from torch_grouped_conv.runners.artifact import load_saved
 
+    if not path.is_file():
+        raise InputError(f"{str(path)!r} does not exist; load/run take a linalg-on-tensors module (from tgc.compile "
+                         "or tgc.compile_onnx) or the path of a module saved by tgc.save")
     if backend not in (None, "iree"):
         raise InputError(f"{str(path)!r} is a saved IREE module; load it with backend='iree' (the default for a path)")
     if target is not None:
@@ -78,6 +81,7 @@ def _saved(path: Path, backend: str | None, threads: int | None, target: Target 
     return load_saved(path, threads)
 
 
-def run(module: ir.Module, *inputs: object, backend: str = "refbackend") -> list[np.ndarray]:
-    """Execute `module` once on `inputs`: `load(module, backend)(*inputs)`."""
+def run(module: ir.Module | str | os.PathLike[str], *inputs: object, backend: str | None = None) -> list[np.ndarray]:
+    """Execute `module` once on `inputs`: `load(module, backend)(*inputs)`
+    (backend None: refbackend for a module, iree for a saved module's path)."""
     return load(module, backend)(*inputs)
