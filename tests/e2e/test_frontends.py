@@ -70,15 +70,18 @@ def test_plugin_pass_internal_error_fails_the_pipeline_with_a_diagnostic(monkeyp
         handler = module.context.attach_diagnostic_handler(lambda d: messages.append(str(d.message)) or True)
         pm = passmanager.PassManager("builtin.module")
         pm.add(tgc.plugin_pass("grouped"))
-        with pytest.raises(ir.MLIRError, match="Failure while executing pass pipeline"):
+        with pytest.raises(ir.MLIRError, match="Failure while executing pass pipeline") as failed:
             pm.run(module.operation)
         handler.detach()
-    assert messages == ["torch-grouped-conv (grouped_conv=grouped): internal error RuntimeError: emitter bug"]
+    # MLIR delivers the error diagnostic to the user's handler or, when the pass
+    # manager captures it, inside the MLIRError it raises: either way, exactly once.
+    captured = [str(d.message) for d in failed.value.error_diagnostics]
+    assert messages + captured == ["torch-grouped-conv (grouped_conv=grouped): internal error RuntimeError: emitter bug"]
 
 
 def test_plugin_pass_unknown_strategy() -> None:
-    with pytest.raises(tgc.InputError, match="unknown grouped_conv='winograd'"):
-        tgc.plugin_pass("winograd")
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='fft'"):
+        tgc.plugin_pass("fft")
 
 
 def test_raw_fx_ir_through_lower_gives_the_same_report_and_ir_as_compile() -> None:

@@ -160,8 +160,8 @@ def test_compile_onnx_bad_inputs(tmp_path: Path) -> None:
         tgc.compile_onnx(tmp_path / "missing.onnx")
     with pytest.raises(tgc.InputError, match="takes a path or an onnx.ModelProto"):
         tgc.compile_onnx(42)
-    with pytest.raises(tgc.InputError, match="unknown grouped_conv='winograd'"):
-        tgc.compile_onnx(garbage, grouped_conv="winograd")
+    with pytest.raises(tgc.InputError, match="unknown grouped_conv='fft'"):
+        tgc.compile_onnx(garbage, grouped_conv="fft")
 
 
 def test_onnx_model_without_convolution(tmp_path: Path) -> None:
