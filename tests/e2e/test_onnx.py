@@ -117,8 +117,14 @@ def _model_params() -> list:
     for name in ("mobilenet_v2", "resnext50_32x4d"):
         for strategy in STRATEGIES:
             # The embedded runner lowers to plain loops: whole nets on it are
-            # slow, but mobilenet_v2 with the default strategy.
+            # slow, but mobilenet_v2 with the default strategy. resnext50 on it
+            # (~2 CPU-minutes and ~7 GB of LLVM JIT each) runs with `auto` only:
+            # every strategy's emitters meet the embedded runner in the
+            # registered-case grids and in mobilenet_v2 here, and resnext50
+            # keeps every strategy on IREE.
             for backend in tgc.BACKENDS:
+                if (name, backend) == ("resnext50_32x4d", "refbackend") and strategy != "auto":
+                    continue
                 fast = strategy in FAST_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
                 marks = [] if fast else [pytest.mark.slow]
                 params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}", marks=marks))
