@@ -40,8 +40,8 @@ from torch_grouped_conv.runners import BACKENDS
 from torch_grouped_conv.stages import require_convolution
 from torch_grouped_conv.verify import VerifyResult, verify_model, verify_onnx
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # a line is never broken: output is read by people and by scripts
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(InputError):
