@@ -87,7 +87,8 @@ WINDOWS = (
 
 def conv_case(name: str, rank: int, case: str, transposed: bool, win: Window, *, bias: bool = True,
               dtype: torch.dtype = torch.float32, batch: int = 2, marks: tuple[Any, ...] = (),
-              backend_marks: dict[str, tuple[Any, ...]] | None = None) -> E2ECase:
+              backend_marks: dict[str, tuple[Any, ...]] | None = None, **dynamic: Any) -> E2ECase:
+    """One conv of the shape grid; `dynamic` passes `dynamic_shapes`/`more_inputs` on to the case."""
     config = shape_config(rank, case, transposed, win, bias=bias, dtype=dtype, batch=batch)
     return register(E2ECase(
         name=name,
@@ -97,6 +98,7 @@ def conv_case(name: str, rank: int, case: str, transposed: bool, win: Window, *,
         expected_ops=(config.linalg_op,),
         marks=marks,
         backend_marks=backend_marks or {},
+        **dynamic,
     ))
 
 
@@ -135,16 +137,8 @@ for _dtype, _tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16"), (torch.fl
 # ------------------------------------------------------------------- DYNAMIC
 def dynamic_case(name: str, rank: int, case: str, transposed: bool, win: Window, dims: dict[int, Dim],
                  more_shapes: list[tuple[int, ...]]) -> E2ECase:
-    config = shape_config(rank, case, transposed, win)
-    return register(E2ECase(
-        name=name,
-        make_module=config.make_module,
-        make_inputs=config.make_inputs,
-        expected_counts={config.case: 1},
-        expected_ops=(config.linalg_op,),
-        dynamic_shapes=(dims,),
-        more_inputs=lambda: [_randn(s)() for s in more_shapes],
-    ))
+    return conv_case(name, rank, case, transposed, win, dynamic_shapes=(dims,),
+                     more_inputs=lambda: [_randn(s)() for s in more_shapes])
 
 
 _N = Dim("N", min=1, max=16)
