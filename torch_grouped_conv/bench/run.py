@@ -114,7 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile-threads", type=int, default=0,
                    help="the thread count IREE codegen splits dispatches for, for every IREE variant "
                         "(--iree-llvmcpu-number-of-threads; 0: IREE's own default, 8, which measured no "
-                        "slower: docs/performance.md, \"Codegen and runtime knobs\") (default: %(default)s)")
+                        "slower: docs/performance.md, \"Tried and not kept\") (default: %(default)s)")
     p.add_argument("--mode", choices=MODES, default="steady",
                    help="steady: rounds of back-to-back blocks per variant (default); interleaved: the old "
                         "one-call-per-variant rotation")

@@ -32,7 +32,7 @@ FLAG_SETS: dict[str, list[str]] = {
 }
 
 # The `iree` runner's default (and the benchmark's): data tiling, measured better on whole
-# networks side by side (docs/performance.md, "Whole networks, round 3").
+# networks side by side (docs/performance.md, "Compiler flags").
 TUNED = "data-tiling"
 # The default for modules with a dynamic dim past the leading one of a boundary
 # tensor (channels, spatial or kernel dims; a dynamic batch keeps `TUNED`):

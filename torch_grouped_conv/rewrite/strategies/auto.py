@@ -11,7 +11,7 @@ channel dims fall back to `grouped` with a note. In order:
    window unrolled (0.6x PyTorch geomean on the 12 depthwise core shapes
    vs 3.4x for the NCHW named op and 3.2x for NHWC; 3D 3x3x3 csn_dw3d and
    the transposed depthwise, by output phase, measured in
-   docs/performance.md "Beyond 2D forward f32"); computed channels-last
+   docs/performance.md "The `auto` rule"); computed channels-last
    when the result goes straight into a permute to NHWC (ConvNeXt), so the
    transposes cancel (taps.emit_depthwise_taps_nhwc);
 2. larger depthwise windows -> `channels-last` (NHWC depthwise) in 2D
@@ -49,7 +49,7 @@ channel dims fall back to `grouped` with a note. In order:
 8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
    GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
    4-43x faster than the direct named conv on 5 decoder shapes, 1 and 2
-   threads, docs/performance.md "Transposed convs by phase"). Grouped
+   threads, docs/performance.md "Transposed groups = 1 convs"). Grouped
    transposed with C/G*prod(k) > 72 goes through the same phases (`im2col`).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
