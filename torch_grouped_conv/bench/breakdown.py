@@ -128,7 +128,7 @@ class Breakdown:
     def rest_ms(self) -> float:
         return max(0.0, self.wall_ms - self.conv_ms - self.other_ms)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, object]:
         return {"wall_ms": self.wall_ms, "conv_ms": self.conv_ms, "other_ms": self.other_ms,
                 "rest_ms": self.rest_ms, "conv_dispatches": self.conv_dispatches,
                 "other_dispatches": self.other_dispatches, "profiled_calls": self.calls,

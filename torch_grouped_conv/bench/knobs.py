@@ -11,6 +11,7 @@ process. Each knob was checked against IREE 3.13's `iree-compile --help` /
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -62,7 +63,7 @@ def split_runtime(flags: list[str]) -> tuple[list[str], list[str]]:
     return [f for f in flags if f not in runtime], runtime
 
 
-def runtime_defaults(runtime_flags: list[str] | tuple[str, ...]) -> list[str]:
+def runtime_defaults(runtime_flags: Sequence[str]) -> list[str]:
     """The flags that set these runtime knobs back to their defaults."""
     by_flag = {k.flag: k for k in KNOBS.values() if k.runtime}
     knobs = [by_flag[f.partition("=")[0]] for f in runtime_flags if f.partition("=")[0] in by_flag]

@@ -400,7 +400,7 @@ def time_variants(variants: list[Variant], workload: Workload, threads: int,
     plan = schedule(args.mode, len(ready), args.rounds, args.block, args.warmup, caps)
     progress = progress or Progress(disable=True)
     calls = progress.add_task(f"{workload.name}, {threads} thread(s)", total=sum(timed for _, timed in plan))
-    times = run_schedule([inst.call for _, inst in ready], plan, tick=lambda n=1: progress.advance(calls, n))
+    times = run_schedule([inst.call for _, inst in ready], plan, tick=lambda: progress.advance(calls, 1))
     progress.remove_task(calls)
     for (v, _), samples, cap in zip(ready, times, caps, strict=False):
         data[v.name].update(stats_ms(samples))

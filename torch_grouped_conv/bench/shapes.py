@@ -9,6 +9,7 @@ is a byte-identical copy of the project's `../shared/bench/shapes.json`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,11 @@ import torch
 
 SETS = ("core", "extra", "all")
 DEFAULT_SHAPES = Path(__file__).resolve().parent / "shapes.json"
+# (transposed, spatial rank) -> the torch.nn class; its size arguments take a tuple of that rank
+CONV_CLASSES: dict[tuple[bool, int], Callable[..., torch.nn.Module]] = {
+    (False, 1): torch.nn.Conv1d, (False, 2): torch.nn.Conv2d, (False, 3): torch.nn.Conv3d,
+    (True, 1): torch.nn.ConvTranspose1d, (True, 2): torch.nn.ConvTranspose2d, (True, 3): torch.nn.ConvTranspose3d,
+}
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,10 @@ class Shape:
 
     def make_module(self) -> torch.nn.Module:
         torch.manual_seed(0)
-        c_in = self.input[1]
-        if self.transposed:
-            cls = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}[self.rank]
-            extra = {"output_padding": self.output_padding or (0,) * self.rank}
-        else:
-            cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[self.rank]
-            extra = {}
-        return cls(c_in, self.out_channels, self.kernel, stride=self.stride, padding=self.padding,
-                   dilation=self.dilation, groups=self.groups, **extra).eval()
+        extra = {"output_padding": self.output_padding or (0,) * self.rank} if self.transposed else {}
+        conv = CONV_CLASSES[(self.transposed, self.rank)]
+        return conv(self.input[1], self.out_channels, self.kernel, stride=self.stride, padding=self.padding,
+                    dilation=self.dilation, groups=self.groups, **extra).eval()
 
     def make_input(self) -> torch.Tensor:
         torch.manual_seed(1)

@@ -46,18 +46,23 @@ def samples_cap(first_call_s: float, budget_s: float, wanted: int, least: int = 
     return max(least, int(budget_s // max(first_call_s, 1e-9)))
 
 
+def _caps(count: int, caps: Sequence[int | None] | None) -> list[int | None]:
+    """Each variant's cap on its timed calls (None: no cap)."""
+    return [None if caps is None else caps[v] for v in range(count)]
+
+
 def steady_schedule(count: int, rounds: int, block: int,
                     caps: Sequence[int | None] | None = None) -> list[tuple[int, bool]]:
     """The sequence of (variant index, timed) calls of a steady-state run."""
-    left = [rounds * block if caps is None or caps[v] is None else caps[v] for v in range(count)]
-    capped = [caps is not None and caps[v] is not None for v in range(count)]
+    limits = _caps(count, caps)
+    left = [rounds * block if cap is None else cap for cap in limits]
     plan: list[tuple[int, bool]] = []
     for r in range(rounds):
         for v in rotation(count, r):
             calls = min(block, left[v])
             if calls == 0:
                 continue
-            if not capped[v]:
+            if limits[v] is None:
                 plan.append((v, False))
             plan += [(v, True)] * calls
             left[v] -= calls
@@ -67,9 +72,13 @@ def steady_schedule(count: int, rounds: int, block: int,
 def interleaved_schedule(count: int, rounds: int, block: int, warmup: int,
                          caps: Sequence[int | None] | None = None) -> list[tuple[int, bool]]:
     """The sequence of (variant index, timed) calls of an interleaved run."""
+    limits = _caps(count, caps)
     plan: list[tuple[int, bool]] = [(v, False) for v in range(count) for _ in range(warmup)]
     for r in range(rounds * block):
-        plan += [(v, True) for v in rotation(count, r) if caps is None or caps[v] is None or r < caps[v]]
+        for v in rotation(count, r):
+            cap = limits[v]
+            if cap is None or r < cap:
+                plan.append((v, True))
     return plan
 
 

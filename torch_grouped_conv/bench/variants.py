@@ -26,11 +26,12 @@ graph optimizations.
 
 from __future__ import annotations
 
-import io
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ class Variant:
 def to_float64(value: object) -> np.ndarray:
     """A result (torch tensor, IREE device array, numpy array) as float64 numpy."""
     if hasattr(value, "to_host"):
-        value = value.to_host()  # type: ignore[union-attr]  # an IREE device array (hasattr above)
+        value = value.to_host()  # an IREE device array
     return np.asarray(as_numpy(value)).astype(np.float64)
 
 
@@ -152,11 +153,14 @@ def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor]) -> tupl
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(model, tuple(example), dynamo=True, optimize=True, verbose=False)
+            if program is None:  # only the TorchScript exporter returns None
+                raise RuntimeError("torch.onnx.export returned no ONNXProgram")
             return program.model_proto.SerializeToString(), "dynamo"
         except Exception:  # noqa: BLE001 - some graphs only export with the TorchScript exporter
-            buffer = io.BytesIO()
-            torch.onnx.export(model, tuple(example), buffer, dynamo=False, opset_version=17)
-            return buffer.getvalue(), "torchscript"
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.onnx"
+                torch.onnx.export(model, tuple(example), path, dynamo=False, opset_version=17)
+                return path.read_bytes(), "torchscript"
 
 
 @dataclass

@@ -23,6 +23,7 @@ one row are freed before the next row compiles.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,13 +118,13 @@ PEERS = (ORT, INDUCTOR)  # the engines timed beside PyTorch eager on network and
 def standard_variants(model: nn.Module, example: list[torch.Tensor], specs: Sequence[VariantSpec],
                       errors: dict[str, str], peers: Sequence[str] = PEERS) -> list[Variant]:
     """PyTorch, the peers asked for (ORT, inductor), then one IREE variant per spec."""
-    built = [pytorch_variant(model)]
+    built: list[Variant | None] = [pytorch_variant(model)]
     if ORT in peers:
         built.append(_try(errors, ORT, lambda: ort_variant(model, example)))
     if INDUCTOR in peers:
         built.append(inductor_variant(model))
     for name, strategy, flags in specs:
-        built.append(_try(errors, name, lambda n=name, s=strategy, f=flags: _iree(n, model, example, s, f)))
+        built.append(_try(errors, name, functools.partial(_iree, name, model, example, strategy, flags)))
     return [v for v in built if v is not None]
 
 
