@@ -94,13 +94,14 @@ def conv_ops(name: str) -> Counter[str]:
 def test_permuted_result_is_computed_channels_last(name: str) -> None:
     """Input and accumulator transposed to NHWC, one all-parallel generic
     over [N,Ho,Wo,C] reading each tap as a strided view (no column
-    de-interleave even at stride 2: the taps are contiguous along C), one
+    de-interleave even at stride 2: the taps are contiguous along C), the
+    weight transposed to [1,KH,KW,C] (each tap's [C] weights contiguous), one
     transpose back that cancels against the block's permute."""
     conv = BLOCKS[name].conv
     counts = conv_ops(name)
     taps = conv.kernel[0] * conv.kernel[1]
     module, _ = compiled(BLOCKS[name], "taps", "torch")
-    assert counts["linalg.transpose"] == 3, print_ir(module)
+    assert counts["linalg.transpose"] == 4, print_ir(module)
     assert counts["linalg.generic"] == 1 + conv.bias and counts["tensor.extract_slice"] == 2 * taps, dict(counts)
     assert counts["arith.mulf"] == taps and counts["linalg.depthwise_conv_2d_nchw_chw"] == 0
     assert "reduction" not in print_ir(module)

@@ -304,6 +304,17 @@ def computes_channels_last(plan: ConvPlan) -> bool:
             and spec.input.is_static and spec.result.is_static)
 
 
+CKK_TO_KKC = (1, 2, 3, 0)  # depthwise weight [C,1,KH,KW] -> [1,KH,KW,C]
+
+
+def channel_last_weight(wt: ir.Value, k: Sequence[int]) -> ir.Value:
+    """wt[0, *k, :] of a [1,KH,KW,C] weight: tap k's [C] weights, contiguous
+    (a [C] slice of the [C,1,KH,KW] weight would read every KH*KW-th float,
+    which IREE gathers element by element when it vectorizes along C)."""
+    c = shape(wt)[-1]
+    return extract(wt, [0, *k, 0], [1, 1, 1, c], [1, 1, 1, 1], [c])
+
+
 def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     """Depthwise taps computed channels-last, for a result that is permuted to
     NHWC next (ConvNeXt): x and the accumulator are transposed to NHWC, the
@@ -311,13 +322,14 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     (contiguous along C, which IREE vectorizes), and the result is transposed
     back to NCHW, where it cancels against the consumer's permute."""
     xt, acct = transpose(x, NCHW_TO_NHWC), transpose(acc, NCHW_TO_NHWC)
+    wt = transpose(w, CKK_TO_KKC)  # [1,KH,KW,C]: a constant's transpose, folded by IREE
     n, ho, wo, c = shape(acct)
     sh, sw = plan.spec.stride
     view_type = tensor_type([n, ho, wo, c], element_type_of(xt))
     taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
     views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
              for _, (row, col) in taps]
-    weights = [tap_weight(w, k) for k, _ in taps]
+    weights = [channel_last_weight(wt, k) for k, _ in taps]
     identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
     maps = [identity] * len(views) + [channel] * len(weights)
     body = multiply_add(len(views), element_type_of(acc))
