@@ -40,7 +40,7 @@ def test_split_executables_maps_exports_to_bodies() -> None:
 
 
 def test_summarize_sums_per_call() -> None:
-    rows = [{"type": "host_dispatch_group", "key": "d0_conv", "total_ns": 30e6},
+    rows = [{"type": "host_dispatch_group", "key": "d0_conv", "total_ns": 30e6, "count": 30},
             {"type": "host_dispatch_group", "key": "d1_softmax", "total_ns": 10e6},
             {"type": "host_dispatch_group", "key": "d2_unknown", "total_ns": 10e6},
             {"type": "dispatch_summary"}]
@@ -48,7 +48,8 @@ def test_summarize_sums_per_call() -> None:
                             wall_ms=6.0, calls=10)
     assert (b.conv_ms, b.other_ms, b.conv_dispatches, b.other_dispatches) == (3.0, 2.0, 1, 2)
     assert b.rest_ms == 1.0
-    assert [name for name, _, _ in b.top] == ["d0_conv", "d1_softmax", "d2_unknown"] and b.top[0][1]
+    assert [name for name, _, _, _ in b.top] == ["d0_conv", "d1_softmax", "d2_unknown"] and b.top[0][1]
+    assert b.top[0][3] == 3.0  # 30 runs over 10 calls
 
 
 class ConvNormSoftmax(nn.Module):

@@ -62,8 +62,17 @@ def test_the_markdown_prints_a_small_table_per_net() -> None:
     row["efficiency"] = efficiency.of_row(row, {"1": 200.0})
     lines = "\n".join(output.ceiling_lines([row], "1"))
     assert "**net**, 1 thread: auto 100.0 GFLOP/s = 50.0% of the ceiling (200.0 GFLOP/s" in lines
-    assert "| `main_dispatch_1_matmul_100x100x100_f32` | 1.00 | 0.002 | 2.0 | 1.0% |" in lines
-    assert "| `main_dispatch_3_generic_8x8_f32` | 0.500 | — | — | — (`generic` is no contraction" in lines
+    assert "| `main_dispatch_1_matmul_100x100x100_f32` | 1 | 1.00 | 0.002 | 2.0 | 1.0% |" in lines
+    assert "| `main_dispatch_3_generic_8x8_f32` | 1 | 0.500 | — | — | — (`generic` is no contraction" in lines
+
+
+def test_a_dispatch_run_several_times_per_call_counts_every_run() -> None:
+    """resnet50's three 512-channel 3x3 convs at 7x7 share one dispatch function: its ms per
+    call sums the 3 runs, so its FLOPs per call are 3 times those its name gives."""
+    row = _row()
+    row["breakdown"]["1"]["top_dispatches"][0]["runs"] = 3.0
+    first = efficiency.of_row(row, {"1": 200.0})["1"]["conv_dispatches"][0]
+    assert first["flops"] == 6_000_000 and first["gflops"] == pytest.approx(6.0) and "x 3 runs" in first["flops_from"]
 
 
 def test_model_flops_count_convs_and_linears_of_one_eager_call() -> None:

@@ -122,7 +122,9 @@ class Breakdown:
     conv_dispatches: int  # distinct dispatch functions attributed to conv
     other_dispatches: int
     calls: int = PROFILE_CALLS
-    top: tuple[tuple[str, bool, float], ...] = ()  # the costliest dispatches: (name, conv, ms per call)
+    # the costliest dispatches: (name, conv, ms per call, runs per call: a dispatch function serves
+    # every op of its shape, e.g. resnet50's three 512-channel 3x3 convs at 7x7 run one function 3 times)
+    top: tuple[tuple[str, bool, float, float], ...] = ()
 
     @property
     def rest_ms(self) -> float:
@@ -132,7 +134,7 @@ class Breakdown:
         return {"wall_ms": self.wall_ms, "conv_ms": self.conv_ms, "other_ms": self.other_ms,
                 "rest_ms": self.rest_ms, "conv_dispatches": self.conv_dispatches,
                 "other_dispatches": self.other_dispatches, "profiled_calls": self.calls,
-                "top_dispatches": [{"name": n, "conv": c, "ms": ms} for n, c, ms in self.top]}
+                "top_dispatches": [{"name": n, "conv": c, "ms": ms, "runs": runs} for n, c, ms, runs in self.top]}
 
 
 def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool],
@@ -168,13 +170,13 @@ def summarize(jsonl: str, kinds: dict[str, bool], wall_ms: float, calls: int = P
     A dispatch missing from `kinds` (not seen at flow level) counts as other."""
     conv_ns = other_ns = 0.0
     conv_n = other_n = 0
-    each: list[tuple[str, bool, float]] = []
+    each: list[tuple[str, bool, float, float]] = []
     for line in jsonl.splitlines():
         row = json.loads(line)
         if row.get("type") != "host_dispatch_group":
             continue
         conv = kinds.get(row["key"], False)
-        each.append((row["key"], conv, row["total_ns"] / calls / 1e6))
+        each.append((row["key"], conv, row["total_ns"] / calls / 1e6, row.get("count", calls) / calls))
         if conv:
             conv_ns, conv_n = conv_ns + row["total_ns"], conv_n + 1
         else:

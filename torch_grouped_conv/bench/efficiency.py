@@ -11,7 +11,9 @@ Per dispatch: the five costliest conv dispatches of the breakdown profile
 IREE names a dispatch after its main op and that op's static loop ranges,
 e.g. `main$async_dispatch_7_batch_matmul_1x256x196x2304_f32` (B x M x N x K)
 or `..._conv_2d_nchw_fchw_1x64x56x56x64x3x3_f32` (N x F x OH x OW x C x KH x
-KW): for the contractions (matmul, batch_matmul, mmt4d, conv, depthwise conv,
+KW), per run; a dispatch function runs as often as the net has ops of its
+shape (`runs` per call, from the profile), so its FLOPs per call are those
+times `runs`. For the contractions (matmul, batch_matmul, mmt4d, conv, depthwise conv,
 `matmul_like`, `contract`) every loop is one multiply-add per point, so FLOPs
 = 2 x the product of the ranges (mmt4d: of its padded tiles). Other names
 give no FLOPs (`null`, with the reason): elementwise generics (how IREE names
@@ -74,8 +76,11 @@ def of_row(row: dict[str, Any], ceilings: dict[str, float], auto: str = "auto") 
 
 def _dispatch(dispatch: dict[str, Any], ceiling: float) -> dict[str, Any]:
     flops, how = dispatch_flops(dispatch["name"])
-    entry: dict[str, Any] = {"name": dispatch["name"], "ms": dispatch["ms"], "flops": flops, "flops_from": how,
-                             "gflops": None, "fraction": None}
+    runs = dispatch.get("runs", 1)
+    if flops is not None and runs != 1:
+        flops, how = round(flops * runs), f"{how} x {runs:g} runs per call"
+    entry: dict[str, Any] = {"name": dispatch["name"], "ms": dispatch["ms"], "runs": runs, "flops": flops,
+                             "flops_from": how, "gflops": None, "fraction": None}
     if flops is not None and dispatch["ms"] > 0:
         entry["gflops"] = round(gflops(flops, dispatch["ms"]), 2)
         entry["fraction"] = round(entry["gflops"] / ceiling, 4)

@@ -182,13 +182,14 @@ def ceiling_lines(rows: list[dict[str, Any]], t: str) -> list[str]:
                       f"= {e['auto_fraction']:.1%} of the ceiling ({e['ceiling_gflops']:.1f} GFLOP/s; "
                       f"{row['flops'] / 1e9:.2f} GFLOP per call, conv + matmul)."]
         if e.get("conv_dispatches"):
-            lines += ["", "| costliest conv dispatches | ms per call | GFLOP | GFLOP/s | of the ceiling |",
-                      "|---|---|---|---|---|"]
+            lines += ["", "| costliest conv dispatches | runs per call | ms per call | GFLOP per call | GFLOP/s "
+                          "| of the ceiling |",
+                      "|---|---|---|---|---|---|"]
             for d in e["conv_dispatches"]:
                 flop = "—" if d["flops"] is None else f"{d['flops'] / 1e9:.3g}"
                 rate = "—" if d["gflops"] is None else f"{d['gflops']:.1f}"
                 frac = f"— ({d['flops_from']})" if d["fraction"] is None else f"{d['fraction']:.1%}"
-                lines.append(f"| `{d['name']}` | {_ms_value(d['ms'])} | {flop} | {rate} | {frac} |")
+                lines.append(f"| `{d['name']}` | {d.get('runs', 1):g} | {_ms_value(d['ms'])} | {flop} | {rate} | {frac} |")
     return lines
 
 
