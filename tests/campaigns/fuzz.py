@@ -23,22 +23,20 @@ leaves off by default (see there).
 from __future__ import annotations
 
 import argparse
-import json
-import time
-import zlib
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, assume, given, seed, settings
+from hypothesis import assume
 from hypothesis import strategies as st
 from torch.export import Dim
 
 import torch_grouped_conv as tgc
+from tests.campaigns import runner
+from tests.campaigns.runner import Config, config_seed
 from tests.support.tolerances import reference, tolerance
 
-Config = dict[str, Any]
 DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16}
 STRATEGIES: tuple[str, ...] = tuple(tgc.STRATEGIES)
 
@@ -191,10 +189,6 @@ class Conv(torch.nn.Module):
         return self.fn(x, w, b, **self.kwargs)
 
 
-def _seed(c: Config) -> int:
-    return zlib.crc32(json.dumps(c, sort_keys=True).encode())
-
-
 def build(c: Config) -> tuple[torch.nn.Module, torch.Tensor]:
     """The module and its example input (weights as inputs: see `example_inputs`)."""
     module, inputs = build_all(c)
@@ -204,7 +198,7 @@ def build(c: Config) -> tuple[torch.nn.Module, torch.Tensor]:
 def build_all(c: Config) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """The module (eval mode) and its example inputs: (x,) or, weights as inputs, (x, w[, b])."""
     c = full(c)
-    torch.manual_seed(_seed(c))
+    torch.manual_seed(config_seed(c))
     x, w, b = tensors(c, grow=0)
     module = Conv(c, w, b).eval()
     return module, (x, *((w,) + ((b,) if b is not None else ()) if c["weights_as_inputs"] else ()))
@@ -264,7 +258,7 @@ def all_inputs(c: Config, module: torch.nn.Module) -> list[tuple[torch.Tensor, .
     _, example = build_all(c)
     if not is_dynamic(c):
         return [example]
-    torch.manual_seed(_seed(c) + 1)
+    torch.manual_seed(config_seed(c) + 1)
     x, w, b = tensors(c, grow=1)
     return [example, (x, *((w,) + ((b,) if b is not None else ()) if c["weights_as_inputs"] else ()))]
 
@@ -309,17 +303,17 @@ def check_config(c: Config, backends: tuple[str, ...] = ("refbackend", "iree")) 
     return worst
 
 
-def uses_iree(c: Config, every: int) -> bool:
-    """Whether `c` also runs on IREE when only one config in `every` does (1: all)."""
-    return every > 0 and _seed(c) % every == 0
+def check_and_count(c: Config, backends: tuple[str, ...]) -> Counter[str]:
+    """`check_config`, then the emitter each convolution actually ran (after any fallback)."""
+    check_config(c, backends)
+    report = tgc.last_report()
+    return Counter(d.strategy for d in (report.decisions if report else []))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=100)
-    parser.add_argument("--out", default="failures.json", help="failing configs, as a JSON list")
-    parser.add_argument("--iree-every", type=int, default=1, help="run IREE on 1 config in N (default: every one; 0: never)")
-    parser.add_argument("--seed", type=int, default=0)
+    runner.add_arguments(parser, out="failures.json", iree_every=1,
+                         iree_help="run IREE on 1 config in N (default: every one; 0: never)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="strategies to rotate (default: all)")
     parser.add_argument("--features", default="", help=f"switch on: {', '.join(FEATURES)} (off by default: see FEATURES)")
     args = parser.parse_args(argv)
@@ -328,34 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not strategies:
         parser.error(f"unknown strategy/feature {unknown}; strategies: {', '.join(STRATEGIES)}; features: {', '.join(FEATURES)}")
     features = {f: True for f in args.features.split(",") if f}
-    passed, failures = 0, []
-    used: Counter[str] = Counter()  # the emitter each passing config actually ran (after any fallback)
-    start = time.perf_counter()
-
-    @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(conv_configs(features, strategies))
-    def campaign(c: Config) -> None:
-        nonlocal passed
-        backends = ("refbackend", "iree") if uses_iree(c, args.iree_every) else ("refbackend",)
-        try:
-            check_config(c, backends)
-            passed += 1
-            report = tgc.last_report()
-            used.update(d.strategy for d in (report.decisions if report else []))
-        except Exception as e:  # noqa: BLE001 - every failure is recorded, the campaign goes on
-            failures.append({"config": c, "backends": list(backends), "error": f"{type(e).__name__}: {e}"[:2000]})
-            print(f"FAIL {json.dumps(c)}: {failures[-1]['error'][:200]}", flush=True)
-
-    campaign()
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(failures, f, indent=1)
-    seconds = time.perf_counter() - start
-    total = passed + len(failures)
-    print("emitters run: " + ", ".join(f"{name}={n}" for name, n in sorted(used.items())))
-    print(f"{passed} passed, {len(failures)} failed ({seconds:.0f} s, {seconds / max(total, 1):.2f} s per config)")
-    return 1 if failures else 0
+    outcome = runner.run_campaign(conv_configs(features, strategies), check_and_count, args, shown=200)
+    passed, failed, seconds = outcome.passed, len(outcome.failures), outcome.seconds
+    print("emitters run: " + ", ".join(f"{name}={n}" for name, n in sorted(outcome.counts.items())))
+    print(f"{passed} passed, {failed} failed ({seconds:.0f} s, {seconds / max(passed + failed, 1):.2f} s per config)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -30,22 +30,19 @@ count of probes per outcome; failing configs are written as JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import time
-import zlib
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from torch.export import Dim
 
 import torch_grouped_conv as tgc
+from tests.campaigns import runner
+from tests.campaigns.runner import Config, config_seed
 from tests.support.tolerances import reference, tolerance
 
-Config = dict[str, Any]
 DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16}
 WRONG_DTYPE = {"f32": torch.float64, "f64": torch.float32, "f16": torch.float32, "bf16": torch.float16}
 MODULES = {(False, 1): torch.nn.Conv1d, (False, 2): torch.nn.Conv2d, (False, 3): torch.nn.Conv3d,
@@ -94,7 +91,7 @@ def output_size(size: int, kernel: int, stride: int, dilation: int, padding: int
 
 
 def build(c: Config) -> tuple[torch.nn.Module, torch.Tensor]:
-    torch.manual_seed(zlib.crc32(json.dumps(c, sort_keys=True).encode()))
+    torch.manual_seed(config_seed(c))
     cin, cout = c["groups"] * c["in_per_group"], c["groups"] * c["out_per_group"]
     kwargs: dict[str, Any] = dict(stride=c["stride"], padding=c["padding"], dilation=c["dilation"],
                                   groups=c["groups"], bias=c["bias"])
@@ -174,41 +171,15 @@ def check_signature_config(c: Config, backends: tuple[str, ...] = ("refbackend",
     return counts
 
 
-def uses_iree(c: Config, every: int) -> bool:
-    return every > 0 and zlib.crc32(json.dumps(c, sort_keys=True).encode()) % every == 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=100)
-    parser.add_argument("--out", default="signature_failures.json", help="failing configs, as a JSON list")
-    parser.add_argument("--iree-every", type=int, default=3, help="run IREE on 1 config in N (0: never)")
-    parser.add_argument("--seed", type=int, default=0)
+    runner.add_arguments(parser, out="signature_failures.json", iree_every=3,
+                         iree_help="run IREE on 1 config in N (0: never)")
     args = parser.parse_args(argv)
-    passed, failures = 0, []
-    probes_seen: Counter[str] = Counter()
-    start = time.perf_counter()
-
-    @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(signature_configs())
-    def campaign(c: Config) -> None:
-        nonlocal passed
-        backends = ("refbackend", "iree") if uses_iree(c, args.iree_every) else ("refbackend",)
-        try:
-            probes_seen.update(check_signature_config(c, backends))
-            passed += 1
-        except Exception as e:  # noqa: BLE001 - every failure is recorded, the campaign goes on
-            failures.append({"config": c, "backends": list(backends), "error": f"{type(e).__name__}: {e}"[:2000]})
-            print(f"FAIL {json.dumps(c)}: {failures[-1]['error'][:300]}", flush=True)
-
-    campaign()
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(failures, f, indent=1)
-    seconds = time.perf_counter() - start
-    print("probes: " + ", ".join(f"{k}={n}" for k, n in sorted(probes_seen.items())))
-    print(f"{passed} passed, {len(failures)} failed ({seconds:.0f} s)")
-    return 1 if failures else 0
+    outcome = runner.run_campaign(signature_configs(), check_signature_config, args, shown=300)
+    print("probes: " + ", ".join(f"{k}={n}" for k, n in sorted(outcome.counts.items())))
+    print(f"{outcome.passed} passed, {len(outcome.failures)} failed ({outcome.seconds:.0f} s)")
+    return 1 if outcome.failures else 0
 
 
 if __name__ == "__main__":

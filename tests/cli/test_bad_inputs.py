@@ -15,15 +15,9 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-from tests.support.cli import run_cli
+from tests.support.cli import SMALL_LAYERS, model_source, run_cli, write_model
 
-SMALL_MODEL = """
-import torch
-
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1, groups=2), torch.nn.ReLU())
-"""
+SMALL_MODEL = model_source(*SMALL_LAYERS[:2])
 
 # A torch-backend conv whose numbers contradict each other: groups=3 does not divide C_in=8.
 MALFORMED_IR = """
@@ -46,9 +40,7 @@ func.func @main(%x: !torch.vtensor<[1,8,5,5],f32>, %w: !torch.vtensor<[6,2,3,3],
 
 @pytest.fixture()
 def model_file(tmp_path: Path) -> Path:
-    path = tmp_path / "small_model.py"
-    path.write_text(SMALL_MODEL)
-    return path
+    return write_model(tmp_path, SMALL_MODEL, "small_model.py")
 
 
 def one_line_error(code: int, err: str, *words: str) -> None:

@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import SMALL_LAYERS, model_source, run_cli, write_model
 
-SMALL_MODEL = """
-import torch
-
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(4, 8, 3, padding=1, groups=2),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, groups=8),
-    )
-
-def not_a_module():
-    return 42
-"""
+SMALL_MODEL = model_source(*SMALL_LAYERS, more="\n\ndef not_a_module():\n    return 42\n")
 
 NO_CONV_MODEL = """
 import torch
@@ -37,9 +24,7 @@ def make():
 
 @pytest.fixture()
 def model_file(tmp_path: Path) -> Path:
-    path = tmp_path / "small_model.py"
-    path.write_text(SMALL_MODEL)
-    return path
+    return write_model(tmp_path, SMALL_MODEL, "small_model.py")
 
 
 def test_demo_prints_report_and_pass(capsys: pytest.CaptureFixture[str]) -> None:

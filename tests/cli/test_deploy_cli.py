@@ -13,22 +13,14 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-from tests.support.cli import run_cli
+from tests.support.cli import model_source, run_cli, write_model
 
-MODEL = """
-import torch
-
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, groups=2), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, groups=8))
-"""
+MODEL = model_source("Conv2d(4, 8, 3, groups=2)", "ReLU()", "Conv2d(8, 8, 3, groups=8)")
 
 
 @pytest.fixture()
 def model_file(tmp_path: Path) -> Path:
-    path = tmp_path / "net.py"
-    path.write_text(MODEL)
-    return path
+    return write_model(tmp_path, MODEL, "net.py")
 
 
 def reference(x: torch.Tensor) -> np.ndarray:

@@ -11,15 +11,9 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-from tests.support.cli import run_cli
+from tests.support.cli import SMALL_LAYERS, model_source, run_cli, write_model
 
-MODELS = """
-import torch
-
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1, groups=2), torch.nn.ReLU())
-
+MODELS = model_source(*SMALL_LAYERS[:2], more="""
 
 class OnlyExported(torch.nn.Module):
     # Traces fine under torch.export, raises when run eagerly.
@@ -36,7 +30,7 @@ class OnlyExported(torch.nn.Module):
 def only_exported():
     torch.manual_seed(0)
     return OnlyExported()
-"""
+""")
 
 # PyTorch's message for 5 channels into Conv2d(4, ...): the first line of what it raises.
 WRONG_CHANNELS = "expected input[1, 5, 8, 8] to have 4 channels, but got 5 channels instead"
@@ -44,9 +38,7 @@ WRONG_CHANNELS = "expected input[1, 5, 8, 8] to have 4 channels, but got 5 chann
 
 @pytest.fixture()
 def models(tmp_path: Path) -> Path:
-    path = tmp_path / "models.py"
-    path.write_text(MODELS)
-    return path
+    return write_model(tmp_path, MODELS, "models.py")
 
 
 def assert_one_line(err: str, *parts: str) -> None:

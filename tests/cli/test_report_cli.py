@@ -10,27 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import SMALL_LAYERS, model_source, run_cli, write_model
 
-MODEL = """
-import torch
-
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(4, 8, 3, padding=1, groups=2),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, groups=8),
-        torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1),
-    )
-"""
+MODEL = model_source(*SMALL_LAYERS, "ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)")
 
 
 @pytest.fixture()
 def model(tmp_path: Path) -> str:
-    path = tmp_path / "net.py"
-    path.write_text(MODEL)
-    return f"{path}:make"
+    return f"{write_model(tmp_path, MODEL, 'net.py')}:make"
 
 
 def test_version_names_the_package_and_the_compilers(capsys: pytest.CaptureFixture[str]) -> None:
