@@ -28,6 +28,7 @@ from torch_mlir.compiler_utils import TorchMlirCompilerError
 from torch_mlir.dialects import func
 
 from torch_grouped_conv.errors import CompileError, InputError, ModelInputError
+from torch_grouped_conv.frontends.decompositions import decomposition_table
 from torch_grouped_conv.importer import FastLiteralHooks, fx_importer
 from torch_grouped_conv.runners.dim_constraints import DimConstraints, DimRule, record_dim_constraints
 from torch_grouped_conv.stages import (
@@ -137,6 +138,8 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     (`pin_specialized_dims`), then torch-mlir's torch-backend pipeline
     (decompositions included).
 
+    torch-mlir's decompositions, with adaptive average pooling over large
+    windows done without unrolling them (frontends/decompositions.py).
     Weights are imported by `FastLiteralHooks` (see importer.py): same IR, without
     torch-mlir's per-element Python conversion. The pipeline keeps `PLUGIN_LEGAL_OPS` as they are.
     Each op's location is named by the PyTorch module it came from (importer.py
@@ -144,7 +147,8 @@ def import_to_torch(program: torch.export.ExportedProgram) -> ir.Module:
     """
     try:
         hooks = FastLiteralHooks()
-        module = fx.export_and_import(program, output_type="raw", hooks=hooks, fx_importer=fx_importer(hooks))
+        module = fx.export_and_import(program, output_type="raw", hooks=hooks, fx_importer=fx_importer(hooks),
+                                      decomposition_table=decomposition_table())
     except TorchMlirCompilerError as e:
         raise CompileError(f"torch-mlir's import to torch-backend IR failed (before the plugin ran):\n{e}") from None
     pin_specialized_dims(module, specialized_dims(program))
