@@ -93,13 +93,14 @@ def _target(value: Any) -> Target | None:
 def backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: dict[str, Any] | None = None) -> Callable:
     """The dynamo backend (registered as "torch_grouped_conv")."""
     from torch._dynamo.backends.common import aot_autograd
-    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+
+    from torch_grouped_conv.frontends.decompositions import decomposition_table
 
     opts = parse_options(options)  # bad options: InputError before any tracing
     return aot_autograd(
         fw_compiler=functools.partial(compile_graph, options=opts),
         bw_compiler=_eager,
-        decompositions=get_decomposition_table(),
+        decompositions=decomposition_table(),  # torch-mlir's, adaptive pooling linear in its size
     )(gm, example_inputs)
 
 
