@@ -20,8 +20,7 @@ Weights: before lowering, every tensor constant of `@main` with at least
 (runners/weights.py); its data stays in numpy (`RefBackendProgram.weights`)
 and is passed after the user's inputs on every call. The JIT compiles code,
 not data: as LLVM globals, a net's weights were most of the JIT's time and
-memory (mobilenet_v2: ExecutionEngine 9.3 s and +555 MB with them, 1.4 s and
-+13 MB without).
+memory (figures in docs/design.md, "Runners").
 """
 
 from __future__ import annotations
