@@ -6,8 +6,6 @@ results and "@main returned no tensor result" errors."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +13,7 @@ from torch.export import Dim
 
 import torch_grouped_conv as tgc
 from tests.campaigns.load_test import load_test, model_and_module
+from tests.support.threads import run_in_threads
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +47,5 @@ def test_threads_get_their_own_result_shapes(backend: str) -> None:
             if y.shape != expected[k].shape or not np.allclose(y, expected[k], rtol=1e-4, atol=1e-4):
                 failures.append(f"thread {k}: shape {y.shape}, expected {expected[k].shape}")
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, len(inputs))
     assert failures == []

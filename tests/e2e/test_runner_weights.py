@@ -11,7 +11,6 @@ passed as int16 bits), byte and bool constants, `dense<...>` (ONNX) and
 from __future__ import annotations
 
 import re
-import threading
 
 import ml_dtypes
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from torch_mlir import ir
 
 import torch_grouped_conv as tgc
+from tests.support.threads import run_in_threads
 from tests.support.tolerances import reference, tolerance
 from torch_grouped_conv.runners.refbackend import RefBackendProgram, lower_for_jit
 from torch_grouped_conv.runners.weights import MIN_ELEMENTS, plan_hoist
@@ -76,11 +76,7 @@ def test_results_match_pytorch_across_calls_and_threads(conv) -> None:
             if not np.allclose(y, expected[k], *tolerance(torch.float32)):
                 failures.append(k)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, len(inputs))
     assert failures == []
     assert np.array_equal(program.weights[0], model.weight.detach().numpy())  # never written by a call
 
