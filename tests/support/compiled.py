@@ -87,8 +87,12 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, label: str) -> None
                                err_msg=label)
 
 
+@functools.lru_cache(maxsize=8)
 def load(module: ir.Module, backend: str) -> Any:
-    """`tgc.load(module, backend)`; on IREE, the compile must be warning-free."""
+    """`tgc.load(module, backend)`; on IREE, the compile must be warning-free.
+    The last 8 loads are kept: the tests sharing a compiled module run in a row
+    (one work unit, conftest.py) and load it once per backend (a program takes
+    any number of calls)."""
     program = tgc.load(module, backend=backend)
     if backend == "iree":
         assert program.program.compile_warnings == ""
