@@ -87,12 +87,13 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, label: str) -> None
                                err_msg=label)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def load(module: ir.Module, backend: str) -> Any:
     """`tgc.load(module, backend)`; on IREE, the compile must be warning-free.
-    The last 8 loads are kept: the tests sharing a compiled module run in a row
-    (one work unit, conftest.py) and load it once per backend (a program takes
-    any number of calls)."""
+    The last 2 loads are kept, so a test that loads a module twice in a row
+    compiles it once (a program takes any number of calls); more would keep
+    JIT engines and IREE contexts alive for the worker's whole run (8 raised
+    the suite's peak RSS from 4.4 to 4.7 GB)."""
     program = tgc.load(module, backend=backend)
     if backend == "iree":
         assert program.program.compile_warnings == ""
