@@ -50,7 +50,8 @@ def work_unit(item: pytest.Item) -> str | None:
     - a test parametrized only by a registered case `name` (and a backend):
       `case:NAME`, shared by the e2e and the IR tests of that case;
     - other parametrized tests: the file and the parameters but the backend
-      (the numbers on both backends come from one compile);
+      and the strategy (the numbers on both backends come from one compile,
+      and a subject's strategies share its import, `compiled.imported`);
     - the rest: none.
     """
     path = item.nodeid.split("::")[0]
@@ -62,6 +63,7 @@ def work_unit(item: pytest.Item) -> str | None:
     params = {k: v for k, v in (callspec.params if callspec else {}).items() if k != "backend"}
     if not params:
         return None
+    params.pop("strategy", None)
     if set(params) == {"name"} and path.startswith(("tests/e2e/test_registered_cases", "tests/ir/test_conv2d_ir")):
         return f"case:{params['name']}"
     return f"{path}:" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))

@@ -4,7 +4,9 @@ random inputs; and the CLI's `compile`/`verify` on .onnx files.
 
 Each ONNX model is exported once per test process (session-scoped
 fixtures) and compiled once per strategy (`compiled_onnx`), shared by the
-two runners. The torchvision nets through the strategies other than
+two runners. `auto` runs on the full mobilenet_v2 and resnext50_32x4d, the
+other strategies on their one-block-per-stage forms (`_model_params`).
+The torchvision nets through the strategies other than
 `grouped` and `auto` (and through the embedded runner, but mobilenet_v2 with
 `grouped`) are the slow part: they are marked `slow`, which `make test` runs
 and `make test-fast` leaves out.
@@ -24,7 +26,7 @@ import torch
 import torch_grouped_conv as tgc
 from tests.support.cli import run_cli
 from tests.support.compiled import Compiled, load
-from tests.support.models import expected_counts
+from tests.support.models import expected_counts, one_block_per_stage
 from torch_grouped_conv.frontends import onnx as onnx_frontend
 from torch_grouped_conv.models import DemoNet, build_model
 from torch_grouped_conv.verify import compare
@@ -67,15 +69,17 @@ def torchvision_onnx(onnx_dir: Path) -> dict[str, Path]:
 
     def get(name: str) -> Path:
         if name not in cache:
-            cache[name] = export_onnx(build_model(f"torchvision:{name}"), torch.randn(SMALL_IMAGE), onnx_dir / f"{name}.onnx")
+            cache[name] = export_onnx(torchvision_net(name), torch.randn(SMALL_IMAGE), onnx_dir / f"{name}.onnx")
         return cache[name]
 
     return get  # type: ignore[return-value]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1)
 def compiled_onnx(path: Path, strategy: str) -> Compiled:
-    """`tgc.compile_onnx(path, grouped_conv=strategy)` once per process, shared by the runners."""
+    """`tgc.compile_onnx(path, grouped_conv=strategy)`, shared by the two runners'
+    tests, which run one after the other (tests/conftest.py groups them). Only
+    the last module is kept: a whole net's module holds its weights."""
     module = tgc.compile_onnx(path, grouped_conv=strategy)
     report = tgc.last_report()
     assert report is not None
@@ -112,28 +116,43 @@ def test_mixed_net_matches_onnxruntime(mixed_onnx: Path, strategy: str, backend:
     check_against_onnxruntime(mixed_onnx, mixed_net(), strategy, backend)
 
 
+STAGES = "_stages"  # suffix: the net with one block per stage (tests.support.models.one_block_per_stage)
+
+
+def torchvision_net(name: str) -> torch.nn.Module:
+    """A torchvision net by name; `NAME_stages`: its one-block-per-stage form."""
+    if name.endswith(STAGES):
+        return one_block_per_stage(name.removesuffix(STAGES))
+    return build_model(f"torchvision:{name}")
+
+
 def _model_params() -> list:
+    """`auto` on the full mobilenet_v2 and resnext50_32x4d, every other strategy
+    on their one-block-per-stage forms (the same convolution forms, a quarter
+    to a half of the layers to compile), on both runners, but:
+
+    The embedded runner lowers to plain loops and LLVM optimizes all of
+    @main: resnext50 with `auto` takes ~20 s and ~2 GB there, but with
+    `winograd` @main has ~10x the LLVM ops and the JIT did not finish in 4
+    minutes. So the ResNeXt nets run there with `auto` only: every strategy's
+    emitters meet the embedded runner in the registered-case grids and in
+    mobilenet_v2 here, and ResNeXt keeps every strategy on IREE."""
     params = []
     for name in ("mobilenet_v2", "resnext50_32x4d"):
         for strategy in STRATEGIES:
-            # The embedded runner lowers to plain loops and LLVM optimizes all of
-            # @main: resnext50 with `auto` takes ~20 s and ~2 GB there, but with
-            # `winograd` @main has ~10x the LLVM ops and the JIT did not finish
-            # in 4 minutes. So resnext50 runs there with `auto` only: every
-            # strategy's emitters meet the embedded runner in the registered-case
-            # grids and in mobilenet_v2 here, and resnext50 keeps every strategy on IREE.
+            net = name if strategy == "auto" else name + STAGES
             for backend in tgc.BACKENDS:
                 if (name, backend) == ("resnext50_32x4d", "refbackend") and strategy != "auto":
                     continue
                 fast = strategy in FAST_STRATEGIES and (backend == "iree" or (name, strategy) == ("mobilenet_v2", "grouped"))
                 marks = [] if fast else [pytest.mark.slow]
-                params.append(pytest.param(name, strategy, backend, id=f"{name}-{strategy}-{backend}", marks=marks))
+                params.append(pytest.param(net, strategy, backend, id=f"{net}-{strategy}-{backend}", marks=marks))
     return params
 
 
 @pytest.mark.parametrize(("name", "strategy", "backend"), _model_params())
 def test_torchvision_net_matches_onnxruntime(torchvision_onnx, name: str, strategy: str, backend: str) -> None:
-    check_against_onnxruntime(torchvision_onnx(name), build_model(f"torchvision:{name}"), strategy, backend)
+    check_against_onnxruntime(torchvision_onnx(name), torchvision_net(name), strategy, backend)
 
 
 def test_compile_onnx_takes_a_model_proto_and_names_the_entry_main(mixed_onnx: Path) -> None:

@@ -7,6 +7,7 @@ test file is collected first.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -19,8 +20,9 @@ from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register the
 from tests.support.configs import ConvConfig
 from tests.support.registry import CASES, CaseInputs, E2ECase
 from tests.support.tolerances import reference, tolerance
+from torch_grouped_conv.frontends import torch_export
 from torch_grouped_conv.report import RewriteReport
-from torch_grouped_conv.runners.common import as_numpy
+from torch_grouped_conv.runners.common import as_numpy, clone_module, module_bytecode
 
 
 class Compilable(Protocol):
@@ -46,19 +48,28 @@ class Compiled(NamedTuple):
     report: RewriteReport
 
 
+@functools.lru_cache(maxsize=4)
+def imported(subject: str | Compilable) -> tuple[ir.Module, torch.export.ExportedProgram]:
+    """`subject` exported and imported to torch-backend IR (tgc.compile's first
+    two stages), once for every strategy it is compiled with: tests/conftest.py
+    runs a subject's strategies in one worker, one after the other."""
+    source: E2ECase | Compilable = CASES[subject] if isinstance(subject, str) else subject
+    program = torch_export.export_program(source.make_module().eval(), *source.make_inputs(),
+                                          dynamic_shapes=source.dynamic_shapes)
+    return torch_export.import_to_torch(program), program
+
+
 @functools.cache
 def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
              output_type: str = "linalg-on-tensors") -> Compiled:
     """`subject` (a registered case's name, or a `Compilable`) compiled with
-    `grouped_conv`, once per session and (subject, strategy, output type)."""
-    source: E2ECase | Compilable = CASES[subject] if isinstance(subject, str) else subject
-    module = tgc.compile(
-        source.make_module().eval(), *source.make_inputs(), grouped_conv=grouped_conv,
-        output_type=output_type, dynamic_shapes=source.dynamic_shapes,
-    )
+    `grouped_conv` as `tgc.compile` does (its import shared by the strategies),
+    once per session and (subject, strategy, output type)."""
+    module, program = imported(subject)
+    lowered = torch_export.lower_imported(clone_module(module), program, grouped_conv, output_type)
     report = tgc.last_report()
     assert report is not None
-    return Compiled(module, report)
+    return Compiled(lowered, report)
 
 
 def eval_module(case: E2ECase) -> torch.nn.Module:
@@ -87,17 +98,31 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, label: str) -> None
                                err_msg=label)
 
 
-@functools.lru_cache(maxsize=2)
+LOADED_KEPT = 2
+
+
 def load(module: ir.Module, backend: str) -> Any:
     """`tgc.load(module, backend)`; on IREE, the compile must be warning-free.
-    The last 2 loads are kept, so a test that loads a module twice in a row
-    compiles it once (a program takes any number of calls); more would keep
-    JIT engines and IREE contexts alive for the worker's whole run (8 raised
-    the suite's peak RSS from 4.4 to 4.7 GB)."""
-    program = tgc.load(module, backend=backend)
-    if backend == "iree":
-        assert program.program.compile_warnings == ""
-    return program
+
+    Programs are reused by content: a module whose bytecode equals one of the
+    last `LOADED_KEPT` loaded on `backend` (the same module loaded twice by a
+    test, or two strategies that emit the same IR, as `auto` and the one it
+    picks do) gets that program (a program takes any number of calls). More
+    would keep JIT engines and IREE contexts alive for the worker's whole run
+    (8 raised the suite's peak RSS from 4.4 to 4.7 GB)."""
+    key = (hashlib.sha256(module_bytecode(module)).hexdigest(), backend)
+    if key not in _LOADED:
+        program = tgc.load(module, backend=backend)
+        if backend == "iree":
+            assert program.program.compile_warnings == ""
+        _LOADED[key] = program
+        while len(_LOADED) > LOADED_KEPT:
+            _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = _LOADED.pop(key)  # most recently used last
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
 
 
 def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: str) -> None:

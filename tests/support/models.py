@@ -63,6 +63,28 @@ MODEL_CASES = [
 ]
 
 
+def one_block_per_stage(name: str) -> nn.Module:
+    """`resnext50_32x4d` or `mobilenet_v2` with one block per stage
+    (mobilenet_v2: two at 24 channels, so one block has an identity residual):
+    every convolution form of the full net (each stage's widths, strides and
+    groups; ResNeXt's C/G = 4, 8, 16, 32), with a quarter to a half of its
+    layers to compile. The per-strategy sweeps run on these; `auto` runs on the full nets."""
+    import torchvision
+    from torchvision.models.resnet import Bottleneck
+
+    torch.manual_seed(0)
+    if name == "resnext50_32x4d":
+        model: nn.Module = torchvision.models.ResNet(Bottleneck, [1, 1, 1, 1], groups=32, width_per_group=4)
+    elif name == "mobilenet_v2":
+        # torchvision's setting with n = 1 per stage, but 2 at 24 channels (one identity residual block)
+        stages = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1], [6, 160, 1, 2],
+                  [6, 320, 1, 1]]
+        model = torchvision.models.MobileNetV2(inverted_residual_setting=stages)
+    else:
+        raise ValueError(f"no one-block-per-stage form of {name}")
+    return model.eval()
+
+
 def conv_case(layer: nn.modules.conv._ConvNd) -> str:
     """What the plugin should report for this layer, from PyTorch's own fields."""
     if layer.groups == 1:

@@ -68,7 +68,16 @@ def compile(
     """
     check_options(grouped_conv, output_type)
     program = export_program(model, *example_args, dynamic_shapes=dynamic_shapes, **export_kwargs)
-    module = finish(import_to_torch(program), grouped_conv, output_type)
+    return lower_imported(import_to_torch(program), program, grouped_conv, output_type)
+
+
+def lower_imported(module: ir.Module, program: torch.export.ExportedProgram, grouped_conv: str | None,
+                   output_type: str) -> ir.Module:
+    """Stages 3 and 4 of `compile` on `module`, `import_to_torch(program)`'s
+    result, in place: the plugin, then linalg unless output_type="torch"; the
+    report notes the dims torch.export specialized. One program's import can be
+    lowered with several strategies, each on its own copy (`runners.common.clone_module`)."""
+    module = finish(module, grouped_conv, output_type)
     note = specialized_note(specialized_dims(program))
     report = last_report()
     if note and report is not None:
