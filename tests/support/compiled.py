@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from torch_mlir import ir
+from torch_mlir.dialects import torch as torch_d
 
 import torch_grouped_conv as tgc
 from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
@@ -22,7 +23,7 @@ from tests.support.registry import CASES, CaseInputs, E2ECase
 from tests.support.tolerances import reference, tolerance
 from torch_grouped_conv.frontends import torch_export
 from torch_grouped_conv.report import RewriteReport
-from torch_grouped_conv.runners.common import as_numpy, clone_module, module_bytecode
+from torch_grouped_conv.runners.common import as_numpy, module_bytecode
 
 
 class Compilable(Protocol):
@@ -59,6 +60,16 @@ def imported(subject: str | Compilable) -> tuple[ir.Module, torch.export.Exporte
     return torch_export.import_to_torch(program), program
 
 
+def copy_in_new_context(module: ir.Module) -> ir.Module:
+    """A copy of `module` in a context of its own (as torch-mlir's import makes
+    one): its weights keep their resource names, where a copy in the same
+    context gets renamed ones, so that strategies emitting the same IR give the
+    same bytecode (`load` keys programs by it)."""
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    return ir.Module.parse(module_bytecode(module), context=context)
+
+
 @functools.cache
 def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
              output_type: str = "linalg-on-tensors") -> Compiled:
@@ -66,7 +77,7 @@ def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
     `grouped_conv` as `tgc.compile` does (its import shared by the strategies),
     once per session and (subject, strategy, output type)."""
     module, program = imported(subject)
-    lowered = torch_export.lower_imported(clone_module(module), program, grouped_conv, output_type)
+    lowered = torch_export.lower_imported(copy_in_new_context(module), program, grouped_conv, output_type)
     report = tgc.last_report()
     assert report is not None
     return Compiled(lowered, report)
@@ -98,31 +109,37 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, label: str) -> None
                                err_msg=label)
 
 
-LOADED_KEPT = 2
+SMALL_KEPT = 24  # programs of modules under BIG_BYTES kept (a subject: 8 strategies x 2 runners)
+BIG_KEPT = 1  # programs of larger modules (a whole net's weights) kept
+BIG_BYTES = 4 << 20
 
 
 def load(module: ir.Module, backend: str) -> Any:
     """`tgc.load(module, backend)`; on IREE, the compile must be warning-free.
 
-    Programs are reused by content: a module whose bytecode equals one of the
-    last `LOADED_KEPT` loaded on `backend` (the same module loaded twice by a
-    test, or two strategies that emit the same IR, as `auto` and the one it
-    picks do) gets that program (a program takes any number of calls). More
-    would keep JIT engines and IREE contexts alive for the worker's whole run
-    (8 raised the suite's peak RSS from 4.4 to 4.7 GB)."""
-    key = (hashlib.sha256(module_bytecode(module)).hexdigest(), backend)
-    if key not in _LOADED:
+    Programs are reused by content: a module whose bytecode equals one loaded
+    on `backend` before (the same module loaded twice by a test, or two
+    strategies that emit the same IR, as `auto` and the one it picks do)
+    gets that program (a program takes any number of calls). The last
+    `SMALL_KEPT` programs of small modules are kept, and the last `BIG_KEPT`
+    of modules over `BIG_BYTES`: keeping 8 of every size held whole nets'
+    weights and raised the suite's peak RSS from 4.4 to 4.7 GB."""
+    source = module_bytecode(module)
+    key = (hashlib.sha256(source).hexdigest(), backend, len(source) >= BIG_BYTES)
+    program = _LOADED.pop(key, None)
+    if program is None:
         program = tgc.load(module, backend=backend)
         if backend == "iree":
             assert program.program.compile_warnings == ""
-        _LOADED[key] = program
-        while len(_LOADED) > LOADED_KEPT:
-            _LOADED.pop(next(iter(_LOADED)))
-    _LOADED[key] = _LOADED.pop(key)  # most recently used last
-    return _LOADED[key]
+    _LOADED[key] = program  # most recently used last
+    for big, kept in ((False, SMALL_KEPT), (True, BIG_KEPT)):
+        same_size = [k for k in _LOADED if k[2] == big]
+        for old in same_size[:max(0, len(same_size) - kept)]:
+            del _LOADED[old]
+    return program
 
 
-_LOADED: dict[tuple[str, str], Any] = {}
+_LOADED: dict[tuple[str, str, bool], Any] = {}
 
 
 def check_matches_eager(config: ConvConfig, strategy: str, backend: str, label: str) -> None:

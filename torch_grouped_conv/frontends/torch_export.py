@@ -76,7 +76,7 @@ def lower_imported(module: ir.Module, program: torch.export.ExportedProgram, gro
     """Stages 3 and 4 of `compile` on `module`, `import_to_torch(program)`'s
     result, in place: the plugin, then linalg unless output_type="torch"; the
     report notes the dims torch.export specialized. One program's import can be
-    lowered with several strategies, each on its own copy (`runners.common.clone_module`)."""
+    lowered with several strategies, each on its own copy."""
     module = finish(module, grouped_conv, output_type)
     note = specialized_note(specialized_dims(program))
     report = last_report()
