@@ -257,8 +257,7 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     """Apply the plugin to torch IR from a file (an opt-style tool); raw IR gets
     torch-mlir's torch-backend pipeline first, and the summary says so. `-o
     X.vmfb`: then the linalg pipeline and an IREE module for `deploy.target`."""
-    from torch_mlir import ir
-    from torch_mlir.dialects import torch as torch_d
+    from torch_grouped_conv.importer import torch_context
 
     strategy = _strategy(grouped_conv)
     check_output_path(output)
@@ -269,8 +268,7 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
         raise InputError("--grouped-conv none does nothing for `lower`; choose one of " + ", ".join(STRATEGIES))
     if not input_file.is_file():
         raise InputError(f"input file {str(input_file)!r} does not exist")
-    context = ir.Context()
-    torch_d.register_dialect(context)
+    context = torch_context()
     module = _parse_module(input_file.read_text(encoding="utf-8", errors="replace"), context, input_file)
     if input_form not in api.INPUT_FORMS:
         raise InputError(f"unknown --input-form {input_form!r}; choose one of {', '.join(api.INPUT_FORMS)}")

@@ -83,11 +83,17 @@ class ModulePathLocations(ContextCache):
         return ir.Location.name(path, childLoc=child, context=self._c)
 
 
+def torch_context() -> ir.Context:
+    """A new MLIR context with the torch dialect registered (what torch-mlir's importer makes)."""
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    return context
+
+
 def fx_importer(hooks: FxImporterHooks | None = None) -> FxImporter:
     """An FX importer (in a new context with the torch dialect) whose op
     locations carry module paths (`ModulePathLocations`)."""
-    context = ir.Context()
-    torch_d.register_dialect(context)
+    context = torch_context()
     importer = FxImporter(context=context, hooks=hooks)
     importer._cc = ModulePathLocations(context, py_attr_tracker=importer._py_attr_tracker)  # noqa: SLF001
     return importer

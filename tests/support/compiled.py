@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from torch_mlir import ir
-from torch_mlir.dialects import torch as torch_d
 
 import torch_grouped_conv as tgc
 from tests.support import cases_conv2d, cases_forms  # noqa: F401  (register their cases)
@@ -22,6 +21,7 @@ from tests.support.configs import ConvConfig
 from tests.support.registry import CASES, CaseInputs, E2ECase
 from tests.support.tolerances import reference, tolerance
 from torch_grouped_conv.frontends import torch_export
+from torch_grouped_conv.importer import torch_context
 from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
 
@@ -65,9 +65,7 @@ def copy_in_new_context(module: ir.Module) -> ir.Module:
     one): its weights keep their resource names, where a copy in the same
     context gets renamed ones, so that strategies emitting the same IR give the
     same bytecode (`load` keys programs by it)."""
-    context = ir.Context()
-    torch_d.register_dialect(context)
-    return ir.Module.parse(module_bytecode(module), context=context)
+    return ir.Module.parse(module_bytecode(module), context=torch_context())
 
 
 @functools.cache

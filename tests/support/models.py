@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from torch_grouped_conv.bench.workloads import PositionalConvBlock
-from torch_grouped_conv.models import build_model
+from torch_grouped_conv.models import SEED, build_model
 
 
 def positional_conv_block() -> nn.Module:
@@ -72,7 +72,7 @@ def one_block_per_stage(name: str) -> nn.Module:
     import torchvision
     from torchvision.models.resnet import Bottleneck
 
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     if name == "resnext50_32x4d":
         model: nn.Module = torchvision.models.ResNet(Bottleneck, [1, 1, 1, 1], groups=32, width_per_group=4)
     elif name == "mobilenet_v2":
