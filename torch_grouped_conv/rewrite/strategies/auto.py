@@ -63,6 +63,7 @@ from collections.abc import Callable
 
 from torch_grouped_conv.rewrite.emit.phases import is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
+from torch_grouped_conv.rewrite.strategies.im2col import blocking
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
 from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
@@ -109,7 +110,8 @@ def pick_grouped(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * math.prod(kernel)
     if products <= GROUPED_TAPS:
         return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
-    return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM")
+    return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM") \
+        + _blocked(plan)
 
 
 def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
@@ -118,7 +120,8 @@ def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     if taps <= MAX_TAPS:
         return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
                         f"({taps} taps): unrolled taps, m outputs per input channel" + _phases(plan))
-    return "im2col", f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM (im2col + batch_matmul)"
+    return "im2col", (f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM "
+                      f"(im2col + batch_matmul){_blocked(plan)}")
 
 
 def pick_winograd(plan: ConvPlan) -> tuple[str, str] | None:
@@ -139,7 +142,7 @@ def pick_conv(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
         return "matmul", "groups=1, 1x1 kernel: matmul"
     if not plan.spec.transposed:
         winograd = pick_winograd(plan)
-        return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul")
+        return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul{_blocked(plan)}")
     return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
 
 
@@ -153,6 +156,12 @@ PICK_BY_CASE: dict[Case, Callable[[ConvPlan, list[int]], tuple[str, str]]] = {
 
 def _kind(plan: ConvPlan) -> str:
     return f"{plan.spec.spatial_rank}D{' transposed' if plan.spec.transposed else ''}"
+
+
+def _blocked(plan: ConvPlan) -> str:
+    """Note suffix for an im2col GEMM written in tiles (im2col.blocking)."""
+    tiles = blocking(plan)
+    return "" if tiles is None else f"; {tiles.describe()}"
 
 
 def _phases(plan: ConvPlan, per_phase: str = "one tap set") -> str:

@@ -14,18 +14,32 @@ f16/bf16: col and weight stay in the input type; batch_matmul extends them
 to the (f32) accumulator's type per element.
 
 A long 1D kernel (wav2vec2's k=128, C/G=48) is the natural case: K = 6144.
+
+Blocked (`blocking`): an f32 im2col matrix of at least `BLOCKED_MIN_BYTES`
+is written straight in the tiled layout of a `linalg.batch_mmt4d` (the layout
+IREE's data tiling packs a GEMM operand into, here with Mt = Nt = 16, Kt = 1):
+  rhs[g, (n, *o', w1), (c, *k), n0] = x[n, g*Cg + c, ..., (w1*16 + n0)*s + k*r]
+(o' the outer output dims, the last one split as w1*16 + n0 and padded up to
+a multiple of 16: the input gets the extra columns as zeros),
+  lhs[g, m1, (c, *k), m0] = weight[g*Fg + m1*16 + m0, c, *k]   (zero rows up to 16),
+  out[g, m1, n1, m0, n0] = sum lhs * rhs (batch_mmt4d), transposed to
+[G, Fg, N, *O] and cropped. IREE would otherwise fuse the im2col into its
+pack as one store per element (wav2vec2: 98 MB in 36 ms at 1 thread), and
+over 64 MiB its local-task driver maps the transient afresh on every call.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, tensor
 
 from torch_grouped_conv.rewrite.emit import builders
 from torch_grouped_conv.rewrite.emit.layout import (
+    add_tensors,
     element_type_of,
     extract,
     merge_groups,
@@ -36,7 +50,7 @@ from torch_grouped_conv.rewrite.emit.layout import (
     transpose,
 )
 from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, is_phased
-from torch_grouped_conv.rewrite.plan import Case, ConvPlan
+from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
 from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
 
@@ -93,6 +107,9 @@ def decline_im2col(plan: ConvPlan) -> str | None:
 def emit_im2col(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if is_phased(plan):
         return emit_im2col_phases(plan, x, w, acc)
+    tiles = blocking(plan)
+    if tiles is not None:
+        return blocked_gemm(plan, tiles, x, w, acc)
     n, _, *out = sizes(acc)  # ints, or tensor.dim values for a dynamic batch or spatial dim
     return grouped_gemm(plan.spec.groups, w, im2col(plan, x, tuple(out)), acc, n, out)
 
@@ -163,6 +180,109 @@ def tap_progressions(tap_set: TapSet) -> list[tuple[int, int, int, int, int]]:
         found.append((pairs[0][0], k_step, pairs[0][1], o_step, len(pairs)))
     assert len(tap_set.taps) == math.prod(c for *_, c in found)
     return found
+
+
+# From this size on (bytes) an f32 im2col matrix is written in the GEMM's tiled
+# layout (`blocked_gemm`). Measured (AMD EPYC Zen 4, quiet; docs/performance.md,
+# "Large im2col matrices"): wav2vec2's 98 MB and r3d_18's 347 MB faster at 1 and 2
+# threads; below ~8 MB (the 7x7 stem, grouped convs at 14^2 - 56^2) mixed or slower.
+BLOCKED_MIN_BYTES = 32 * 2**20
+BLOCK = 16  # rows and columns per tile (Mt = Nt; Kt = 1): IREE's f32 tile on AVX-512
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """The tiled GEMM of a blocked im2col (module docstring): `col_bytes` the
+    plain im2col matrix's size, `m_tiles` / `n_tiles` the tile counts per group
+    (Fg and N*prod(O) rounded up, the last output dim per row)."""
+
+    col_bytes: int
+    m_tiles: int
+    n_tiles: int
+
+    def describe(self) -> str:
+        return (f"im2col matrix {self.col_bytes / 2**20:.0f} MiB, written in {BLOCK}x{BLOCK} GEMM tiles "
+                f"(batch_mmt4d)")
+
+
+def blocking(plan: ConvPlan) -> Blocking | None:
+    """The tiled form for a plan's im2col GEMM, or None for the plain one: f32,
+    forward, static shapes, the last output dim at least `BLOCK`, an im2col
+    matrix of at least `BLOCKED_MIN_BYTES`."""
+    spec = plan.spec
+    dims = (*spec.result.shape, *group_channels(spec), *plan.kernel)
+    if spec.input.dtype != "f32" or plan.quant is not None or spec.transposed or None in dims:
+        return None
+    n, _, *out, c_group, f_group = [d for d in dims if d is not None][:len(dims) - len(plan.kernel)]
+    col_bytes = 4 * spec.groups * c_group * math.prod(plan.kernel_sizes) * n * math.prod(out)
+    if out[-1] < BLOCK or col_bytes < BLOCKED_MIN_BYTES:
+        return None
+    rows = n * math.prod(out[:-1])
+    return Blocking(col_bytes, -(-f_group // BLOCK), rows * -(-out[-1] // BLOCK))
+
+
+def blocked_gemm(plan: ConvPlan, tiles: Blocking, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
+    """acc + the conv of the padded input x [N,C,*Sp] with w [F,Cg,*k] as one
+    batch_mmt4d over tiled operands (module docstring, "Blocked")."""
+    groups, kernel, elem = plan.spec.groups, plan.kernel_sizes, element_type_of(acc)
+    stride, dilation = plan.window.stride, plan.window.dilation
+    n, f, *out = shape(acc)
+    d, c_group, f_group = len(kernel), shape(w)[1], f // groups
+    row_tiles = -(-out[-1] // BLOCK)
+    width = (row_tiles * BLOCK - 1) * stride[-1] + (kernel[-1] - 1) * dilation[-1] + 1
+    x = builders.pad_spatial(x, [0] * d, [0] * (d - 1) + [max(0, width - shape(x)[-1])])
+    k = c_group * math.prod(kernel)
+    rhs = tiled_columns(builders.expand(x, 1, groups), kernel, stride, dilation, [*out[:-1], row_tiles])
+    rhs = reshape(rhs, [[0], list(range(1, 2 + d)), list(range(2 + d, 3 + 2 * d)), [3 + 2 * d]],
+                  [groups, tiles.n_tiles, k, BLOCK])
+    lhs = tiled_weight(w, groups, tiles.m_tiles)
+    init = builders.init_accumulator([groups, tiles.m_tiles, tiles.n_tiles, BLOCK, BLOCK], elem)
+    product = linalg.batch_mmt4d(unit_inner(lhs), unit_inner(rhs), outs=[init])
+    y = transpose(product, (0, 1, 3, 2, 4))  # [G, M1, Mt, N1, Nt]
+    padded_f = tiles.m_tiles * BLOCK
+    y = reshape(y, [[0], [1, 2], [3], [4]], [groups, padded_f, tiles.n_tiles, BLOCK])
+    y = reshape(y, [[0], [1], list(range(2, 3 + d)), [3 + d]], [groups, padded_f, n, *out[:-1], row_tiles, BLOCK])
+    y = reshape(y, [[0], [1], *([i] for i in range(2, 2 + d)), [2 + d, 3 + d]],
+                [groups, padded_f, n, *out[:-1], row_tiles * BLOCK])
+    y = extract(y, [0] * (3 + d), [groups, f_group, n, *out], [1] * (3 + d))  # [G,Fg,N,*O]
+    y = reshape(y, [[0, 1], *([i] for i in range(2, 3 + d))], [f, n, *out])
+    return add_tensors(acc, transpose(y, nf_swap(2 + d)))
+
+
+def tiled_columns(xg: ir.Value, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+                  outer: Sequence[int]) -> ir.Value:
+    """xg [N,G,Cg,*Sp] -> [G, N, *O', W1, Cg, *k, Nt]: loops (g, n, *o', w1, c, *k, t)
+    read xg[n, g, c, o_i*s_i + k_i*r_i ..., (w1*Nt + t)*s + k*r]."""
+    d = len(kernel)
+    n, _, c_group = shape(xg)[:3]
+    loops = builders.dim_exprs(4 + 2 * d)
+    g, nd, outs, c, ks, t = loops[0], loops[1], loops[2:2 + d], loops[2 + d], loops[3 + d:3 + 2 * d], loops[-1]
+    columns = [o * s + kk * r for o, kk, s, r in zip(outs[:-1], ks[:-1], stride[:-1], dilation[:-1], strict=True)]
+    columns.append((outs[-1] * BLOCK + t) * stride[-1] + ks[-1] * dilation[-1])
+    read = builders.affine_map(4 + 2 * d, [nd, g, c, *columns])
+    groups = shape(xg)[1]
+    empty = tensor.empty([groups, n, *outer, c_group, *kernel, BLOCK], element_type_of(xg))
+    return parallel_generic([xg], empty, [read, ir.AffineMap.get_identity(4 + 2 * d)], lambda args: args[0])
+
+
+def tiled_weight(w: ir.Value, groups: int, m_tiles: int) -> ir.Value:
+    """w [F,Cg,*k] -> [G, M1, Cg*prod(k), Mt]: loops (g, m1, c, *k, t) read
+    w[g, m1*Mt + t, c, *k] of w as [G, Fg (zero rows up to M1*Mt), Cg, *k]."""
+    wg = builders.expand(w, 0, groups)  # [G,Fg,Cg,*k]
+    _, f_group, c_group, *kernel = shape(wg)
+    d = len(kernel)
+    wg = builders.pad_spatial(wg, [0] * (2 + d), [m_tiles * BLOCK - f_group] + [0] * (1 + d))
+    loops = builders.dim_exprs(4 + d)
+    read = builders.affine_map(4 + d, [loops[0], loops[1] * BLOCK + loops[-1], loops[2], *loops[3:3 + d]])
+    empty = tensor.empty([groups, m_tiles, c_group, *kernel, BLOCK], element_type_of(w))
+    tiled = parallel_generic([wg], empty, [read, ir.AffineMap.get_identity(4 + d)], lambda args: args[0])
+    return reshape(tiled, [[0], [1], list(range(2, 3 + d)), [3 + d]], [groups, m_tiles, c_group * math.prod(kernel), BLOCK])
+
+
+def unit_inner(tiled: ir.Value) -> ir.Value:
+    """[G, T, K, Bt] -> [G, T, K, Bt, 1]: batch_mmt4d's operand with Kt = 1."""
+    dims = shape(tiled)
+    return reshape(tiled, [[0], [1], [2], [3, 4]], [*dims, 1])
 
 
 # Below this K a grouped GEMM runs faster without IREE's data tiling (packing
