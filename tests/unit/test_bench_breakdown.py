@@ -70,7 +70,8 @@ def test_profiled_breakdown_of_a_real_module() -> None:
     assert build.conv_frames and all("conv.py" in f for f in build.conv_frames)
     kinds = breakdown.conv_dispatches(build.linalg_bytecode, build.flags, build.conv_frames)
     assert any(kinds.values()) and not all(kinds.values())  # the conv, and the softmax's reductions
-    result = breakdown.profile(build.vmfb, [x.numpy()], 1, kinds)
+    assert build.transient_bytes is not None  # static shapes: compiled as the runner compiles it
+    result = breakdown.profile(build.vmfb, [x.numpy()], 1, kinds, transient_bytes=build.transient_bytes)
     assert result.conv_dispatches >= 1 and result.other_dispatches >= 1
     assert result.conv_ms > 0 and result.other_ms > 0 and result.wall_ms >= 0.5 * (result.conv_ms + result.other_ms)
 

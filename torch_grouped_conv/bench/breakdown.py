@@ -138,8 +138,10 @@ class Breakdown:
 
 
 def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool],
-            calls: int = PROFILE_CALLS) -> Breakdown:
-    """Run `main` `calls` times under iree-benchmark-module with host-execution profiling."""
+            calls: int = PROFILE_CALLS, transient_bytes: int | None = None) -> Breakdown:
+    """Run `main` `calls` times under iree-benchmark-module with host-execution
+    profiling; a module that takes transient storage (`transient_bytes`) gets
+    one buffer of that size, as the runner passes it (runners/transients.py)."""
     driver = runtime_driver(threads)
     with tempfile.TemporaryDirectory(prefix="tgc_profile_") as tmp:
         module, prof = Path(tmp, "module.vmfb"), Path(tmp, "run.ireeprof")
@@ -149,6 +151,8 @@ def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str
             path = Path(tmp, f"input{i}.npy")
             np.save(path, np.ascontiguousarray(array))
             input_flags.append(f"--input=@{path}")
+        if transient_bytes is not None:
+            input_flags.append(f"--input=&{max(transient_bytes, 1)}xi8")  # a buffer the tool allocates once
         thread_flags = runtime_thread_flags(threads) if driver == "local-task" else []
         command = [_runtime_tool("iree-benchmark-module"), f"--module={module}", f"--device={driver}",
                    "--function=main", *input_flags, *thread_flags,

@@ -432,7 +432,8 @@ def _profile(variants: list[Variant], workload: Workload, threads: int, kinds: d
     assert auto is not None
     try:
         inputs = [t.numpy() for t in workload.inputs]
-        return breakdown.profile(auto.info["build"].vmfb, inputs, threads, kinds, calls).to_dict()
+        build = auto.info["build"]
+        return breakdown.profile(build.vmfb, inputs, threads, kinds, calls, build.transient_bytes).to_dict()
     except Exception as e:  # noqa: BLE001 - reported
         return {"error": f"{type(e).__name__}: {str(e)[:400]}"}
 

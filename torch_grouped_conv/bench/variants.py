@@ -42,8 +42,9 @@ from torch_grouped_conv import api
 from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.breakdown import conv_frames
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
-from torch_grouped_conv.runners.iree import compile_to_vmfb, runtime_config
+from torch_grouped_conv.runners.iree import Entry, compile_for, has_dynamic_dims, runtime_config
 from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver
+from torch_grouped_conv.runners.transients import upload
 
 PYTORCH = "pytorch"
 ORT = "ort"
@@ -173,6 +174,7 @@ class IreeBuild:
     strategies_used: dict[str, int]
     warnings: str
     conv_frames: set[str]  # innermost locations of the module's convolutions (breakdown.py)
+    transient_bytes: int | None = None  # @main's transient storage, as the runner passes it (runners/transients.py)
 
 
 def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
@@ -186,8 +188,9 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
     for decision in report.lowered:
         key = f"{decision.strategy}/{decision.case}"
         used[key] = used.get(key, 0) + 1
-    vmfb, warning_text = compile_to_vmfb(module, flags)
-    return IreeBuild(vmfb, module_bytecode(module), list(flags), used, warning_text, frames)
+    done = compile_for(module, flags, transients=not has_dynamic_dims(module))  # as the `iree` runner compiles it
+    return IreeBuild(done.vmfb, module_bytecode(module), list(flags), used, done.warnings, frames,
+                     done.transient_bytes)
 
 
 def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Sequence[str] = ()) -> Variant:
@@ -198,16 +201,12 @@ def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Seq
         driver = runtime_driver(threads)
         config = knob_config(driver, runtime_flags) if runtime_flags and driver == "local-task" \
             else runtime_config(driver)
-        context = iree_rt.SystemContext(config=config)
-        vm_module = iree_rt.VmModule.copy_buffer(context.instance, build.vmfb)
-        context.add_vm_module(vm_module)
-        function = context.modules[vm_module.name]["main"]
-        args = [iree_rt.asdevicearray(config.device, np.ascontiguousarray(as_numpy(t))) for t in inputs]
+        entry = Entry(build.vmfb, config)  # called as the `iree` runner calls it, transient storage included
+        args = [upload(config.device, np.ascontiguousarray(as_numpy(t))) for t in inputs]
 
         def call() -> object:
-            return function(*args)
+            return entry(*args)
 
-        call.keep_alive = context  # type: ignore[attr-defined]  # the function's module lives in it
         return Instance(call, lambda: to_float64(first(call())))
 
     info: dict[str, Any] = {"strategies_used": build.strategies_used, "iree_flags": build.flags}

@@ -33,6 +33,13 @@ from torch_grouped_conv.runners.iree_flags import (
 )
 from torch_grouped_conv.runners.signature import Signature, read_signature
 from torch_grouped_conv.runners.target import HOST, Target, check_target
+from torch_grouped_conv.runners.transients import (
+    TransientPool,
+    invoke,
+    module_transient_size,
+    transient_size,
+    with_transient_storage,
+)
 
 # The device: IREE's local HAL with llvm-cpu executables.
 DEVICE_FLAGS = ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu"]
@@ -70,6 +77,11 @@ def has_bf16_boundary(module: ir.Module) -> bool:
     """Whether a top-level function takes or returns bf16 values (tensors or scalars)."""
     return any(isinstance(t.element_type if isinstance(t, ir.ShapedType) else t, ir.BF16Type)
                for t in boundary_types(module))
+
+
+def has_dynamic_dims(module: ir.Module) -> bool:
+    """Whether a top-level function takes or returns a tensor with any dynamic dim."""
+    return any(isinstance(t, ir.RankedTensorType) and not t.has_static_shape for t in boundary_types(module))
 
 
 def has_dynamic_inner_dims(module: ir.Module) -> bool:
@@ -157,6 +169,7 @@ class Compilation:
     target: Target
     threads: int | None
     source: bytes | None = None
+    transient_bytes: int | None = None  # @main takes transient storage of this size (runners/transients.py)
 
     def command(self, source: str = "input.mlirbc", output: str = "module.vmfb") -> str:
         """The command line that reproduces this compile by hand."""
@@ -169,7 +182,8 @@ def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> 
     `extra_flags` are the tuning flags on top of the target flags; None means
     the default set, `default_flags(module)`: `iree_flags.TUNED` (measured on
     whole networks, see docs/performance.md), or `TUNED_DYNAMIC` for modules
-    with dynamic inner dims; [] means none.
+    with dynamic inner dims; [] means none. IREE's plain ABI (no transient
+    storage argument): what `tgc.save` writes and iree-run-module calls.
     """
     vmfb, warnings, _ = compile_module(module, extra_flags)
     return vmfb, warnings
@@ -186,10 +200,14 @@ def compile_module(module: ir.Module, extra_flags: list[str] | None = None) -> t
 
 
 def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target: Target = HOST,
-                threads: int | None = None, keep_source: bool = False) -> Compilation:
+                threads: int | None = None, keep_source: bool = False, transients: bool = False) -> Compilation:
     """`compile_module` for `target` (checked first: `target.check_target`),
     for `threads` workers (`iree_flags.compile_thread_flags`), returning the
-    whole record of the compile (`Compilation`)."""
+    whole record of the compile (`Compilation`). `transients`: `@main` takes
+    its transient storage from the caller (runners/transients.py; static
+    shapes only)."""
+    if transients and has_dynamic_dims(module):
+        raise InputError("external transients need static shapes: this module has dynamic dims")
     check_target(target, DEVICE_FLAGS)
     tuning = default_flags(module, target) if extra_flags is None else list(extra_flags)
     flags = (target_flags(target) + (BF16_FLAGS if has_bf16_boundary(module) else [])
@@ -198,18 +216,26 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
     hinted, tiles = hint_data_tiling(module)
     if not tiles:
         flags = untiled
-    source = module_bytecode(hinted)
+    source = iree_source(hinted, transients)
     try:
         vmfb, warnings = _run_iree_compile(source, flags)
-        return Compilation(vmfb, warnings, tuple(flags), None, target, threads, source if keep_source else None)
+        return Compilation(vmfb, warnings, tuple(flags), None, target, threads, source if keep_source else None,
+                           module_transient_size(vmfb) if transients else None)
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
-    source = module_bytecode(module)
+    source = iree_source(module, transients)
     vmfb, warnings = _run_iree_compile(source, untiled)
-    return Compilation(vmfb, warnings, tuple(untiled), failure, target, threads, source if keep_source else None)
+    return Compilation(vmfb, warnings, tuple(untiled), failure, target, threads, source if keep_source else None,
+                       module_transient_size(vmfb) if transients else None)
+
+
+def iree_source(module: ir.Module, transients: bool) -> bytes:
+    """iree-compile's input: the module's bytecode, with the transient storage argument when asked."""
+    source = module_bytecode(module)
+    return with_transient_storage(source) if transients else source
 
 
 def _run_iree_compile(module: ir.Module | bytes, flags: list[str]) -> tuple[bytes, str]:
@@ -281,34 +307,60 @@ def trim_device_caches() -> None:
         device.allocator.trim()
 
 
+class Entry:
+    """`entry` of an IREE module (vmfb) loaded in a context of its own on
+    `config`'s device; called with arrays (or `transients.upload` views), it
+    returns device arrays. A function that takes transient storage
+    (runners/transients.py) gets a buffer from its `pool` per call; the
+    others are called through iree.runtime's own invoker. Thread-safe."""
+
+    def __init__(self, vmfb: bytes, config: iree_rt.Config, entry: str = "main"):
+        self.context = iree_rt.SystemContext(config=config)
+        vm_module = iree_rt.VmModule.copy_buffer(self.context.instance, vmfb)
+        self.context.add_vm_module(vm_module)
+        self.function = vm_module.lookup_function(entry)
+        size = transient_size(self.function)  # InputError for an input-dependent size
+        self.pool = None if size is None else TransientPool(config.device, size)
+        self._invoker = self.context.modules[vm_module.name][entry]
+
+    def __call__(self, *inputs: np.ndarray | iree_rt.HalBufferView) -> list[iree_rt.DeviceArray]:
+        if self.pool is not None:
+            return invoke(self.context, self.function, self.pool, inputs)
+        outputs = self._invoker(*inputs)
+        return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+
+
 class VmfbProgram:
     """An IREE module (vmfb) loaded on this machine, its `entry` callable many
     times; inputs are checked against `signature` before each call."""
 
     def __init__(self, vmfb: bytes, signature: Signature, entry: str = "main", threads: int | None = None):
         self.vmfb, self.signature, self.threads = vmfb, signature, threads
-        self._context = iree_rt.SystemContext(config=program_config(threads))
-        vm_module = iree_rt.VmModule.copy_buffer(self._context.instance, self.vmfb)
-        self._context.add_vm_module(vm_module)
-        self._function = self._context.modules[vm_module.name][entry]
+        self._entry: Entry | None = Entry(vmfb, program_config(threads), entry)
         _LOADED.add(self)
+
+    @property
+    def transient_buffers(self) -> int:
+        """Transient storage buffers this program holds (one per call ever in flight at once; 0 without the argument)."""
+        return 0 if self._entry is None or self._entry.pool is None else self._entry.pool.count
 
     def release(self) -> None:
         """Drop this program's IREE runtime objects (at exit: `release_at_exit`); it cannot be called after."""
-        self._function = self._context = None
+        self._entry = None
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         self.signature.check_inputs(inputs)  # InputError: dtype, rank, static dims, count
-        outputs = self._function(*self.signature.as_storage(inputs))
-        if not isinstance(outputs, (tuple, list)):
-            outputs = (outputs,)
+        assert self._entry is not None, "released: called after the interpreter began to exit"
+        outputs = self._entry(*self.signature.as_storage(inputs))
         return self.signature.as_model([np.asarray(o.to_host()) for o in outputs])
 
 
 class IreeProgram(VmfbProgram):
     """`main` of a linalg-on-tensors module compiled by IREE for this machine
     (`target`: the host by default, or another CPU of the same architecture)
-    and `threads`, callable many times. `compilation` records the compile."""
+    and `threads`, callable many times. `compilation` records the compile.
+    A module with static shapes takes its transient storage from the runner
+    (runners/transients.py): one buffer per call in flight, reused."""
 
     def __init__(self, module: ir.Module, entry: str = "main", extra_flags: list[str] | None = None,
                  threads: int | None = None, target: Target = HOST):
@@ -317,7 +369,9 @@ class IreeProgram(VmfbProgram):
             raise InputError(f"target {target.describe()} cannot run on this {HOST.arch} machine; "
                              "compile it to a file with tgc.save(module, path, target=...) and run it there")
         program_config(threads)  # an impossible thread count fails here, before the compile
-        self.compilation = compile_for(module, extra_flags, target, check_threads(threads))
+        # static shapes: @main takes its transient storage from the runner (runners/transients.py)
+        self.compilation = compile_for(module, extra_flags, target, check_threads(threads),
+                                       transients=not has_dynamic_dims(module))
         self.compile_warnings = self.compilation.warnings
         # why the default data tiling was dropped (see compile_module), else None
         self.data_tiling_fallback = self.compilation.data_tiling_fallback

@@ -1,0 +1,103 @@
+"""External transients (runners/transients.py): the `iree` runner compiles a
+static module so that `@main` takes its transient storage from the caller,
+and keeps one buffer per call in flight, reused: results equal PyTorch's,
+sequential calls reuse one buffer, threads get their own, memory stays
+flat. Dynamic modules and saved modules keep IREE's plain ABI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.export import Dim
+
+import torch_grouped_conv as tgc
+from tests.support.threads import run_in_threads
+from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.runners import iree
+from torch_grouped_conv.runners.common import module_bytecode
+from torch_grouped_conv.runners.transients import MIN_BYTES, module_transient_size, with_transient_storage
+
+
+def conv_1d() -> tuple[torch.nn.Module, torch.Tensor]:
+    """A grouped 1D conv with a long kernel: its im2col matrix (4 x 16*64 x 257 f32, 4 MiB) is a transient."""
+    torch.manual_seed(0)
+    return torch.nn.Conv1d(64, 64, 64, padding=32, groups=4).eval(), torch.randn(1, 64, 256)
+
+
+@pytest.fixture(scope="module")
+def program() -> tuple[torch.nn.Module, torch.Tensor, iree.IreeProgram]:
+    model, x = conv_1d()
+    return model, x, iree.IreeProgram(tgc.compile(model, x))
+
+
+def test_a_static_module_takes_its_transients_from_the_runner(program) -> None:
+    model, x, compiled = program
+    size = compiled.compilation.transient_bytes
+    assert size is not None and size >= 4 * 4 * 16 * 64 * 257  # at least the im2col matrix
+    with torch.no_grad():
+        expected = model(x).numpy()
+    for _ in range(5):
+        [y] = compiled(x.numpy())
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    assert compiled.transient_buffers == 1  # five calls, one after the other: one buffer
+
+
+def test_threads_calling_at_once_get_a_buffer_each(program) -> None:
+    model, x, compiled = program
+    inputs = [torch.randn(1, 64, 256) for _ in range(4)]
+    with torch.no_grad():
+        expected = [model(t).numpy() for t in inputs]
+    failures: list[str] = []
+
+    def worker(k: int) -> None:
+        for _ in range(10):
+            [y] = compiled(inputs[k].numpy())
+            if not np.allclose(y, expected[k], rtol=1e-4, atol=1e-5):
+                failures.append(f"thread {k}: max |diff| {np.abs(y - expected[k]).max()}")
+
+    run_in_threads(worker, len(inputs))
+    assert failures == []
+    assert 1 <= compiled.transient_buffers <= len(inputs)
+
+
+def test_dynamic_modules_keep_the_plain_abi() -> None:
+    model, x = conv_1d()
+    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    compiled = iree.IreeProgram(module)
+    assert compiled.compilation.transient_bytes is None and compiled.transient_buffers == 0
+    with torch.no_grad():
+        np.testing.assert_allclose(compiled(x.numpy())[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(InputError, match="static shapes"):
+        iree.compile_for(module, transients=True)
+
+
+def test_saved_modules_keep_the_plain_abi(tmp_path) -> None:
+    """`tgc.save` writes inputs-in, results-out: iree-run-module and other runtimes call it as it is."""
+    model, x = conv_1d()
+    path = tmp_path / "conv.vmfb"
+    tgc.save(tgc.compile(model, x), path)
+    assert module_transient_size(path.read_bytes()) is None
+    with torch.no_grad():
+        np.testing.assert_allclose(tgc.load(path)(x)[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_input_dependent_transient_size_is_refused() -> None:
+    """A module compiled elsewhere with the argument and dynamic shapes: its size is a function of the inputs."""
+    model, x = conv_1d()
+    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    source = with_transient_storage(module_bytecode(module))
+    vmfb, _ = iree._run_iree_compile(source, iree.target_flags() + iree.default_flags(module))
+    with pytest.raises(InputError, match="input-dependent size"):
+        iree.Entry(vmfb, iree.program_config(1))
+
+
+def test_a_small_module_takes_the_argument_too() -> None:
+    """A 1x1 conv on 4x4: whatever its transient size (possibly 0), the pool's buffer has at least MIN_BYTES."""
+    torch.manual_seed(0)
+    model, x = torch.nn.Conv2d(4, 4, 1, bias=False).eval(), torch.randn(1, 4, 4, 4)
+    compiled = iree.IreeProgram(tgc.compile(model, x))
+    assert compiled.compilation.transient_bytes is not None
+    with torch.no_grad():
+        np.testing.assert_allclose(compiled(x.numpy())[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
+    assert compiled.transient_buffers == 1 and MIN_BYTES == 64
