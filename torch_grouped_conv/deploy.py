@@ -51,7 +51,7 @@ class Saved:
 
 
 def save(module: ir.Module, path: str | os.PathLike[str], target: Target | None = None, threads: int | None = None,
-         report: RewriteReport | str | None = LAST, keep_source: bool = False) -> Saved:
+         report: RewriteReport | str | None = LAST, keep_source: bool = False, transients: bool = False) -> Saved:
     """Compile `module` (linalg-on-tensors, entry `@main`, from any frontend)
     with iree-compile for `target` (default: this machine) and `threads`
     (None: IREE's default), and write `path` (the vmfb) and `path + ".json"`.
@@ -59,9 +59,13 @@ def save(module: ir.Module, path: str | os.PathLike[str], target: Target | None 
     `report`: the RewriteReport to record (default: the last one made in
     this thread, `tgc.last_report()`; None records none). `keep_source`
     also writes the exact iree-compile input to `path + ".mlirbc"`.
+    `transients`: `@main` takes a last `!hal.buffer` argument that holds
+    every transient of a call (static shapes only; its size is the sidecar's
+    `runtime.transient_bytes`; `tgc.load` passes it, one reused buffer per
+    call in flight; runners/transients.py). Default: IREE's plain ABI.
     Checked before the long work (InputError, nothing written): the output
     folder, the module's form and signature, the target (a small probe
-    compile), `threads`. Files are written atomically.
+    compile), `threads`, static shapes for `transients`. Files are written atomically.
     """
     out = Path(path)
     if out.is_dir():
@@ -72,7 +76,7 @@ def save(module: ir.Module, path: str | os.PathLike[str], target: Target | None 
     if not isinstance(chosen, Target):
         raise InputError(f"target={target!r}: give a tgc.Target(triple=..., cpu=..., features=...), or None for the host")
     signature = read_signature(module)
-    compilation = compile_for(module, None, chosen, check_threads(threads), keep_source)
+    compilation = compile_for(module, None, chosen, check_threads(threads), keep_source, bool(transients))
     record = make_record(out, compilation, signature, "main", _report_record(report))
     kept = source_path(out) if compilation.source is not None else None
     write_atomically(out, compilation.vmfb)
@@ -112,11 +116,12 @@ class DeployOptions:
     threads: int | None = None
     keep_source: bool = False
     verbose: bool = False
+    transients: bool = False
 
     @property
     def given(self) -> bool:
         """Whether any option that only an IREE module output uses was given."""
-        return self.target != HOST or self.threads is not None or self.keep_source
+        return self.target != HOST or self.threads is not None or self.keep_source or self.transients
 
     def wants_vmfb(self, output: Path | None, output_type: str | None) -> bool:
         """Whether to write an IREE module (by `-o X.vmfb` or `--output-type
@@ -131,8 +136,8 @@ class DeployOptions:
         if vmfb and output is None:
             raise InputError("--output-type vmfb writes a binary file; give -o model.vmfb")
         if not vmfb and self.given:
-            raise InputError("--target-triple/--target-cpu/--target-cpu-features/--threads/--keep-source apply to an "
-                             "IREE module output; add -o model.vmfb")
+            raise InputError("--target-triple/--target-cpu/--target-cpu-features/--threads/--keep-source/"
+                             "--external-transients apply to an IREE module output; add -o model.vmfb")
         if vmfb:
             assert output is not None
             for each in (output, sidecar_path(output)):
@@ -143,7 +148,8 @@ class DeployOptions:
     def write(self, module: ir.Module, output: Path, report: RewriteReport | None, echo: Any) -> Saved:
         """`save` the module; `echo` (a print function) says what was written,
         and with `verbose` the iree-compile command line and target."""
-        saved = save(module, output, self.target, self.threads, report=report, keep_source=self.keep_source)
+        saved = save(module, output, self.target, self.threads, report=report, keep_source=self.keep_source,
+                     transients=self.transients)
         echo(f"wrote {saved.path.name} ({saved.path.stat().st_size} bytes) for {self.target.describe()}, "
              f"flags and signature in {saved.sidecar.name}")
         if self.verbose:
@@ -151,6 +157,9 @@ class DeployOptions:
             if saved.source is None:
                 echo("  (INPUT.mlir: the linalg module; --keep-source writes the exact input, with the runner's "
                      "data-tiling hints, beside the module)")
+            if saved.compilation.transient_bytes is not None:
+                echo(f"@main takes its transient storage as a last argument: a !hal.buffer of "
+                     f"{saved.compilation.transient_bytes} bytes")
             if saved.compilation.data_tiling_fallback is not None:
                 echo(f"data tiling dropped: {saved.compilation.data_tiling_fallback}")
         return saved
@@ -176,9 +185,14 @@ def add_deploy_arguments(parser: Any) -> None:
                         "(default: IREE's)")
     parser.add_argument("--keep-source", action="store_true",
                         help="also write the exact iree-compile input, OUTPUT.mlirbc")
+    parser.add_argument("--external-transients", action="store_true",
+                        help="@main takes its transient storage as a last !hal.buffer argument, of the size in the "
+                        ".json sidecar (static shapes only; default: IREE's plain ABI)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the iree-compile command line")
 
 
 def options_from_args(args: Any) -> DeployOptions:
     target = Target(triple=args.target_triple, cpu=args.target_cpu, features=args.target_cpu_features)
-    return DeployOptions(target, check_threads(args.threads), args.keep_source, args.verbose)
+    if args.external_transients and getattr(args, "dynamic_dim", None):
+        raise InputError("--external-transients needs static shapes; drop --dynamic-dim or --external-transients")
+    return DeployOptions(target, check_threads(args.threads), args.keep_source, args.verbose, args.external_transients)

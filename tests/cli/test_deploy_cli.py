@@ -14,6 +14,7 @@ import torch
 
 import torch_grouped_conv as tgc
 from tests.support.cli import model_source, run_cli, write_model
+from torch_grouped_conv.runners.transients import module_transient_size
 
 MODEL = model_source("Conv2d(4, 8, 3, groups=2)", "ReLU()", "Conv2d(8, 8, 3, groups=8)")
 
@@ -147,3 +148,30 @@ def test_readme_deploy_example_runs_as_written(capsys: pytest.CaptureFixture[str
     with torch.no_grad():
         expected = model(torch.from_numpy(np.load("x.npy"))).numpy()
     assert np.abs(np.load("y.npy") - expected).max() <= 1e-4 * np.abs(expected).max()  # as docs/models.md
+
+
+def test_external_transients_in_the_sidecar_and_on_load(capsys: pytest.CaptureFixture[str], model_file: Path,
+                                                        tmp_path: Path) -> None:
+    """--external-transients: @main takes its transient storage as a last argument, sized in the sidecar."""
+    out = tmp_path / "net.vmfb"
+    code, _, err = run_cli(capsys, "compile", f"{model_file}:make", "--input-shape", "1,4,10,10", "-o", str(out),
+                           "--external-transients", "--verbose")
+    assert code == 0, err
+    runtime = json.loads((tmp_path / "net.vmfb.json").read_text())["runtime"]
+    assert runtime["transient_bytes"] == module_transient_size(out.read_bytes()) is not None
+    assert f"a !hal.buffer of {runtime['transient_bytes']} bytes" in err and "iree.abi.transients" in runtime["note"]
+    x = torch.randn(1, 4, 10, 10)
+    np.testing.assert_allclose(tgc.load(out)(x)[0], reference(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--dynamic-dim", "0"], "--external-transients needs static shapes"),
+    ([], "apply to an IREE module output; add -o model.vmfb"),
+])
+def test_external_transients_refused_early(capsys: pytest.CaptureFixture[str], model_file: Path, tmp_path: Path,
+                                           extra: list[str], words: str) -> None:
+    output = ["-o", str(tmp_path / "net.vmfb")] if extra else []
+    code, _, err = run_cli(capsys, "compile", f"{model_file}:make", "--input-shape", "2,4,10,10", *output,
+                           "--external-transients", *extra)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == [model_file]

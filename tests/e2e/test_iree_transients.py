@@ -82,6 +82,27 @@ def test_saved_modules_keep_the_plain_abi(tmp_path) -> None:
         np.testing.assert_allclose(tgc.load(path)(x)[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_saved_with_transients_on_request(tmp_path) -> None:
+    """`tgc.save(..., transients=True)`: the sidecar has the size, `tgc.load` passes the buffer."""
+    import json
+
+    model, x = conv_1d()
+    path = tmp_path / "conv.vmfb"
+    saved = tgc.save(tgc.compile(model, x), path, transients=True)
+    size = module_transient_size(path.read_bytes())
+    assert size is not None and json.loads(saved.sidecar.read_text())["runtime"]["transient_bytes"] == size
+    with torch.no_grad():
+        np.testing.assert_allclose(tgc.load(path)(x)[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_saving_a_dynamic_module_with_transients_writes_nothing(tmp_path) -> None:
+    model, x = conv_1d()
+    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    with pytest.raises(InputError, match="static shapes"):
+        tgc.save(module, tmp_path / "conv.vmfb", transients=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_input_dependent_transient_size_is_refused() -> None:
     """A module compiled elsewhere with the argument and dynamic shapes: its size is a function of the inputs."""
     model, x = conv_1d()

@@ -81,6 +81,11 @@ def signature_from_record(record: dict[str, Any]) -> Signature:
     return Signature(tuple(spec(i) for i in record["inputs"]), tuple(spec(r) for r in record["results"]))
 
 
+RUNTIME_NOTE = "iree.runtime.load_vm_flatbuffer_file(vmfb, driver=...); see docs/usage.md (Deploy)"
+TRANSIENTS_NOTE = ("@main takes a last !hal.buffer argument of transient_bytes bytes (iree.abi.transients), "
+                   "reusable across calls, one per call in flight; tgc.load passes it; see docs/usage.md (Deploy)")
+
+
 def make_record(path: Path, compilation: Compilation, signature: Signature, entry: str,
                 report: dict[str, Any] | None) -> dict[str, Any]:
     """The sidecar's content for `compilation` written to `path`."""
@@ -94,7 +99,8 @@ def make_record(path: Path, compilation: Compilation, signature: Signature, entr
         "target": compilation.target.to_dict(),
         "threads": threads,
         "runtime": {"driver": runtime_driver(threads) if threads is not None else "local-task",
-                    "note": "iree.runtime.load_vm_flatbuffer_file(vmfb, driver=...); see docs/usage.md (Deploy)"},
+                    "transient_bytes": compilation.transient_bytes,
+                    "note": RUNTIME_NOTE if compilation.transient_bytes is None else TRANSIENTS_NOTE},
         "iree_compile": {
             "command": compilation.command(source, path.name),
             "flags": list(compilation.flags),

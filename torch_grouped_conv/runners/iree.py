@@ -318,7 +318,10 @@ class Entry:
         self.context = iree_rt.SystemContext(config=config)
         vm_module = iree_rt.VmModule.copy_buffer(self.context.instance, vmfb)
         self.context.add_vm_module(vm_module)
-        self.function = vm_module.lookup_function(entry)
+        function = vm_module.lookup_function(entry)
+        if function is None:
+            raise InputError(f"the IREE module has no function @{entry}")
+        self.function = function
         size = transient_size(self.function)  # InputError for an input-dependent size
         self.pool = None if size is None else TransientPool(config.device, size)
         self._invoker = self.context.modules[vm_module.name][entry]
