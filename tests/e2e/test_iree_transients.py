@@ -1,8 +1,10 @@
 """External transients (runners/transients.py): the `iree` runner compiles a
-static module so that `@main` takes its transient storage from the caller,
-and keeps one buffer per call in flight, reused: results equal PyTorch's,
-sequential calls reuse one buffer, threads get their own, memory stays
-flat. Dynamic modules and saved modules keep IREE's plain ABI."""
+static module with a large intermediate (`iree.wants_external_transients`,
+>= 16 MiB) so that `@main` takes its transient storage from the caller, and
+keeps one buffer per call in flight, reused: results equal PyTorch's,
+sequential calls reuse one buffer, threads get their own. Smaller modules
+(the rule; `transients=True` forces it here, to test on small modules),
+dynamic modules and saved modules keep IREE's plain ABI."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def conv_1d() -> tuple[torch.nn.Module, torch.Tensor]:
 @pytest.fixture(scope="module")
 def program() -> tuple[torch.nn.Module, torch.Tensor, iree.IreeProgram]:
     model, x = conv_1d()
-    return model, x, iree.IreeProgram(tgc.compile(model, x))
+    return model, x, iree.IreeProgram(tgc.compile(model, x), transients=True)
 
 
 def test_a_static_module_takes_its_transients_from_the_runner(program) -> None:
@@ -61,9 +63,24 @@ def test_threads_calling_at_once_get_a_buffer_each(program) -> None:
     assert 1 <= compiled.transient_buffers <= len(inputs)
 
 
+def test_the_rule_takes_large_intermediates_only() -> None:
+    """A 94 MiB im2col matrix (wav2vec2's positional conv) gets the argument; the 4 MiB one does not."""
+    model, x = conv_1d()
+    small = tgc.compile(model, x)
+    assert iree.largest_intermediate_bytes(small) < iree.TRANSIENTS_MIN_BYTES == 16 << 20
+    assert not iree.wants_external_transients(small)
+    assert iree.IreeProgram(small).compilation.transient_bytes is None
+    torch.manual_seed(0)
+    wav2vec2 = torch.nn.Conv1d(768, 768, 128, padding=64, groups=16).eval()
+    large = tgc.compile(wav2vec2, torch.randn(1, 768, 250))
+    assert iree.largest_intermediate_bytes(large) >= 4 * 768 * 128 * 251  # the im2col matrix, tiled or not
+    assert iree.wants_external_transients(large)
+
+
 def test_dynamic_modules_keep_the_plain_abi() -> None:
     model, x = conv_1d()
     module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    assert not iree.wants_external_transients(module)
     compiled = iree.IreeProgram(module)
     assert compiled.compilation.transient_bytes is None and compiled.transient_buffers == 0
     with torch.no_grad():
@@ -117,7 +134,7 @@ def test_a_small_module_takes_the_argument_too() -> None:
     """A 1x1 conv on 4x4: whatever its transient size (possibly 0), the pool's buffer has at least MIN_BYTES."""
     torch.manual_seed(0)
     model, x = torch.nn.Conv2d(4, 4, 1, bias=False).eval(), torch.randn(1, 4, 4, 4)
-    compiled = iree.IreeProgram(tgc.compile(model, x))
+    compiled = iree.IreeProgram(tgc.compile(model, x), transients=True)
     assert compiled.compilation.transient_bytes is not None
     with torch.no_grad():
         np.testing.assert_allclose(compiled(x.numpy())[0], model(x).numpy(), rtol=1e-4, atol=1e-5)

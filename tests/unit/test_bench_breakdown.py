@@ -7,9 +7,12 @@ import json
 import pytest
 import torch
 from torch import nn
+from torch_mlir import ir
 
 from torch_grouped_conv.bench import breakdown
 from torch_grouped_conv.bench.variants import compile_iree
+from torch_grouped_conv.importer import torch_context
+from torch_grouped_conv.runners.iree import compile_for
 
 CONV = '"/x/torch/nn/modules/conv.py":565:0'
 NORM = '"/x/torch/nn/modules/batchnorm.py":210:0'
@@ -63,15 +66,23 @@ class ConvNormSoftmax(nn.Module):
         return torch.softmax(y.flatten(1), dim=-1)
 
 
-def test_profiled_breakdown_of_a_real_module() -> None:
+@pytest.mark.parametrize("transients", [False, True])
+def test_profiled_breakdown_of_a_real_module(transients: bool) -> None:
+    """Profiled as the runner calls it: with transient storage (forced here: the module is small), one buffer."""
     torch.manual_seed(0)
     model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
     build = compile_iree(model, [x], "auto", [])
     assert build.conv_frames and all("conv.py" in f for f in build.conv_frames)
     kinds = breakdown.conv_dispatches(build.linalg_bytecode, build.flags, build.conv_frames)
     assert any(kinds.values()) and not all(kinds.values())  # the conv, and the softmax's reductions
-    assert build.transient_bytes is not None  # static shapes: compiled as the runner compiles it
-    result = breakdown.profile(build.vmfb, [x.numpy()], 1, kinds, transient_bytes=build.transient_bytes)
+    assert build.transient_bytes is None  # below the runner's threshold (iree.wants_external_transients)
+    vmfb, size = build.vmfb, None
+    if transients:
+        done = compile_for(ir.Module.parse(build.linalg_bytecode, context=torch_context()), build.flags,
+                           transients=True)
+        vmfb, size = done.vmfb, done.transient_bytes
+        assert size is not None
+    result = breakdown.profile(vmfb, [x.numpy()], 1, kinds, transient_bytes=size)
     assert result.conv_dispatches >= 1 and result.other_dispatches >= 1
     assert result.conv_ms > 0 and result.other_ms > 0 and result.wall_ms >= 0.5 * (result.conv_ms + result.other_ms)
 

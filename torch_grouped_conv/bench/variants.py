@@ -42,7 +42,7 @@ from torch_grouped_conv import api
 from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.breakdown import conv_frames
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
-from torch_grouped_conv.runners.iree import Entry, compile_for, has_dynamic_dims, runtime_config
+from torch_grouped_conv.runners.iree import Entry, compile_for, runtime_config, wants_external_transients
 from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver
 from torch_grouped_conv.runners.transients import upload
 
@@ -188,7 +188,7 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
     for decision in report.lowered:
         key = f"{decision.strategy}/{decision.case}"
         used[key] = used.get(key, 0) + 1
-    done = compile_for(module, flags, transients=not has_dynamic_dims(module))  # as the `iree` runner compiles it
+    done = compile_for(module, flags, transients=wants_external_transients(module))  # as the `iree` runner does
     return IreeBuild(done.vmfb, module_bytecode(module), list(flags), used, done.warnings, frames,
                      done.transient_bytes)
 

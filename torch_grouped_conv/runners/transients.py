@@ -12,9 +12,11 @@ of two workers serialize (wav2vec2's positional conv at 2 threads: 125 ->
 91 ms, docs/performance.md "Large im2col matrices"). Memory stays flat: one
 buffer per thread calling at once, for the program's life.
 
-Only modules with static shapes get the argument (their size is a
-constant); saved modules (`tgc.save`) keep IREE's plain ABI, inputs in and
-results out, for `iree-run-module` and other runtimes.
+The runner gives the argument to static modules with an intermediate of at
+least 16 MiB (`iree.wants_external_transients`): below that IREE's own pools
+serve the transients well and the extra ABI costs iree-compile ~0.1 s per
+module. Saved modules (`tgc.save`) keep IREE's plain ABI, inputs in and
+results out, for `iree-run-module` and other runtimes, unless asked.
 """
 
 from __future__ import annotations
