@@ -184,7 +184,7 @@ def tap_progressions(tap_set: TapSet) -> list[tuple[int, int, int, int, int]]:
 
 # From this size on (bytes) an f32 im2col matrix is written in the GEMM's tiled
 # layout (`blocked_gemm`). Measured (AMD EPYC Zen 4, quiet; docs/performance.md,
-# "Large im2col matrices"): wav2vec2's 98 MB and r3d_18's 347 MB faster at 1 and 2
+# "Large im2col matrices"): wav2vec2's 94 MiB and r3d_18's 331 MiB faster at 1 and 2
 # threads; below ~8 MB (the 7x7 stem, grouped convs at 14^2 - 56^2) mixed or slower.
 BLOCKED_MIN_BYTES = 32 * 2**20
 BLOCK = 16  # rows and columns per tile (Mt = Nt; Kt = 1): IREE's f32 tile on AVX-512
