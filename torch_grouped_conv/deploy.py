@@ -76,7 +76,7 @@ def save(module: ir.Module, path: str | os.PathLike[str], target: Target | None 
     if not isinstance(chosen, Target):
         raise InputError(f"target={target!r}: give a tgc.Target(triple=..., cpu=..., features=...), or None for the host")
     signature = read_signature(module)
-    compilation = compile_for(module, None, chosen, check_threads(threads), keep_source, bool(transients))
+    compilation = compile_for(module, None, chosen, check_threads(threads), keep_source, transients)
     record = make_record(out, compilation, signature, "main", _report_record(report))
     kept = source_path(out) if compilation.source is not None else None
     write_atomically(out, compilation.vmfb)

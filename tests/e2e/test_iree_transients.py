@@ -27,6 +27,11 @@ def conv_1d() -> tuple[torch.nn.Module, torch.Tensor]:
     return torch.nn.Conv1d(64, 64, 64, padding=32, groups=4).eval(), torch.randn(1, 64, 256)
 
 
+def dynamic_batch(model: torch.nn.Module, x: torch.Tensor) -> object:
+    """`model` compiled with a dynamic batch (example batch 2: torch.export specializes a size-1 dim)."""
+    return tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+
+
 @pytest.fixture(scope="module")
 def program() -> tuple[torch.nn.Module, torch.Tensor, iree.IreeProgram]:
     model, x = conv_1d()
@@ -79,7 +84,7 @@ def test_the_rule_takes_large_intermediates_only() -> None:
 
 def test_dynamic_modules_keep_the_plain_abi() -> None:
     model, x = conv_1d()
-    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    module = dynamic_batch(model, x)
     assert not iree.wants_external_transients(module)
     compiled = iree.IreeProgram(module)
     assert compiled.compilation.transient_bytes is None and compiled.transient_buffers == 0
@@ -114,7 +119,7 @@ def test_saved_with_transients_on_request(tmp_path) -> None:
 
 def test_saving_a_dynamic_module_with_transients_writes_nothing(tmp_path) -> None:
     model, x = conv_1d()
-    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    module = dynamic_batch(model, x)
     with pytest.raises(InputError, match="static shapes"):
         tgc.save(module, tmp_path / "conv.vmfb", transients=True)
     assert list(tmp_path.iterdir()) == []
@@ -123,7 +128,7 @@ def test_saving_a_dynamic_module_with_transients_writes_nothing(tmp_path) -> Non
 def test_an_input_dependent_transient_size_is_refused() -> None:
     """A module compiled elsewhere with the argument and dynamic shapes: its size is a function of the inputs."""
     model, x = conv_1d()
-    module = tgc.compile(model, torch.cat([x, x]), dynamic_shapes=({0: Dim("n", min=1, max=8)},))
+    module = dynamic_batch(model, x)
     source = with_transient_storage(module_bytecode(module))
     vmfb, _ = iree._run_iree_compile(source, iree.target_flags() + iree.default_flags(module))
     with pytest.raises(InputError, match="input-dependent size"):

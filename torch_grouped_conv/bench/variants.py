@@ -202,7 +202,7 @@ def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Seq
         config = knob_config(driver, runtime_flags) if runtime_flags and driver == "local-task" \
             else runtime_config(driver)
         entry = Entry(build.vmfb, config)  # called as the `iree` runner calls it, transient storage included
-        args = [upload(config.device, np.ascontiguousarray(as_numpy(t))) for t in inputs]
+        args = [upload(config.device, as_numpy(t)) for t in inputs]
 
         def call() -> object:
             return entry(*args)

@@ -249,20 +249,21 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
     hinted, tiles = hint_data_tiling(module)
     if not tiles:
         flags = untiled
+
+    def record(vmfb: bytes, warnings: str, used: list[str], failure: str | None, source: bytes) -> Compilation:
+        return Compilation(vmfb, warnings, tuple(used), failure, target, threads, source if keep_source else None,
+                           module_transient_size(vmfb) if transients else None)
+
     source = iree_source(hinted, transients)
     try:
-        vmfb, warnings = _run_iree_compile(source, flags)
-        return Compilation(vmfb, warnings, tuple(flags), None, target, threads, source if keep_source else None,
-                           module_transient_size(vmfb) if transients else None)
+        return record(*_run_iree_compile(source, flags), flags, None, source)
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
     source = iree_source(module, transients)
-    vmfb, warnings = _run_iree_compile(source, untiled)
-    return Compilation(vmfb, warnings, tuple(untiled), failure, target, threads, source if keep_source else None,
-                       module_transient_size(vmfb) if transients else None)
+    return record(*_run_iree_compile(source, untiled), untiled, failure, source)
 
 
 def iree_source(module: ir.Module, transients: bool) -> bytes:
