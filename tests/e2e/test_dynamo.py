@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
-from tests.support.models import expected_counts
+from tests.support.models import expected_counts, one_block_per_stage
 from torch_grouped_conv.frontends import dynamo
-from torch_grouped_conv.models import DemoNet, build_model
+from torch_grouped_conv.models import DemoNet
 from torch_grouped_conv.verify import compare
 
 SETUP_PY = Path(__file__).resolve().parents[2] / "setup.py"
@@ -61,7 +61,9 @@ def test_mixed_net_matches_eager(runtime: str) -> None:
 
 @pytest.mark.parametrize("name", ["resnext50_32x4d", "mobilenet_v2"])
 def test_torchvision_net_matches_eager(name: str) -> None:
-    model = build_model(f"torchvision:{name}")
+    """The one-block-per-stage forms: every convolution form of the full nets
+    (tests/e2e/test_models.py runs the full nets through torch.export)."""
+    model = one_block_per_stage(name)
     actual, expected = run_both(model, torch.randn(1, 3, 64, 64))
     assert_matches(actual, expected)
     assert dynamo.STATS["compiled"] == 1 and dynamo.STATS["fallbacks"] == 0

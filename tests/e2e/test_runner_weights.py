@@ -167,3 +167,33 @@ def test_a_bool_constant_is_hoisted() -> None:
     x = np.random.default_rng(1).random((64, 64)) > 0.5
     [y] = program(x)
     assert y.dtype == np.bool_ and np.array_equal(y, x | mask)
+
+
+class ScatterIntoInputAndWeight(torch.nn.Module):
+    """Results that are an input and a weight with a slice overwritten
+    (slice_scatter: a tensor.insert_slice into the argument, which the
+    bufferization would write in place into the caller's array or the shared
+    weight, were the arguments writable)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.arange(64 * 128, dtype=torch.float32).reshape(64, 128),
+                                        requires_grad=False)  # 8192 elements: hoisted
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        row = x[:1] * 2
+        return torch.slice_scatter(x, row, dim=0, start=3, end=4), torch.slice_scatter(self.table, row, 0, 5, 6)
+
+
+def test_calls_never_write_into_their_inputs_or_weights() -> None:
+    model = ScatterIntoInputAndWeight().eval()
+    x = torch.randn(64, 128)
+    program = RefBackendProgram(tgc.compile(model, x))
+    assert len(program.weights) == 1
+    given, table = x.numpy().copy(), model.table.numpy().copy()
+    for _ in range(2):
+        out, scattered = program(given)
+        expected_out, expected_scattered = model(torch.from_numpy(given))
+        assert np.array_equal(out, expected_out.numpy()) and np.array_equal(scattered, expected_scattered.numpy())
+        assert np.array_equal(given, x.numpy()), "the call wrote into its input"
+        assert np.array_equal(program.weights[0], table), "the call wrote into the shared weight"
