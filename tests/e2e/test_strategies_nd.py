@@ -87,9 +87,19 @@ def test_taps_3d_op_chain() -> None:
 
 
 def test_taps_1d_stride_deinterleaves_once() -> None:
-    """1D stride 2: one de-interleave generic, then the tap generic (5 taps)."""
+    """1D stride 2: one de-interleave (a linalg.transpose of column pairs), then the tap generic (5 taps)."""
     counts = emitted("1d_dw_k5_s2", "taps")
-    assert counts["linalg.generic"] == 2 + bias_adds("1d_dw_k5_s2") and counts["arith.mulf"] == 5, ir_of("1d_dw_k5_s2", "taps")
+    assert counts["linalg.transpose"] == 1, ir_of("1d_dw_k5_s2", "taps")
+    assert counts["linalg.generic"] == 1 + bias_adds("1d_dw_k5_s2") and counts["arith.mulf"] == 5, ir_of("1d_dw_k5_s2", "taps")
+
+
+def test_taps_deinterleave_cuts_unread_columns() -> None:
+    """Stride 3, 11 padded columns: the 3 output columns' taps read columns 0-8
+    (phases [3, 3]), so the input is cut to 9 columns (one more extract_slice)
+    before the transpose; C/G = 2 x 9 taps."""
+    counts = emitted("2d_grouped_k3_s3_cut", "taps")
+    assert counts["linalg.transpose"] == 1 and counts["tensor.extract_slice"] == 2 * 18 + 1, \
+        ir_of("2d_grouped_k3_s3_cut", "taps")
 
 
 def test_multiplier_taps_op_chain() -> None:

@@ -221,6 +221,8 @@ ND_GRID: dict[str, ConvConfig] = {
     "1d_conv_k3_few": nd(1, 3, 8, 1, 3, padding=1, batch=1),
     "3d_dw_k3": nd(3, 4, 4, 4, 3, padding=1),
     "3d_dw_k3_s2": nd(3, 4, 4, 4, 3, stride=2, padding=1, batch=1, bias=False),
+    # Column stride 3 over 9 + 2 padded columns: the de-interleave cuts the input to 3 x 3 columns.
+    "2d_grouped_k3_s3_cut": nd(2, 8, 8, 4, 3, stride=3, padding=1, batch=1),
     "3d_grouped_g2": nd(3, 8, 8, 2, 3, padding=1, batch=1),
     "3d_multiplier_m2": nd(3, 3, 6, 3, 3, padding=1, batch=1),
     "3d_conv1x1": nd(3, 6, 4, 1, 1),
