@@ -39,7 +39,7 @@ from torch_mlir.runtime import UnrankedMemRefDescriptor
 
 from torch_grouped_conv.errors import CompileError
 from torch_grouped_conv.runners.common import clone_module, run_pipeline
-from torch_grouped_conv.runners.signature import BF16, entry_function, read_signature
+from torch_grouped_conv.runners.signature import BF16, argument_attributes, entry_function, read_signature
 from torch_grouped_conv.runners.weights import MIN_ELEMENTS, hoist, plan_hoist
 
 RETURN_CALLBACK_PREFIX = "refbackend_consume_func_return_"
@@ -134,14 +134,11 @@ def read_only_arguments(module: ir.Module, entry: str = "main") -> None:
     arguments are the caller's arrays and the weights that every call and
     thread shares."""
     main = entry_function(module, entry)
-    count = len(main.body.blocks[0].arguments)
     with module.context:
-        old = list(ir.ArrayAttr(main.attributes["arg_attrs"])) if "arg_attrs" in main.attributes else []
-        old += [ir.DictAttr.get({})] * (count - len(old))
         read_only = ir.BoolAttr.get(False)
         main.attributes["arg_attrs"] = ir.ArrayAttr.get(
-            [ir.DictAttr.get({**{a.name: a.attr for a in ir.DictAttr(d)}, "bufferization.writable": read_only})
-             for d in old])
+            [ir.DictAttr.get({**{a.name: a.attr for a in attrs}, "bufferization.writable": read_only})
+             for attrs in argument_attributes(main)])
 
 
 class RefBackendProgram:

@@ -130,6 +130,14 @@ def entry_function(module: ir.Module | ir.Operation, entry: str = "main") -> fun
                      "(the entry every frontend of this package makes)")
 
 
+def argument_attributes(function: func.FuncOp) -> list[ir.DictAttr]:
+    """`function`'s `arg_attrs`, one dictionary per block argument (empty ones
+    for arguments it lists none for, e.g. arguments added after it was set)."""
+    count = len(function.body.blocks[0].arguments)
+    attrs = list(ir.ArrayAttr(function.attributes["arg_attrs"])) if "arg_attrs" in function.attributes else []
+    return [ir.DictAttr(a) for a in attrs] + [ir.DictAttr.get({})] * (count - len(attrs))
+
+
 def _spec(t: ir.Type, where: str) -> TensorSpec:
     text = str(t)
     if text.startswith("!torch."):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch_mlir import ir
 
-from torch_grouped_conv.runners.signature import entry_function
+from torch_grouped_conv.runners.signature import argument_attributes, entry_function
 
 # A tensor constant with at least this many elements becomes an argument.
 # 4096 f32 elements are 16 KB: every weight of a net's convs and linears
@@ -135,6 +135,4 @@ def hoist(module: ir.Module, plans: list[Hoisted], entry: str = "main") -> None:
         main.attributes["function_type"] = ir.TypeAttr.get(
             ir.FunctionType.get([a.type for a in block.arguments], signature.results))
         if "arg_attrs" in main.attributes:  # one dictionary per argument
-            attrs = list(ir.ArrayAttr(main.attributes["arg_attrs"]))
-            empty = [ir.DictAttr.get({})] * (len(block.arguments) - len(attrs))
-            main.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs + empty)
+            main.attributes["arg_attrs"] = ir.ArrayAttr.get(argument_attributes(main))
