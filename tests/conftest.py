@@ -7,11 +7,13 @@ put in an `xdist_group` (below) so that the tests sharing a compiled module
 in the same worker, and compile it once.
 """
 
-import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,21 +22,52 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+COMPILE_CACHE = "compile_cache"
+COMPILE_CACHE_KEY = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In a pytest-xdist worker, PyTorch computes on one thread: the workers
     already fill the cores (`make test`: JOBS = 2 on 2 cores), and two OpenMP
     pools spinning against each other cost CPU time the other worker needs (the
-    three strategy grid files: 2 workers, user time 5:44 -> 4:44, wall 188 -> 157 s)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    three strategy grid files: 2 workers, user time 5:44 -> 4:44, wall 188 -> 157 s).
+
+    The session's iree-compile results are shared by every test and worker
+    (tests/support/compile_cache.py): the controller makes the folder, hands
+    it to the workers and removes it at the end."""
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is None:
+        folder = tempfile.mkdtemp(prefix="torch_grouped_conv_test_compiles_")
+        config.stash[COMPILE_CACHE_KEY] = folder
+        if config.getoption("numprocesses", None):
+            return  # the workers run the tests
+    else:
         import torch
 
         torch.set_num_threads(1)
+        folder = worker_input[COMPILE_CACHE]
+    from tests.support import compile_cache
+
+    compile_cache.install(Path(folder))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: each worker gets the controller's compile cache folder."""
+    node.workerinput[COMPILE_CACHE] = node.config.stash[COMPILE_CACHE_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(COMPILE_CACHE_KEY, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
 def iree_command(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
     """`command(module, extra_flags=None)`: the iree-compile command line that
     runners.iree.compile_to_vmfb would run for `module` (iree-compile is not run)."""
+    from tests.support import compile_cache
     from torch_grouped_conv.runners import iree
 
     def command(module, extra_flags: list[str] | None = None) -> list[str]:
@@ -46,6 +79,7 @@ def iree_command(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
             return subprocess.CompletedProcess(cmd, 0, "", "")
 
         monkeypatch.setattr(iree.subprocess, "run", fake_run)
+        monkeypatch.setattr(iree, "invoke_iree_compile", compile_cache.UNCACHED)
         assert iree.compile_to_vmfb(module, extra_flags) == (b"vmfb", "")
         (cmd,) = seen
         return cmd

@@ -15,6 +15,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from iree import runtime as iree_rt
@@ -273,18 +274,39 @@ def iree_source(module: ir.Module, transients: bool) -> bytes:
 
 
 def _run_iree_compile(module: ir.Module | bytes, flags: list[str]) -> tuple[bytes, str]:
+    """The vmfb and the warnings of iree-compile on `module` with `flags`; a
+    failure raises CompileError with the tool's messages and a command that
+    reproduces it on a kept copy of the input."""
+    source = module if isinstance(module, bytes) else module_bytecode(module)
+    done = invoke_iree_compile(source, flags)
+    if done.returncode != 0:
+        kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
+        kept.write_bytes(source)
+        raise CompileError(
+            f"iree-compile failed:\n{done.stderr}\nreproduce with: iree-compile {kept} {' '.join(flags)}"
+        )
+    return done.vmfb, done.stderr
+
+
+class ToolRun(NamedTuple):
+    """One iree-compile run: its exit status, its output (empty on failure) and its stderr, stripped."""
+
+    returncode: int
+    vmfb: bytes
+    stderr: str
+
+
+def invoke_iree_compile(source: bytes, flags: list[str]) -> ToolRun:
+    """iree-compile on `source` (MLIR bytecode) with `flags`, in a temporary
+    folder. Its result depends on its arguments and the installed compiler
+    alone (the test suite shares results between tests by that: tests/support/compile_cache.py)."""
     with tempfile.TemporaryDirectory(prefix="torch_grouped_conv_iree_") as tmp:
-        source, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
-        source.write_bytes(module if isinstance(module, bytes) else module_bytecode(module))
-        command = [find_tool("iree-compile"), str(source), "-o", str(output), *flags]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
-            kept.write_bytes(source.read_bytes())
-            raise CompileError(
-                f"iree-compile failed:\n{done.stderr.strip()}\nreproduce with: iree-compile {kept} {' '.join(flags)}"
-            )
-        return output.read_bytes(), done.stderr.strip()
+        path, output = Path(tmp, "input.mlirbc"), Path(tmp, "module.vmfb")
+        path.write_bytes(source)
+        done = subprocess.run([find_tool("iree-compile"), str(path), "-o", str(output), *flags],
+                              capture_output=True, text=True)
+        vmfb = output.read_bytes() if done.returncode == 0 else b""
+        return ToolRun(done.returncode, vmfb, done.stderr.strip())
 
 
 _DEVICES: dict[tuple[str, tuple[str, ...]], iree_rt.HalDevice] = {}

@@ -1,0 +1,58 @@
+"""One iree-compile per (source, flags) in a test session, shared by the
+pytest-xdist workers through a folder (tests/conftest.py makes it and
+removes it at the end of the session).
+
+iree-compile's result depends on its input bytes and flags alone
+(`runners.iree.invoke_iree_compile`), and different tests compile the same
+module: `auto` and the strategy it picks emit the same IR, a case's module
+is compiled for its e2e and its deployment tests, in either worker. Failures
+are shared too: a test that expects one still gets the tool's messages,
+through the same code path as a fresh run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from torch_grouped_conv.runners import iree
+
+Invoke = Callable[[bytes, list[str]], iree.ToolRun]
+
+UNCACHED: Invoke = iree.invoke_iree_compile
+
+
+def key(source: bytes, flags: list[str]) -> str:
+    digest = hashlib.sha256("\0".join(flags).encode())
+    digest.update(b"\0\0")
+    digest.update(source)
+    return digest.hexdigest()
+
+
+def cached(directory: Path, invoke: Invoke = UNCACHED) -> Invoke:
+    """`invoke` with its results kept in `directory`, one file per key,
+    written whole (a file is renamed into place) so that a worker never reads
+    another's half-written entry; two workers racing on one key both compile."""
+
+    def run(source: bytes, flags: list[str]) -> iree.ToolRun:
+        entry = directory / key(source, flags)
+        if entry.is_file():
+            found: iree.ToolRun = pickle.loads(entry.read_bytes())
+            return found
+        done = invoke(source, flags)
+        fd, partial = tempfile.mkstemp(dir=directory, prefix=".partial-")
+        with os.fdopen(fd, "wb") as out:
+            pickle.dump(done, out)
+        os.replace(partial, entry)
+        return done
+
+    return run
+
+
+def install(directory: Path) -> None:
+    """Every iree-compile of the runners goes through `directory`'s cache."""
+    iree.invoke_iree_compile = cached(directory)
