@@ -79,7 +79,7 @@ def test_sidecar_records_how_it_was_made(stack, tmp_path: Path) -> None:
     assert record["entry"] == "main"
     assert record["signature"]["inputs"] == [{"shape": [1, 3, 32, 32], "dtype": "float32", "storage": "float32"}]
     assert record["signature"]["results"] == [{"shape": [1, 32, 8, 8], "dtype": "float32", "storage": "float32"}]
-    assert record["iree_compile"]["flags"] == iree.IREE_TARGET_FLAGS + flag_set("data-tiling")
+    assert record["iree_compile"]["flags"] == iree.IREE_TARGET_FLAGS + flag_set("data-tiling-global")
     assert record["iree_compile"]["command"].startswith("iree-compile ")
     assert record["iree_compile"]["command"].endswith(" ".join(record["iree_compile"]["flags"]))
     assert record["target"]["host"] is True and record["target"]["arch"] == host_arch()
@@ -177,7 +177,7 @@ def test_cross_compile_for_another_architecture(stack, tmp_path: Path, triple: s
     assert saved.path.stat().st_size > 1000
     assert f"--iree-llvmcpu-target-triple={triple}" in saved.record["iree_compile"]["flags"]
     assert "--iree-llvmcpu-target-cpu=generic" in saved.record["iree_compile"]["flags"]
-    assert "--iree-opt-data-tiling" in saved.record["iree_compile"]["flags"]  # IREE data-tiles both
+    assert "--iree-global-opt-data-tiling" in saved.record["iree_compile"]["flags"]  # IREE data-tiles both
     assert saved.record["target"]["arch"] == triple.split("-")[0]
     assert saved.record["target"]["compiled_for"]["triple"] == triple
     if triple.startswith("riscv64"):  # RV64GC with the lp64d ABI, as Linux needs
@@ -223,7 +223,7 @@ def test_per_target_tuning() -> None:
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse("func.func private @main(tensor<1x4x5x5xf32>) -> tensor<1x6x5x5xf32>")
         for triple in ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "riscv64-unknown-linux-gnu"):
-            assert iree.default_flags(module, Target(triple=triple)) == flag_set("data-tiling")
+            assert iree.default_flags(module, Target(triple=triple)) == flag_set("data-tiling-global")
         assert iree.default_flags(module, Target(triple="wasm32-unknown-unknown")) == flag_set("default")
 
 

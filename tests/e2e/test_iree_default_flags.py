@@ -17,7 +17,7 @@ def compile_command(iree_command: Callable[..., list[str]], extra_flags: list[st
 
 
 def test_default_is_tuned(iree_command: Callable[..., list[str]]) -> None:
-    assert TUNED == "data-tiling"
+    assert TUNED == "data-tiling-global"
     command = compile_command(iree_command, None)
     assert command[-len(flag_set(TUNED)):] == flag_set(TUNED)
     assert all(flag in command for flag in iree.IREE_TARGET_FLAGS)
@@ -54,26 +54,35 @@ def transposed_1x1_output_1():  # -> (torch module, its compiled ir.Module)
                              dynamic_shapes=({0: Dim("N", min=1, max=8)},))
 
 
-def test_default_flags_fall_back_without_data_tiling_on_its_known_failures() -> None:
-    """iree-compile 3.13 fails on this module with data tiling ("exceeded stack
-    allocation limit"): with the default flags the runner compiles it without
-    data tiling and says why; given explicitly, the failing flag is kept and
-    the error raised."""
+def test_default_flags_fall_back_without_data_tiling_on_its_known_failures(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """iree-compile 3.13 fails on this module with data tiling through the
+    dispatch-creation path (`data-tiling`: "exceeded stack allocation limit");
+    the default global-optimization path compiles it data-tiled. With a
+    failing default the runner compiles it without data tiling and says why;
+    given explicitly, the failing flag is kept and the error raised."""
     import numpy as np
     import torch
 
     from torch_grouped_conv.errors import CompileError
+    from torch_grouped_conv.runners import iree_flags
 
     conv, module = transposed_1x1_output_1()
-    assert iree.default_flags(module) == flag_set(TUNED)
+    x = torch.randn(3, 91, 3)
+    with torch.no_grad():
+        want = conv(x).numpy()
+    tuned = iree.IreeProgram(module)
+    assert tuned.data_tiling_fallback is None and tuned.compile_warnings == ""
+    np.testing.assert_allclose(tuned(x.numpy())[0], want, rtol=1e-5, atol=1e-5)
+
+    monkeypatch.setattr(iree_flags, "TUNED", "data-tiling")
+    assert iree.default_flags(module) == flag_set("data-tiling")
     with pytest.raises(CompileError, match="exceeded stack allocation limit"):
-        iree.compile_module(module, flag_set(TUNED))
+        iree.compile_module(module, flag_set("data-tiling"))
     program = iree.IreeProgram(module)
     assert program.data_tiling_fallback is not None and "exceeded stack allocation limit" in program.data_tiling_fallback
     assert program.compile_warnings == ""
-    x = torch.randn(3, 91, 3)
-    with torch.no_grad():
-        np.testing.assert_allclose(program(x.numpy())[0], conv(x).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(program(x.numpy())[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_modules_that_compile_keep_data_tiling() -> None:

@@ -135,7 +135,8 @@ def default_flags(module: ir.Module, target: Target = HOST) -> list[str]:
 MATMUL_OPS = frozenset({"linalg.matmul", "linalg.batch_matmul", "linalg.matvec", "linalg.vecmat",
                         "linalg.batch_matvec", "linalg.batch_vecmat"})
 DATA_TILING_HINT = "iree.opt.data_tiling"
-DATA_TILING_FLAGS = frozenset({"--iree-opt-data-tiling", "--iree-dispatch-creation-data-tiling"})
+DATA_TILING_FLAGS = frozenset({"--iree-opt-data-tiling", "--iree-dispatch-creation-data-tiling",
+                               "--iree-global-opt-data-tiling"})
 
 
 def _matmul_like_generic(op: ir.Operation) -> bool:
