@@ -73,7 +73,7 @@ def test_profiled_breakdown_of_a_real_module(transients: bool) -> None:
     model, x = ConvNormSoftmax().eval(), torch.randn(1, 16, 28, 28)
     build = compile_iree(model, [x], "auto", [])
     assert build.conv_frames and all("conv.py" in f for f in build.conv_frames)
-    kinds = breakdown.conv_dispatches(build.linalg_bytecode, build.flags, build.conv_frames)
+    kinds = breakdown.conv_dispatches(build.compile_source, build.compile_flags, build.conv_frames)
     assert any(kinds.values()) and not all(kinds.values())  # the conv, and the softmax's reductions
     assert build.transient_bytes is None  # below the runner's threshold (iree.wants_external_transients)
     vmfb, size = build.vmfb, None
@@ -115,3 +115,32 @@ def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
     assert "### Whole networks, 1 thread" in table and "auto: conv / other dispatches / rest ms" in table
     assert "| tiny_net |" in table and "geomean (8 image nets)" in table
     assert "**tiny_net**, 1 thread: auto " in table and "| costliest conv dispatches |" in table
+
+
+class GroupedThenPointwise(nn.Module):
+    """A grouped conv the plugin keeps out of data tiling (C/G = 32, im2col, marked) and a 1x1 conv IREE data-tiles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grouped = nn.Conv2d(128, 128, 3, padding=1, groups=4)
+        self.pointwise = nn.Conv2d(128, 64, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(torch.relu(self.grouped(x)))
+
+
+def test_breakdown_names_the_dispatches_of_the_profiled_module() -> None:
+    """With the runner's data-tiling hints: every profiled dispatch is classified (none
+    missing from the flow-level compile), and both convs' GEMMs count as conv."""
+    from torch_grouped_conv.runners.iree_flags import TUNED, flag_set
+
+    torch.manual_seed(0)
+    model, x = GroupedThenPointwise().eval(), torch.randn(1, 128, 14, 14)
+    build = compile_iree(model, [x], "auto", flag_set(TUNED))
+    assert b"iree.opt.data_tiling" in build.compile_source  # the runner's hints, as compiled
+    kinds = breakdown.conv_dispatches(build.compile_source, build.compile_flags, build.conv_frames)
+    result = breakdown.profile(build.vmfb, [x.numpy()], 1, kinds)
+    names = [name for name, *_ in result.top]
+    assert names and all(name in kinds for name in names), (names, sorted(kinds))
+    gemms = [name for name in names if "matmul" in name or "mmt4d" in name]
+    assert len(gemms) >= 2 and all(kinds[name] for name in gemms), (gemms, kinds)

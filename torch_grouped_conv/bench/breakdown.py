@@ -29,6 +29,7 @@ import json
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,6 @@ import numpy as np
 from iree.compiler.tools.binaries import find_tool
 from torch_mlir import ir
 
-from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS
 from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver, runtime_thread_flags
 
 PROFILE_CALLS = 10
@@ -97,12 +97,15 @@ def is_conv_dispatch(body: str, frames: set[str]) -> bool:
     return False
 
 
-def conv_dispatches(linalg_bytecode: bytes, flags: list[str], frames: set[str]) -> dict[str, bool]:
-    """Dispatch function name -> conv or not, from iree-compile --compile-to=flow."""
+def conv_dispatches(compile_source: bytes, compile_flags: Sequence[str], frames: set[str]) -> dict[str, bool]:
+    """Dispatch function name -> conv or not, from iree-compile --compile-to=flow
+    on the profiled module's exact iree-compile input and flags (`IreeBuild`'s
+    `compile_source` / `compile_flags`: with the runner's data-tiling hints, a
+    compile without them tiles other GEMMs and names other dispatches)."""
     with tempfile.TemporaryDirectory(prefix="tgc_breakdown_") as tmp:
         source, output = Path(tmp, "input.mlirbc"), Path(tmp, "flow.mlir")
-        source.write_bytes(linalg_bytecode)
-        command = [find_tool("iree-compile"), str(source), "-o", str(output), *IREE_TARGET_FLAGS, *flags,
+        source.write_bytes(compile_source)
+        command = [find_tool("iree-compile"), str(source), "-o", str(output), *compile_flags,
                    "--compile-to=flow", "--mlir-print-debuginfo", "--mlir-print-local-scope",
                    "--mlir-elide-resource-strings-if-larger=16"]
         done = subprocess.run(command, capture_output=True, text=True)

@@ -420,7 +420,7 @@ def _conv_kinds(variants: list[Variant], workload: Workload, row: dict[str, Any]
         return None
     build = auto.info["build"]
     try:
-        return breakdown.conv_dispatches(build.linalg_bytecode, build.flags, build.conv_frames)
+        return breakdown.conv_dispatches(build.compile_source, build.compile_flags, build.conv_frames)
     except Exception as e:  # noqa: BLE001 - reported
         row["breakdown"]["error"] = f"{type(e).__name__}: {str(e)[:400]}"
         return None

@@ -169,12 +169,16 @@ class IreeBuild:
     """A compiled module and what it took to get there."""
 
     vmfb: bytes
-    linalg_bytecode: bytes  # kept for the dispatch breakdown (breakdown.py)
+    linalg_bytecode: bytes  # the linalg module (no runner hints)
     flags: list[str]
     strategies_used: dict[str, int]
     warnings: str
     conv_frames: set[str]  # innermost locations of the module's convolutions (breakdown.py)
     transient_bytes: int | None = None  # @main's transient storage, as the runner passes it (runners/transients.py)
+    # iree-compile's exact input and full flags (the runner's data-tiling hints included), so that the
+    # dispatch breakdown (breakdown.py) sees the dispatches the profiled module has
+    compile_source: bytes = b""
+    compile_flags: tuple[str, ...] = ()
 
 
 def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
@@ -188,9 +192,10 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
     for decision in report.lowered:
         key = f"{decision.strategy}/{decision.case}"
         used[key] = used.get(key, 0) + 1
-    done = compile_for(module, flags, transients=wants_external_transients(module))  # as the `iree` runner does
+    done = compile_for(module, flags, transients=wants_external_transients(module),  # as the `iree` runner does
+                       keep_source=True)
     return IreeBuild(done.vmfb, module_bytecode(module), list(flags), used, done.warnings, frames,
-                     done.transient_bytes)
+                     done.transient_bytes, done.source or b"", done.flags)
 
 
 def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Sequence[str] = ()) -> Variant:
