@@ -15,20 +15,13 @@ import torch
 from iree.compiler.tools.binaries import find_tool
 
 import torch_grouped_conv as tgc
+from tests.support.models import grouped_then_pointwise
 from torch_grouped_conv.rewrite.driver import ops_named
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.rewrite.strategies.im2col import DATA_TILING_MIN_K, wants_data_tiling
 from torch_grouped_conv.runners import iree
 from torch_grouped_conv.runners.common import module_bytecode
 from torch_grouped_conv.runners.iree_flags import TUNED, flag_set
-
-
-def grouped_then_pointwise(c_in: int, kernel: int, groups: int):
-    """A grouped conv (`auto`: im2col for C/G*k > 72) into a 1x1 conv (`auto`: matmul)."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv1d(c_in, 32, kernel, padding=kernel // 2, groups=groups),
-                                torch.nn.Conv1d(32, 16, 1)).eval()
-    return model, torch.randn(1, c_in, 40)
 
 
 def test_rule() -> None:

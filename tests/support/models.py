@@ -17,6 +17,15 @@ from torch_grouped_conv.bench.workloads import PositionalConvBlock
 from torch_grouped_conv.models import SEED, build_model
 
 
+def grouped_then_pointwise(c_in: int, kernel: int, groups: int) -> tuple[nn.Module, torch.Tensor]:
+    """A grouped conv (`auto`: im2col for C/G*k > 72; kept out of data tiling
+    when its K = C/G*k < 1024) into a 1x1 conv (`auto`: matmul, data-tiled)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(c_in, 32, kernel, padding=kernel // 2, groups=groups),
+                          nn.Conv1d(32, 16, 1)).eval()
+    return model, torch.randn(1, c_in, 40)
+
+
 def positional_conv_block() -> nn.Module:
     """The benchmark's wav2vec2-style block at test size (64 channels, k=16, groups 4)."""
     torch.manual_seed(0)

@@ -9,10 +9,12 @@ import torch
 from torch import nn
 from torch_mlir import ir
 
+from tests.support.models import grouped_then_pointwise
 from torch_grouped_conv.bench import breakdown
 from torch_grouped_conv.bench.variants import compile_iree
 from torch_grouped_conv.importer import torch_context
 from torch_grouped_conv.runners.iree import compile_for
+from torch_grouped_conv.runners.iree_flags import TUNED, flag_set
 
 CONV = '"/x/torch/nn/modules/conv.py":565:0'
 NORM = '"/x/torch/nn/modules/batchnorm.py":210:0'
@@ -117,25 +119,10 @@ def test_a_network_row_carries_the_breakdown_in_json_and_markdown() -> None:
     assert "**tiny_net**, 1 thread: auto " in table and "| costliest conv dispatches |" in table
 
 
-class GroupedThenPointwise(nn.Module):
-    """A grouped conv the plugin keeps out of data tiling (C/G = 32, im2col, marked) and a 1x1 conv IREE data-tiles."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.grouped = nn.Conv2d(128, 128, 3, padding=1, groups=4)
-        self.pointwise = nn.Conv2d(128, 64, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(torch.relu(self.grouped(x)))
-
-
 def test_breakdown_names_the_dispatches_of_the_profiled_module() -> None:
     """With the runner's data-tiling hints: every profiled dispatch is classified (none
     missing from the flow-level compile), and both convs' GEMMs count as conv."""
-    from torch_grouped_conv.runners.iree_flags import TUNED, flag_set
-
-    torch.manual_seed(0)
-    model, x = GroupedThenPointwise().eval(), torch.randn(1, 128, 14, 14)
+    model, x = grouped_then_pointwise(128, 3, 4)  # K = 32 * 3: the grouped GEMM is marked
     build = compile_iree(model, [x], "auto", flag_set(TUNED))
     assert b"iree.opt.data_tiling" in build.compile_source  # the runner's hints, as compiled
     kinds = breakdown.conv_dispatches(build.compile_source, build.compile_flags, build.conv_frames)
