@@ -412,7 +412,10 @@ class VmfbProgram:
         self.signature.check_inputs(inputs)  # InputError: dtype, rank, static dims, count
         assert self._entry is not None, "released: called after the interpreter began to exit"
         outputs = self._entry(*self.signature.as_storage(inputs))
-        return self.signature.as_model([np.asarray(o.to_host()) for o in outputs])
+        # Copies: `to_host` maps the device buffer, and an array still holding
+        # such a mapping when the interpreter exits (`out = program(x)` at a
+        # script's top level) crashed it (exit code 139) once IREE's runtime was released.
+        return self.signature.as_model([np.array(o.to_host()) for o in outputs])
 
 
 class IreeProgram(VmfbProgram):
