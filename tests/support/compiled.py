@@ -49,14 +49,37 @@ class Compiled(NamedTuple):
     report: RewriteReport
 
 
-@functools.lru_cache(maxsize=1024)
-def imported(subject: str | Compilable) -> tuple[ir.Module, torch.export.ExportedProgram]:
+Import = tuple[ir.Module, torch.export.ExportedProgram]
+
+# An import whose weights take at most this many bytes is kept for the session
+# (the grids' and cases' convs and blocks); larger ones (real layer shapes, up
+# to ~10 MB of weights each, held twice) only while they are among the last four.
+KEEP_BYTES = 1 << 20
+_kept: dict[str | Compilable, Import] = {}
+
+
+def imported(subject: str | Compilable) -> Import:
     """`subject` exported and imported to torch-backend IR (tgc.compile's first
-    two stages), once per worker: every strategy, output type and test file
-    that compiles it shares the import (~0.25 s each; the subjects are single
-    convs and small blocks). With the last four alone kept, a grid's subject was
-    imported again for each of its strategies and files: 741 imports of 418
-    subjects in the four e2e grid and case files."""
+    two stages), once per worker for a small subject: every strategy, output
+    type and test file that compiles it shares the import (~0.25 s each). With
+    the last four alone kept, a grid's subject was imported again for each of its
+    strategies and files: 741 imports of 418 subjects in the four e2e grid and
+    case files."""
+    found = _kept.get(subject)
+    if found is None:
+        found = _recent_import(subject)
+        if weight_bytes(found[1]) <= KEEP_BYTES:
+            _kept[subject] = found
+    return found
+
+
+def weight_bytes(program: torch.export.ExportedProgram) -> int:
+    tensors = [*program.state_dict.values(), *program.constants.values()]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+@functools.lru_cache(maxsize=4)
+def _recent_import(subject: str | Compilable) -> Import:
     source: E2ECase | Compilable = CASES[subject] if isinstance(subject, str) else subject
     program = torch_export.export_program(source.make_module().eval(), *source.make_inputs(),
                                           dynamic_shapes=source.dynamic_shapes)
