@@ -39,32 +39,29 @@ class Compilable(Protocol):
 
 
 class Compiled(NamedTuple):
-    """A compiled module and the report of the `compile` call that made it.
-
-    `module` is shared between tests: treat it as read-only (the runners copy
-    it before lowering further).
-    """
+    """A compiled module and the report of the `compile` call that made it."""
 
     module: ir.Module
     report: RewriteReport
 
 
-Import = tuple[ir.Module, torch.export.ExportedProgram]
+Import = tuple[bytes, torch.export.ExportedProgram]
 
 # An import whose weights take at most this many bytes is kept for the session
 # (the grids' and cases' convs and blocks); larger ones (real layer shapes, up
 # to ~10 MB of weights each, held twice) only while they are among the last four.
+# It is kept as bytecode: a live module holds an MLIR context (~1 MB) of its own.
 KEEP_BYTES = 1 << 20
 _kept: dict[str | Compilable, Import] = {}
 
 
 def imported(subject: str | Compilable) -> Import:
     """`subject` exported and imported to torch-backend IR (tgc.compile's first
-    two stages), once per worker for a small subject: every strategy, output
-    type and test file that compiles it shares the import (~0.25 s each). With
-    the last four alone kept, a grid's subject was imported again for each of its
-    strategies and files: 741 imports of 418 subjects in the four e2e grid and
-    case files."""
+    two stages; the module as bytecode, parse it with `in_new_context`), once
+    per worker for a small subject: every strategy, output type and test file
+    that compiles it shares the import (~0.25 s each). With the last four alone
+    kept, a grid's subject was imported again for each of its strategies and
+    files: 741 imports of 418 subjects in the four e2e grid and case files."""
     found = _kept.get(subject)
     if found is None:
         found = _recent_import(subject)
@@ -83,28 +80,38 @@ def _recent_import(subject: str | Compilable) -> Import:
     source: E2ECase | Compilable = CASES[subject] if isinstance(subject, str) else subject
     program = torch_export.export_program(source.make_module().eval(), *source.make_inputs(),
                                           dynamic_shapes=source.dynamic_shapes)
-    return torch_export.import_to_torch(program), program
+    return module_bytecode(torch_export.import_to_torch(program)), program
 
 
-def copy_in_new_context(module: ir.Module) -> ir.Module:
-    """A copy of `module` in a context of its own (as torch-mlir's import makes
-    one): its weights keep their resource names, where a copy in the same
-    context gets renamed ones, so that strategies emitting the same IR give the
-    same bytecode (`load` keys programs by it)."""
-    return ir.Module.parse(module_bytecode(module), context=torch_context())
+def in_new_context(bytecode: bytes) -> ir.Module:
+    """The module in a context of its own (as torch-mlir's import makes one):
+    its weights keep their resource names, where a copy in the same context
+    gets renamed ones, so that strategies emitting the same IR give the same
+    bytecode (`load` keys programs by it)."""
+    return ir.Module.parse(bytecode, context=torch_context())
 
 
-@functools.cache
 def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
              output_type: str = "linalg-on-tensors") -> Compiled:
     """`subject` (a registered case's name, or a `Compilable`) compiled with
     `grouped_conv` as `tgc.compile` does (its import shared by the strategies),
-    once per session and (subject, strategy, output type)."""
-    module, program = imported(subject)
-    lowered = torch_export.lower_imported(copy_in_new_context(module), program, grouped_conv, output_type)
+    once per session and (subject, strategy, output type). A linalg module is
+    parsed anew for each call, in a context of its own that goes with it: kept
+    alive, each held ~2.7 MiB, and a worker compiles about a thousand. The
+    torch-form modules (a few IR tests; their torch_c ops need torch-mlir's own
+    context) are shared: treat them as read-only."""
+    kept, report = lowered(subject, grouped_conv, output_type)
+    return Compiled(in_new_context(kept) if isinstance(kept, bytes) else kept, report)
+
+
+@functools.cache
+def lowered(subject: str | Compilable, grouped_conv: str | None,
+            output_type: str) -> tuple[bytes | ir.Module, RewriteReport]:
+    bytecode, program = imported(subject)
+    module = torch_export.lower_imported(in_new_context(bytecode), program, grouped_conv, output_type)
     report = tgc.last_report()
     assert report is not None
-    return Compiled(lowered, report)
+    return (module_bytecode(module) if output_type == "linalg-on-tensors" else module), report
 
 
 def eval_module(case: E2ECase) -> torch.nn.Module:
