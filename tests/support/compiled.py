@@ -39,7 +39,11 @@ class Compilable(Protocol):
 
 
 class Compiled(NamedTuple):
-    """A compiled module and the report of the `compile` call that made it."""
+    """A compiled module and the report of the `compile` call that made it.
+
+    `module` is shared between tests: treat it as read-only (the runners copy
+    it before lowering further).
+    """
 
     module: ir.Module
     report: RewriteReport
@@ -91,15 +95,17 @@ def in_new_context(bytecode: bytes) -> ir.Module:
     return ir.Module.parse(bytecode, context=torch_context())
 
 
+@functools.lru_cache(maxsize=64)
 def compiled(subject: str | Compilable, grouped_conv: str | None = "grouped",
              output_type: str = "linalg-on-tensors") -> Compiled:
     """`subject` (a registered case's name, or a `Compilable`) compiled with
     `grouped_conv` as `tgc.compile` does (its import shared by the strategies),
-    once per session and (subject, strategy, output type). A linalg module is
-    parsed anew for each call, in a context of its own that goes with it: kept
-    alive, each held ~2.7 MiB, and a worker compiles about a thousand. The
-    torch-form modules (a few IR tests; their torch_c ops need torch-mlir's own
-    context) are shared: treat them as read-only."""
+    once per session and (subject, strategy, output type): `lowered` keeps a
+    linalg module as bytecode, and the last 64 are kept parsed, shared by the
+    tests that ask for them in turn (treat them as read-only). A live module
+    holds an MLIR context of its own (~2.7 MiB): a worker compiles about a
+    thousand, which kept alive took most of its memory. The torch-form modules
+    (a few IR tests; their torch_c ops need torch-mlir's own context) stay live."""
     kept, report = lowered(subject, grouped_conv, output_type)
     return Compiled(in_new_context(kept) if isinstance(kept, bytes) else kept, report)
 
