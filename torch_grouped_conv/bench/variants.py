@@ -174,11 +174,11 @@ class IreeBuild:
     strategies_used: dict[str, int]
     warnings: str
     conv_frames: set[str]  # innermost locations of the module's convolutions (breakdown.py)
-    transient_bytes: int | None = None  # @main's transient storage, as the runner passes it (runners/transients.py)
     # iree-compile's exact input and full flags (the runner's data-tiling hints included), so that the
     # dispatch breakdown (breakdown.py) sees the dispatches the profiled module has
-    compile_source: bytes = b""
-    compile_flags: tuple[str, ...] = ()
+    compile_source: bytes
+    compile_flags: tuple[str, ...]
+    transient_bytes: int | None = None  # @main's transient storage, as the runner passes it (runners/transients.py)
 
 
 def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
@@ -194,8 +194,9 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
         used[key] = used.get(key, 0) + 1
     done = compile_for(module, flags, transients=wants_external_transients(module),  # as the `iree` runner does
                        keep_source=True)
+    assert done.source is not None  # keep_source
     return IreeBuild(done.vmfb, module_bytecode(module), list(flags), used, done.warnings, frames,
-                     done.transient_bytes, done.source or b"", done.flags)
+                     done.source, done.flags, done.transient_bytes)
 
 
 def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Sequence[str] = ()) -> Variant:
