@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from tests.support import compile_cache
+from tests.support.compiled import in_new_context, lowered
+from torch_grouped_conv.runners import iree
 from torch_grouped_conv.runners.iree import ToolRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +48,16 @@ def test_another_process_reads_the_entry(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ToolRun(returncode=0, vmfb=b'out', stderr='')"
+
+
+def test_the_suite_compiles_on_one_thread_to_the_same_vmfb() -> None:
+    """The suite runs iree-compile without its thread pool (`single_threaded`):
+    that must not change what the tests then run."""
+    source = lowered("conv2d_network_mixed", "auto", "linalg-on-tensors")[0]
+    assert isinstance(source, bytes)
+    done = iree.compile_for(in_new_context(source), keep_source=True)
+    assert done.source is not None
+    alone = compile_cache.single_threaded(done.source, list(done.flags))
+    pooled = compile_cache.UNCACHED(done.source, list(done.flags))
+    assert pooled.returncode == 0, pooled.stderr
+    assert alone.vmfb == pooled.vmfb
