@@ -289,7 +289,7 @@ def check_config(c: Config, backends: tuple[str, ...] = ("refbackend", "iree")) 
     for backend in backends:
         program = tgc.load(compiled, backend)
         if backend == "iree":
-            assert program.program.compile_warnings == "", program.program.compile_warnings  # type: ignore[attr-defined]
+            assert program.program.compile_warnings == "", program.program.compile_warnings
         for args in all_inputs(c, module):
             out = reference(module, *args)  # f16/bf16: an f64 computation (tolerances.py)
             want = out.numpy() if out.dtype == torch.float64 else out.float().numpy()

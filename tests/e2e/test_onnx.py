@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def mixed_onnx(onnx_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def torchvision_onnx(onnx_dir: Path) -> dict[str, Path]:
+def torchvision_onnx(onnx_dir: Path) -> Callable[[str], Path]:
     """Exported lazily, once each, by name."""
     cache: dict[str, Path] = {}
 
@@ -72,7 +73,7 @@ def torchvision_onnx(onnx_dir: Path) -> dict[str, Path]:
             cache[name] = export_onnx(torchvision_net(name), torch.randn(SMALL_IMAGE), onnx_dir / f"{name}.onnx")
         return cache[name]
 
-    return get  # type: ignore[return-value]
+    return get
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from tests.support.compiled import assert_close, check_matches_eager, compiled, 
 from tests.support.configs import ND_GRID, DynamicBatch, nd
 from tests.support.tolerances import reference
 from torch_grouped_conv import BACKENDS
+from torch_grouped_conv.report import RewriteReport
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS
 
@@ -282,12 +283,12 @@ def test_dynamic_spatial_matches_eager(case: tuple[str, str, str, dict[int, tupl
     check_dynamic_module(module, tgc.last_report(), emitter, backend, eager, config.dtype, calls, config_name)
 
 
-def check_dynamic_module(module: object, report: object, emitter: str, backend: str, eager: torch.nn.Module,
+def check_dynamic_module(module: object, report: RewriteReport | None, emitter: str, backend: str, eager: torch.nn.Module,
                          dtype: torch.dtype, calls: list[tuple[int, list[int]]], label: str) -> None:
     """One compiled dynamic module: `emitter` ran undeclined, IREE compiled it
     without warnings, and each call (seed, input shape) matches eager."""
     assert report is not None
-    (decision,) = report.decisions  # type: ignore[attr-defined]
+    (decision,) = report.decisions
     assert decision.strategy == emitter and "declined" not in (decision.note or ""), decision.note
     program = load(module, backend)
     for seed, shape in calls:

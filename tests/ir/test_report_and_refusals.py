@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -104,18 +105,18 @@ def parse(text: str) -> ir.Module:
 
 # --- one test per refusal -------------------------------------------------------------
 
-def transposed(**changes: object) -> Conv:
+def transposed(**changes: Any) -> Conv:
     """ConvTranspose2d(8, 8, 3, groups=4) on [1, 8, 6, 6]: weight [C, F/G, 3, 3], result [1, 8, 8, 8]."""
-    base = {"weight": vtensor((8, 2, 3, 3)), "result": vtensor((1, 8, 8, 8)), "transposed": True}
-    return Conv(**{**base, **changes})  # type: ignore[arg-type]
+    base: dict[str, Any] = {"weight": vtensor((8, 2, 3, 3)), "result": vtensor((1, 8, 8, 8)), "transposed": True}
+    return Conv(**{**base, **changes})
 
 
-def spatial(rank: int, **changes: object) -> Conv:
+def spatial(rank: int, **changes: Any) -> Conv:
     """A grouped conv (C=8, F=8, G=4) of spatial rank `rank`: kernel 3, input 6, output 4."""
     ones = (1,) * rank
     return Conv(input=vtensor((1, 8, *(6,) * rank)), weight=vtensor((8, 2, *(3,) * rank)),
                 result=vtensor((1, 8, *(4,) * rank)), stride=ones, padding=(0,) * rank, dilation=ones,
-                output_padding=(0,) * rank, **changes)  # type: ignore[arg-type]
+                output_padding=(0,) * rank, **changes)
 
 
 # Every Refusal that spec.py (reading the op) and plan.py (deciding) can return.

@@ -27,7 +27,7 @@ IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
 def test_every_type_ignore_names_its_code_and_reason() -> None:
     """`# type: ignore[code]  # why`: never bare, never without the reason."""
     bare = []
-    for path in sorted((ROOT / "torch_grouped_conv").rglob("*.py")):
+    for path in sorted([*(ROOT / "torch_grouped_conv").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             found = IGNORE.search(line)
             if found and (not found["codes"] or not re.match(r"\s+#\s*\S", found["rest"])):
