@@ -32,7 +32,9 @@ NETS = {
     "multiplier": lambda: torch.nn.Conv2d(4, 8, 3, padding=1, groups=4),
     "transposed_s2": lambda: torch.nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, groups=8),
     "channels_last": ChannelsLast,
+    "depthwise_blocked": lambda: torch.nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=32),
 }
+INPUT_CHANNELS = {"multiplier": 4, "depthwise_blocked": 32}
 
 
 def parallel_generics(module: ir.Module) -> list[ir.Operation]:
@@ -57,7 +59,7 @@ def multiplies(op: ir.Operation) -> bool:
 def test_taps_generics_do_not_read_their_init(name: str) -> None:
     torch.manual_seed(0)
     net = NETS[name]().eval()
-    module = tgc.compile(net, torch.randn(1, 4 if name == "multiplier" else 8, 6, 6), grouped_conv="taps")
+    module = tgc.compile(net, torch.randn(1, INPUT_CHANNELS.get(name, 8), 6, 6), grouped_conv="taps")
     assert [d.strategy for d in tgc.last_report().decisions] == ["taps"]
     generics = parallel_generics(module)
     taps = [op for op in generics if multiplies(op)]
@@ -90,3 +92,23 @@ def test_channels_last_taps_read_contiguous_weight_vectors() -> None:
     for s in weight_slices:
         assert ir.RankedTensorType(s.operands[0].type).shape == [1, 3, 3, 8], str(s)
         assert list(ir.DenseI64ArrayAttr(s.attributes["static_strides"])) == [1, 1, 1, 1], str(s)
+
+
+def test_blocked_taps_read_16_channel_vectors() -> None:
+    """Narrow rows (taps.blocks_channels): the taps generic runs over
+    [N, C/16, Ho, Wo, 16], its views strided slices of the linalg.pack of the
+    padded input (stride 2 on the spatial dims, 1 on the 16 channels
+    innermost), its weights [C/16, 16] per tap, and its result is unpacked."""
+    torch.manual_seed(0)
+    module = tgc.compile(NETS["depthwise_blocked"]().eval(), torch.randn(1, 32, 6, 6), grouped_conv="taps")
+    [op] = [op for op in parallel_generics(module) if multiplies(op)]
+    assert ir.RankedTensorType(op.results[0].type).shape == [1, 2, 3, 3, 16]
+    assert [use.owner.name for use in op.results[0].uses] == ["linalg.unpack"]
+    views = [v.owner for v in op.operands if ir.RankedTensorType(v.type).shape == [1, 2, 3, 3, 16]
+             and getattr(v.owner, "name", None) == "tensor.extract_slice"]
+    assert len(views) == 9, str(op)
+    for view in views:
+        assert view.operands[0].owner.name == "linalg.pack", str(view)
+        assert list(ir.DenseI64ArrayAttr(view.attributes["static_strides"])) == [1, 1, 2, 2, 1], str(view)
+    weights = [v for v in op.operands if ir.RankedTensorType(v.type).shape == [2, 16]]
+    assert len(weights) == 9, str(op)

@@ -39,6 +39,7 @@ from torch_mlir.runtime import UnrankedMemRefDescriptor
 
 from torch_grouped_conv.errors import CompileError
 from torch_grouped_conv.runners.common import clone_module, run_pipeline
+from torch_grouped_conv.runners.packs import decompose_packs
 from torch_grouped_conv.runners.signature import BF16, argument_attributes, entry_function, read_signature
 from torch_grouped_conv.runners.weights import MIN_ELEMENTS, hoist, plan_hoist
 
@@ -124,6 +125,7 @@ def lower_for_jit(module: ir.Module, entry: str = "main", min_elements: int = MI
     hoist(llvm_module, hoisted, entry)
     bf16_results = bf16_boundary_as_i16(llvm_module, entry)
     read_only_arguments(llvm_module, entry)
+    decompose_packs(llvm_module)
     run_pipeline(llvm_module, LOWERING_PIPELINE, "refbackend: linalg-on-tensors -> LLVM")
     return LoweredForJit(llvm_module, tuple(h.data for h in hoisted), bf16_results)
 

@@ -65,7 +65,7 @@ from torch_grouped_conv.rewrite.emit.phases import is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.strategies.im2col import blocking
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
-from torch_grouped_conv.rewrite.strategies.taps import MAX_TAPS
+from torch_grouped_conv.rewrite.strategies.taps import CHANNEL_BLOCK, MAX_TAPS, blocks_channels, computes_channels_last
 from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
 
 GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
@@ -97,7 +97,11 @@ def pick_depthwise(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     """Rules 1 and 2: taps up to MAX_TAPS, then NHWC (2D forward) or the direct depthwise op."""
     taps = math.prod(kernel)
     if taps <= MAX_TAPS:
-        layout = ", computed NHWC (the result is permuted to channels-last next)" if plan.spec.channels_last_result else ""
+        layout = ""
+        if computes_channels_last(plan):
+            layout = ", computed NHWC (the result is permuted to channels-last next)"
+        elif blocks_channels(plan):
+            layout = f", over {CHANNEL_BLOCK}-channel blocks (narrow output rows: linalg.pack, taps, linalg.unpack)"
         return "taps", f"depthwise with kernel {kernel} ({taps} taps): unrolled elementwise taps{layout}" + _phases(plan)
     if plan.spec.spatial_rank != 2 or plan.spec.transposed:
         return "grouped", (f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}), "

@@ -23,6 +23,17 @@ Transposed convs (stride s > 1): the sub-pixel / phase decomposition, s^d
 stride-1 tap sets over the undilated input, one per output phase, no product
 on an inserted zero (emit/phases.py: `output_phases`, `by_phase`, `interleave`).
 
+Narrow rows (`blocks_channels`: f32 2D forward depthwise, C % 16 == 0,
+Wo <= 7, or Wo <= 14 with >= 25 taps): a 7- or 14-float row vectorizes
+into 8-, 4- and 2-float pieces, so those convs run over channel blocks
+instead (`emit_depthwise_taps_blocked`): linalg.pack to [N,C/16,Hp,Wp,16],
+the taps as strided views of that ([N,C/16,Ho,Wo,16], 16 contiguous
+channels innermost at any stride), linalg.unpack back to NCHW (IREE fuses
+the consumer's elementwise ops into the unpack; the embedded runner
+decomposes pack and unpack, runners/packs.py). With linalg.transpose
+instead of pack / unpack IREE fuses the transpose back into the taps
+dispatch, which then reads across the blocks (1152@7² k5: 0.32 ms vs 0.15).
+
 f16/bf16: every product is taken in the accumulator type (arith.extf of
 both factors inside the body), so the sum is f32 and emit_plan rounds once.
 
@@ -43,7 +54,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, tensor
+from torch_mlir.dialects import arith, linalg, tensor
 
 from torch_grouped_conv.rewrite.emit.builders import SizeValue, add_sizes, pad_spatial, static_dims, tensor_type
 from torch_grouped_conv.rewrite.emit.layout import (
@@ -258,6 +269,8 @@ def decline_taps(plan: ConvPlan) -> str | None:
 def emit_depthwise_taps(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
     if computes_channels_last(plan):
         return emit_depthwise_taps_nhwc(plan, x, w, acc)
+    if blocks_channels(plan):
+        return emit_depthwise_taps_blocked(plan, x, w, acc)
     channels = shape_at(acc, 1)
     rank = len(sizes(acc))
 
@@ -345,6 +358,58 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     maps = [identity] * len(views) + [channel] * len(weights)
     body = multiply_add(len(views), element_type_of(acc))
     return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), element_type_of(acc)), NHWC_TO_NCHW)
+
+
+CHANNEL_BLOCK = 16  # channels per block: one AVX-512 vector of f32
+# Narrow output rows computed over channel blocks (measured: docs/performance.md, "The `auto` rule").
+BLOCKED_MAX_WIDTH = 7
+BLOCKED_WIDE_MAX_WIDTH, BLOCKED_WIDE_MIN_TAPS = 14, 25
+
+
+def blocks_channels(plan: ConvPlan) -> bool:
+    """A 2D forward static f32 depthwise conv with C % 16 == 0 and a narrow
+    output row: Wo <= BLOCKED_MAX_WIDTH, or Wo <= BLOCKED_WIDE_MAX_WIDTH with at
+    least BLOCKED_WIDE_MIN_TAPS taps (`emit_depthwise_taps_blocked`)."""
+    spec = plan.spec
+    if not (spec.spatial_rank == 2 and not spec.transposed and spec.input.is_static and spec.result.is_static
+            and spec.input.dtype == "f32" and (spec.input.shape[1] or 0) % CHANNEL_BLOCK == 0):
+        return False
+    width, taps = spec.result.shape[-1] or 0, math.prod(plan.kernel_sizes)
+    return width <= BLOCKED_MAX_WIDTH or (width <= BLOCKED_WIDE_MAX_WIDTH and taps >= BLOCKED_WIDE_MIN_TAPS)
+
+
+def pack_channels(value: ir.Value) -> ir.Value:
+    """[N,C,H,W] -> [N,C/16,H,W,16] (linalg.pack of dim 1 by 16)."""
+    n, c, h, w = shape(value)
+    empty = tensor.empty([n, c // CHANNEL_BLOCK, h, w, CHANNEL_BLOCK], element_type_of(value))
+    return linalg.PackOp(empty.type, value, empty, [1], [], [CHANNEL_BLOCK]).result
+
+
+def unpack_channels(value: ir.Value) -> ir.Value:
+    n, cb, h, w, b = shape(value)
+    empty = tensor.empty([n, cb * b, h, w], element_type_of(value))
+    return linalg.UnPackOp(empty.type, value, empty, [1], [], [CHANNEL_BLOCK]).result
+
+
+def emit_depthwise_taps_blocked(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.Value) -> ir.Value:
+    """Depthwise taps over channel blocks: x and acc packed to [N,C/16,H,W,16],
+    tap views x[:, :, ho*sh + kh*dh, wo*sw + kw*dw, :] ([N,C/16,Ho,Wo,16], 16
+    contiguous channels innermost whatever the stride), the weights [C/16,16]
+    per tap, the result unpacked."""
+    xb, accb = pack_channels(x), pack_channels(acc)
+    wt = transpose(w, CKK_TO_KKC)
+    n, cb, ho, wo, b = shape(accb)
+    sh, sw = plan.spec.stride
+    view_type = tensor_type([n, cb, ho, wo, b], element_type_of(xb))
+    taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
+    views = [tensor.extract_slice(view_type, xb, [], [], [], [0, 0, row, col, 0], [n, cb, ho, wo, b], [1, 1, sh, sw, 1])
+             for _, (row, col) in taps]
+    weights = [reshape(channel_last_weight(wt, k), [[0, 1]], [cb, b]) for k, _ in taps]
+    d = [ir.AffineDimExpr.get(i) for i in range(5)]
+    identity, channel = ir.AffineMap.get_identity(5), ir.AffineMap.get(5, 0, [d[1], d[4]])
+    maps = [identity] * len(views) + [channel] * len(weights)
+    body = multiply_add(len(views), element_type_of(acc))
+    return unpack_channels(accumulating_generic(views + weights, maps, accb, body, shape(accb), element_type_of(acc)))
 
 
 TAPS = register(Strategy(
