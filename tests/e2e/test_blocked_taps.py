@@ -34,6 +34,8 @@ BLOCKED = {
     "convnext_64_14_k7": depthwise(64, kernel=7, padding=3, spatial=(14, 14)),
     # a non-square kernel, stride (2, 1), odd sizes
     "k3x5_s21_32": depthwise(32, kernel=(3, 5), stride=(2, 1), padding=(1, 2), spatial=(11, 7)),
+    # a unit output row at stride 3 (iree-compile failed on its stride-3 unit slices; found by fuzzing)
+    "unit_row_s3_48": depthwise(48, kernel=(1, 3), stride=3, padding=(0, 1), dilation=(1, 2), spatial=(1, 9)),
 }
 
 PLAIN = {

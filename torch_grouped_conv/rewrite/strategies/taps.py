@@ -399,7 +399,9 @@ def emit_depthwise_taps_blocked(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: i
     xb, accb = pack_channels(x), pack_channels(acc)
     wt = transpose(w, CKK_TO_KKC)
     n, cb, ho, wo, b = shape(accb)
-    sh, sw = plan.spec.stride
+    # A unit output dim takes stride 1: iree-compile 3.13 fails on a unit slice of stride > 1
+    # here ("expected result type to be 'memref<1x1x3x1x1x3x16xf32, ...>' or a rank-reduced version").
+    sh, sw = (stride if size > 1 else 1 for stride, size in zip(plan.spec.stride, (ho, wo), strict=True))
     view_type = tensor_type([n, cb, ho, wo, b], element_type_of(xb))
     taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
     views = [tensor.extract_slice(view_type, xb, [], [], [], [0, 0, row, col, 0], [n, cb, ho, wo, b], [1, 1, sh, sw, 1])
