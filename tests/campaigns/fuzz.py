@@ -11,7 +11,8 @@ configs are written as JSON, replayable with `check_config(config)` (and
 added to cases_forms.FUZZ_REGRESSIONS as regular e2e cases).
 
 What a config draws (`conv_configs`): spatial rank 1-3; groups 1-16 with 1-8
-input and output channels per group; kernel, stride, dilation 1-3; padding
+input and output channels per group (and 2D depthwise convs of 16, 32 or 48
+channels, the channel-blocked taps); kernel, stride, dilation 1-3; padding
 0-2 per dim, or "same" (forward, stride 1) / "valid"; transposed with a valid
 output_padding; bias; f32/f64/f16/bf16; batched or unbatched input; the
 weights as module constants or as runtime inputs; dynamic batch, spatial and
@@ -101,6 +102,10 @@ def conv_configs(draw: st.DrawFn, features: dict[str, bool] | None = None,
                 kernel, spatial, padding, output_padding = _unit_dim(i, kernel, spatial, padding, output_padding,
                                                                      dilation, transposed)
     in_per_group, out_per_group = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    # One native config in six is depthwise over 16-channel multiples: with these small
+    # spatial sizes its f32 form is `taps`' channel-blocked one (taps.blocks_channels).
+    if native and draw(st.integers(0, 5)) == 0:
+        groups, in_per_group, out_per_group = draw(st.sampled_from([16, 32, 48])), 1, 1
     unbatched = draw(st.integers(0, 4)) == 0
     dynamic_batch = not unbatched and not unit_output and not native and draw(st.booleans())
     weights_as_inputs = draw(st.integers(0, 3)) == 0
