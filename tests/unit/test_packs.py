@@ -7,8 +7,10 @@ on real inputs and compared with the same relayout written in numpy."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from torch_mlir import ir
 
+from torch_grouped_conv.errors import CompileError
 from torch_grouped_conv.importer import torch_context
 from torch_grouped_conv.runners.packs import decompose_packs
 from torch_grouped_conv.runners.refbackend import RefBackendProgram
@@ -60,3 +62,17 @@ def test_decompose_leaves_no_pack() -> None:
         text = str(module)
     assert "linalg.pack" not in text and "linalg.unpack" not in text
     assert "tensor.pad" in text and text.count("linalg.transpose") == 2
+
+
+def test_a_dynamic_pack_is_one_clear_error() -> None:
+    dynamic = """
+func.func @main(%x: tensor<?x32xf32>) -> tensor<?x2x16xf32> {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x32xf32>
+  %e = tensor.empty(%n) : tensor<?x2x16xf32>
+  %p = linalg.pack %x inner_dims_pos = [1] inner_tiles = [16] into %e : tensor<?x32xf32> -> tensor<?x2x16xf32>
+  return %p : tensor<?x2x16xf32>
+}
+"""
+    with torch_context(), pytest.raises(CompileError, match="linalg.pack with a dynamic tile or shape is not supported"):
+        decompose_packs(ir.Module.parse(dynamic))

@@ -71,8 +71,8 @@ def _tiling(op: ir.Operation, rank: int) -> tuple[list[int], list[int], list[int
 def lower_pack(op: ir.Operation) -> ir.Value:
     """One `linalg.pack` as pad -> expand_shape -> transpose (module docstring)."""
     source = op.operands[0]
+    inner, tiles, outer_perm = _tiling(op, ir.RankedTensorType(source.type).rank)
     dims = shape(source)
-    inner, tiles, outer_perm = _tiling(op, len(dims))
     padded = list(dims)
     for d, t in zip(inner, tiles, strict=True):
         padded[d] = -(-dims[d] // t) * t
@@ -90,8 +90,8 @@ def lower_pack(op: ir.Operation) -> ir.Value:
 def lower_unpack(op: ir.Operation) -> ir.Value:
     """One `linalg.unpack` as transpose -> collapse_shape -> extract_slice (module docstring)."""
     source, dest = op.operands[0], op.operands[1]
+    inner, tiles, outer_perm = _tiling(op, ir.RankedTensorType(dest.type).rank)
     dims = shape(dest)
-    inner, tiles, outer_perm = _tiling(op, len(dims))
     groups, perm = tiled_layout(len(dims), inner, outer_perm)
     inverse = [perm.index(i) for i in range(len(perm))]
     unpermuted = transpose(source, inverse)
