@@ -1,10 +1,11 @@
-"""Depthwise `taps` over 16-channel blocks (taps.blocks_channels: f32 2D
-forward, C % 16 == 0, output rows Wo <= 7, or <= 14 with >= 25 taps): the
+"""Depthwise `taps` over 16-channel blocks (taps.blocks_channels: f32/f16/bf16
+2D forward, C % 16 == 0, output rows Wo <= 7, or <= 14 with >= 25 taps): the
 input packed to [N,C/16,H,W,16] with linalg.pack, one taps generic over the
 blocks, linalg.unpack back. On both runners (the embedded one decomposes the
 pack and unpack, runners/packs.py) it matches PyTorch eager on the shapes of
 the image networks it was measured on and on forms at the rule's edges:
-stride and dilation per dim, batch 2, no bias, a non-square kernel. Just
+stride and dilation per dim, batch 2, no bias, a non-square kernel, f16 and
+bf16 (against an f64 reference). Just
 outside the rule the same convs keep the NCHW taps (no pack)."""
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ BLOCKED = {
     "convnext_64_14_k7": depthwise(64, kernel=7, padding=3, spatial=(14, 14)),
     # a non-square kernel, stride (2, 1), odd sizes
     "k3x5_s21_32": depthwise(32, kernel=(3, 5), stride=(2, 1), padding=(1, 2), spatial=(11, 7)),
+    # f16 and bf16: 16 channels of the input type per block, the products in f32
+    "bf16_768_7_k7": depthwise(768, kernel=7, padding=3, spatial=(7, 7), dtype=torch.bfloat16),
+    "f16_s2_32_14": depthwise(32, stride=2, spatial=(14, 14), dtype=torch.float16),
     # a unit output row at stride 3 (iree-compile failed on its stride-3 unit slices; found by fuzzing)
     "unit_row_s3_48": depthwise(48, kernel=(1, 3), stride=3, padding=(0, 1), dilation=(1, 2), spatial=(1, 9)),
 }

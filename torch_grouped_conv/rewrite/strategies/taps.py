@@ -23,7 +23,7 @@ Transposed convs (stride s > 1): the sub-pixel / phase decomposition, s^d
 stride-1 tap sets over the undilated input, one per output phase, no product
 on an inserted zero (emit/phases.py: `output_phases`, `by_phase`, `interleave`).
 
-Narrow rows (`blocks_channels`: f32 2D forward depthwise, C % 16 == 0,
+Narrow rows (`blocks_channels`: f32/f16/bf16 2D forward depthwise, C % 16 == 0,
 Wo <= 7, or Wo <= 14 with >= 25 taps): a 7- or 14-float row vectorizes
 into 8-, 4- and 2-float pieces, so those convs run over channel blocks
 instead (`emit_depthwise_taps_blocked`): linalg.pack to [N,C/16,Hp,Wp,16],
@@ -364,15 +364,16 @@ CHANNEL_BLOCK = 16  # channels per block: one AVX-512 vector of f32
 # Narrow output rows computed over channel blocks (measured: docs/performance.md, "The `auto` rule").
 BLOCKED_MAX_WIDTH = 7
 BLOCKED_WIDE_MAX_WIDTH, BLOCKED_WIDE_MIN_TAPS = 14, 25
+BLOCKED_DTYPES = ("f32", "f16", "bf16")  # f16/bf16 accumulate in 16 f32 lanes too; f64 not measured
 
 
 def blocks_channels(plan: ConvPlan) -> bool:
-    """A 2D forward static f32 depthwise conv with C % 16 == 0 and a narrow
+    """A 2D forward static f32/f16/bf16 depthwise conv with C % 16 == 0 and a narrow
     output row: Wo <= BLOCKED_MAX_WIDTH, or Wo <= BLOCKED_WIDE_MAX_WIDTH with at
     least BLOCKED_WIDE_MIN_TAPS taps (`emit_depthwise_taps_blocked`)."""
     spec = plan.spec
     if not (spec.spatial_rank == 2 and not spec.transposed and spec.input.is_static and spec.result.is_static
-            and spec.input.dtype == "f32" and (spec.input.shape[1] or 0) % CHANNEL_BLOCK == 0):
+            and spec.input.dtype in BLOCKED_DTYPES and (spec.input.shape[1] or 0) % CHANNEL_BLOCK == 0):
         return False
     width, taps = spec.result.shape[-1] or 0, math.prod(plan.kernel_sizes)
     return width <= BLOCKED_MAX_WIDTH or (width <= BLOCKED_WIDE_MAX_WIDTH and taps >= BLOCKED_WIDE_MIN_TAPS)
