@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch_mlir import ir
-from torch_mlir.dialects import tensor
 
 from torch_grouped_conv.errors import CompileError
-from torch_grouped_conv.rewrite.emit.builders import tensor_type
-from torch_grouped_conv.rewrite.emit.layout import element_type_of, extract, reshape, shape, transpose
+from torch_grouped_conv.rewrite.driver import ops_named
+from torch_grouped_conv.rewrite.emit.builders import pad_spatial
+from torch_grouped_conv.rewrite.emit.layout import extract, reshape, shape, transpose
 
 PACK, UNPACK = "linalg.pack", "linalg.unpack"
 
@@ -72,18 +72,17 @@ def lower_pack(op: ir.Operation) -> ir.Value:
     """One `linalg.pack` as pad -> expand_shape -> transpose (module docstring)."""
     source = op.operands[0]
     inner, tiles, outer_perm = _tiling(op, ir.RankedTensorType(source.type).rank)
-    dims = shape(source)
-    padded = list(dims)
-    for d, t in zip(inner, tiles, strict=True):
-        padded[d] = -(-dims[d] // t) * t
+    dims, tile = shape(source), dict(zip(inner, tiles, strict=True))
+    padded = [-(-size // tile[d]) * tile[d] if d in tile else size for d, size in enumerate(dims)]
     if padded != dims:
         if len(op.operands) < 3:
             raise CompileError(f"refbackend: {op.name} of an incomplete tile has no padding value: {op}")
-        source = _pad_high(source, padded, op.operands[2])
+        source = pad_spatial(source, [0] * len(dims), [p - size for p, size in zip(padded, dims, strict=True)],
+                             op.operands[2])
     groups, perm = tiled_layout(len(dims), inner, outer_perm)
     expanded: list[int] = []
     for d, size in enumerate(padded):
-        expanded += [size // tiles[inner.index(d)], tiles[inner.index(d)]] if d in inner else [size]
+        expanded += [size // tile[d], tile[d]] if d in tile else [size]
     return transpose(reshape(source, groups, expanded), perm)
 
 
@@ -103,31 +102,9 @@ def lower_unpack(op: ir.Operation) -> ir.Value:
     return extract(collapsed, [0] * len(dims), dims, [1] * len(dims))
 
 
-def _pad_high(value: ir.Value, to: Sequence[int], fill: ir.Value) -> ir.Value:
-    dims = shape(value)
-    pad = tensor.PadOp(tensor_type(list(to), element_type_of(value)), value, [], [], [0] * len(dims),
-                       [t - d for t, d in zip(to, dims, strict=True)])
-    block = pad.region.blocks.append(*[ir.IndexType.get()] * len(dims))
-    with ir.InsertionPoint(block):
-        tensor.YieldOp(fill)
-    return pad.result
-
-
-def _packs(operation: ir.Operation) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-    for region in operation.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                op = child.operation
-                if op.name in (PACK, UNPACK):
-                    found.append(op)
-                found += _packs(op)
-    return found
-
-
 def decompose_packs(module: ir.Module) -> int:
     """Replace every pack and unpack of `module` in place (module docstring); the count replaced."""
-    ops = _packs(module.operation)
+    ops = ops_named(module, PACK) + ops_named(module, UNPACK)
     with module.context:
         for op in ops:
             with ir.InsertionPoint(op), op.location:

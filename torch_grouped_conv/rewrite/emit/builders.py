@@ -337,12 +337,13 @@ def crop_spatial(x: ir.Value, low: Sequence[SizeValue], high: Sequence[SizeValue
                                 [1] * len(sizes))
 
 
-def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int], fill: int = 0) -> ir.Value:
-    """Pad spatial dim i by `low[i]` before and `high[i]` after (all >= 0) with `fill` (default zero)."""
+def pad_spatial(x: ir.Value, low: Sequence[int], high: Sequence[int], fill: int | ir.Value = 0) -> ir.Value:
+    """Pad the last len(low) dims (the spatial ones, or every dim) by `low[i]` before and
+    `high[i]` after (all >= 0) with `fill`: an int (default zero) or a scalar value."""
     if not any(low) and not any(high):
         return x
     elem = ir.RankedTensorType(x.type).element_type
-    pad_value = constant(elem, fill)
+    pad_value = fill if isinstance(fill, ir.Value) else constant(elem, fill)
     lead = ir.RankedTensorType(x.type).rank - len(low)
     lows, highs = [0] * lead + list(low), [0] * lead + list(high)
     shape = [None if d is None else d + lo + hi for d, lo, hi in zip(static_dims(x), lows, highs, strict=False)]
