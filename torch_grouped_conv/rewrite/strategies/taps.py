@@ -345,19 +345,34 @@ def emit_depthwise_taps_nhwc(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: ir.V
     taps x[:, ho*sh + kh*dh, wo*sw + kw*dw, :] are [N,Ho,Wo,C] strided views
     (contiguous along C, which IREE vectorizes), and the result is transposed
     back to NCHW, where it cancels against the consumer's permute."""
-    xt, acct = transpose(x, NCHW_TO_NHWC), transpose(acc, NCHW_TO_NHWC)
     wt = transpose(w, CKK_TO_KKC)  # [1,KH,KW,C]: a constant's transpose, folded by IREE
-    n, ho, wo, c = shape(acct)
-    sh, sw = plan.spec.stride
-    view_type = tensor_type([n, ho, wo, c], element_type_of(xt))
     taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
-    views = [tensor.extract_slice(view_type, xt, [], [], [], [0, row, col, 0], [n, ho, wo, c], [1, sh, sw, 1])
-             for _, (row, col) in taps]
-    weights = [channel_last_weight(wt, k) for k, _ in taps]
-    identity, channel = ir.AffineMap.get_identity(4), ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
-    maps = [identity] * len(views) + [channel] * len(weights)
+    channel = ir.AffineMap.get(4, 0, [ir.AffineDimExpr.get(3)])
+    out = channel_innermost_taps(plan, transpose(x, NCHW_TO_NHWC), transpose(acc, NCHW_TO_NHWC),
+                                 [channel_last_weight(wt, k) for k, _ in taps], channel)
+    return transpose(out, NHWC_TO_NCHW)
+
+
+def channel_innermost_taps(plan: ConvPlan, x: ir.Value, acc: ir.Value, weights: Sequence[ir.Value],
+                           weight_map: ir.AffineMap) -> ir.Value:
+    """acc + the taps over a layout whose last dim holds channels and whose two
+    dims before it are H and W (NHWC, or the blocks [N,C/16,H,W,16]): tap k
+    reads x[..., ho*sh + kh*dh, wo*sw + kw*dw, :] as a strided view the shape
+    of acc (contiguous along the channels, which IREE vectorizes), and its
+    weight `weights[k]` through `weight_map`. A unit output dim takes stride 1:
+    iree-compile 3.13 fails on a unit slice of stride > 1 in the blocked layout
+    ("expected result type to be 'memref<1x1x3x1x1x3x16xf32, ...>' or a
+    rank-reduced version")."""
+    dims = shape(acc)
+    lead = len(dims) - 3
+    sh, sw = (stride if size > 1 else 1 for stride, size in zip(plan.spec.stride, dims[lead:lead + 2], strict=True))
+    view_type = tensor_type(dims, element_type_of(x))
+    views = [tensor.extract_slice(view_type, x, [], [], [], [0] * lead + [row, col, 0], dims, [1] * lead + [sh, sw, 1])
+             for _, (row, col) in tap_offsets(plan.kernel_sizes, plan.spec.dilation)]
+    identity = ir.AffineMap.get_identity(len(dims))
+    maps = [identity] * len(views) + [weight_map] * len(weights)
     body = multiply_add(len(views), element_type_of(acc))
-    return transpose(accumulating_generic(views + weights, maps, acct, body, sizes(acct), element_type_of(acc)), NHWC_TO_NCHW)
+    return accumulating_generic([*views, *weights], maps, acc, body, dims, element_type_of(acc))
 
 
 CHANNEL_BLOCK = 16  # channels per block: one AVX-512 vector of f32
@@ -397,22 +412,13 @@ def emit_depthwise_taps_blocked(plan: ConvPlan, x: ir.Value, w: ir.Value, acc: i
     tap views x[:, :, ho*sh + kh*dh, wo*sw + kw*dw, :] ([N,C/16,Ho,Wo,16], 16
     contiguous channels innermost whatever the stride), the weights [C/16,16]
     per tap, the result unpacked."""
-    xb, accb = pack_channels(x), pack_channels(acc)
+    accb = pack_channels(acc)
+    blocks = shape(accb)[1]
     wt = transpose(w, CKK_TO_KKC)
-    n, cb, ho, wo, b = shape(accb)
-    # A unit output dim takes stride 1: iree-compile 3.13 fails on a unit slice of stride > 1
-    # here ("expected result type to be 'memref<1x1x3x1x1x3x16xf32, ...>' or a rank-reduced version").
-    sh, sw = (stride if size > 1 else 1 for stride, size in zip(plan.spec.stride, (ho, wo), strict=True))
-    view_type = tensor_type([n, cb, ho, wo, b], element_type_of(xb))
-    taps = tap_offsets(plan.kernel_sizes, plan.spec.dilation)
-    views = [tensor.extract_slice(view_type, xb, [], [], [], [0, 0, row, col, 0], [n, cb, ho, wo, b], [1, 1, sh, sw, 1])
-             for _, (row, col) in taps]
-    weights = [reshape(channel_last_weight(wt, k), [[0, 1]], [cb, b]) for k, _ in taps]
-    d = [ir.AffineDimExpr.get(i) for i in range(5)]
-    identity, channel = ir.AffineMap.get_identity(5), ir.AffineMap.get(5, 0, [d[1], d[4]])
-    maps = [identity] * len(views) + [channel] * len(weights)
-    body = multiply_add(len(views), element_type_of(acc))
-    return unpack_channels(accumulating_generic(views + weights, maps, accb, body, shape(accb), element_type_of(acc)))
+    weights = [reshape(channel_last_weight(wt, k), [[0, 1]], [blocks, CHANNEL_BLOCK])
+               for k, _ in tap_offsets(plan.kernel_sizes, plan.spec.dilation)]
+    channel = ir.AffineMap.get(5, 0, [ir.AffineDimExpr.get(1), ir.AffineDimExpr.get(4)])
+    return unpack_channels(channel_innermost_taps(plan, pack_channels(x), accb, weights, channel))
 
 
 TAPS = register(Strategy(
