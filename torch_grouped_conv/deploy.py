@@ -162,6 +162,10 @@ class DeployOptions:
                      f"{saved.compilation.transient_bytes} bytes")
             if saved.compilation.data_tiling_fallback is not None:
                 echo(f"data tiling dropped: {saved.compilation.data_tiling_fallback}")
+            if saved.compilation.retuned:
+                echo(f"{len(saved.compilation.retuned)} taps dispatch(es) retuned between --compile-to="
+                     "executable-configurations and --compile-from (runners/dispatch_tiles.py): "
+                     + "; ".join(saved.compilation.retuned))
         return saved
 
 

@@ -81,7 +81,8 @@ def test_sidecar_records_how_it_was_made(stack, tmp_path: Path) -> None:
     assert record["signature"]["results"] == [{"shape": [1, 32, 8, 8], "dtype": "float32", "storage": "float32"}]
     assert record["iree_compile"]["flags"] == iree.IREE_TARGET_FLAGS + flag_set("data-tiling-global")
     assert record["iree_compile"]["command"].startswith("iree-compile ")
-    assert record["iree_compile"]["command"].endswith(" ".join(record["iree_compile"]["flags"]))
+    assert " ".join(record["iree_compile"]["flags"]) in record["iree_compile"]["command"]
+    assert record["iree_compile"]["retuned_dispatches"] == list(saved.compilation.retuned)
     assert record["target"]["host"] is True and record["target"]["arch"] == host_arch()
     assert record["versions"]["iree-base-compiler"] == "3.13.0" and record["versions"]["torch-mlir"]
     assert record["report"]["summary"].startswith("5 convolution(s), strategy=auto")
@@ -90,18 +91,27 @@ def test_sidecar_records_how_it_was_made(stack, tmp_path: Path) -> None:
 
 def test_recorded_command_reproduces_the_module(stack, tmp_path: Path) -> None:
     """keep_source writes the exact iree-compile input; the recorded command,
-    run by hand on it, gives the same bytes."""
+    run by hand on it, gives the same bytes. This stack's depthwise convs are
+    taps dispatches the runner retunes (runners/dispatch_tiles.py), so the
+    command is the two iree-compile runs with the edit between them."""
+    import shlex
+
     from iree.compiler.tools.binaries import find_tool
 
     _, _, module = stack
     saved = tgc.save(module, tmp_path / "model.vmfb", keep_source=True)
     assert saved.source == tmp_path / "model.vmfb.mlirbc" and saved.source.stat().st_size > 0
-    argv = saved.command.split()
-    assert argv[:4] == ["iree-compile", "model.vmfb.mlirbc", "-o", "model.vmfb"]
-    (tmp_path / "again").mkdir()
-    subprocess.run([find_tool("iree-compile"), str(saved.source), "-o", str(tmp_path / "again" / "model.vmfb"),
-                    *argv[4:]], check=True, capture_output=True, timeout=300)
-    assert (tmp_path / "again" / "model.vmfb").read_bytes() == saved.path.read_bytes()
+    assert saved.record["iree_compile"]["retuned_dispatches"], "the stack has taps dispatches to retune"
+    steps = [shlex.split(step) for step in saved.command.split(" && ")]
+    assert [step[0] for step in steps] == ["iree-compile", "python", "iree-compile"]
+    assert steps[0][:2] == ["iree-compile", "model.vmfb.mlirbc"] and steps[2][2:4] == ["-o", "model.vmfb"]
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "model.vmfb.mlirbc").write_bytes(saved.source.read_bytes())
+    tools = {"iree-compile": find_tool("iree-compile"), "python": sys.executable}
+    for step in steps:
+        subprocess.run([tools[step[0]], *step[1:]], cwd=again, check=True, capture_output=True, timeout=300)
+    assert (again / "model.vmfb").read_bytes() == saved.path.read_bytes()
 
 
 def test_load_a_saved_module_checks_inputs(stack, tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def test_an_input_dependent_transient_size_is_refused() -> None:
     model, x = conv_1d()
     module = dynamic_batch(model, x)
     source = with_transient_storage(module_bytecode(module))
-    vmfb, _ = iree._run_iree_compile(source, iree.target_flags() + iree.default_flags(module))
+    vmfb = iree._run_iree_compile(source, iree.target_flags() + iree.default_flags(module)).vmfb
     with pytest.raises(InputError, match="input-dependent size"):
         iree.Entry(vmfb, iree.program_config(1))
 

@@ -107,6 +107,9 @@ def make_record(path: Path, compilation: Compilation, signature: Signature, entr
             "input": source if compilation.source is not None else
             "not kept (save with keep_source=True / --keep-source to keep the exact input)",
             "data_tiling_fallback": compilation.data_tiling_fallback,
+            # taps dispatches whose vector tiles the runner set between iree-compile's two phases
+            # (runners/dispatch_tiles.py); empty: `command` alone made the module
+            "retuned_dispatches": list(compilation.retuned),
             "warnings": compilation.warnings,
         },
         "versions": versions(),

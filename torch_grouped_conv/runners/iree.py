@@ -25,6 +25,13 @@ from torch_mlir import ir
 from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.runners.common import module_bytecode
+from torch_grouped_conv.runners.dispatch_tiles import (
+    CONFIGURE_FLAGS,
+    RESUME_FLAGS,
+    has_taps_generic,
+    phased,
+    retune_taps,
+)
 from torch_grouped_conv.runners.iree_flags import (
     RUNTIME_ALLOCATORS,
     TaskWorkers,
@@ -205,10 +212,21 @@ class Compilation:
     threads: int | None
     source: bytes | None = None
     transient_bytes: int | None = None  # @main takes transient storage of this size (runners/transients.py)
+    # taps dispatches whose vector tiles were set between configuration and codegen (runners/dispatch_tiles.py)
+    retuned: tuple[str, ...] = ()
 
     def command(self, source: str = "input.mlirbc", output: str = "module.vmfb") -> str:
-        """The command line that reproduces this compile by hand."""
-        return shlex.join(["iree-compile", source, "-o", output, *self.flags])
+        """The command line that reproduces this compile by hand: one
+        iree-compile run, or with retuned dispatches the two runs and the edit
+        between them (`python -m torch_grouped_conv.runners.retune`)."""
+        if not self.retuned:
+            return shlex.join(["iree-compile", source, "-o", output, *self.flags])
+        configured = f"{output}.configured.mlir"
+        return " && ".join([
+            shlex.join(["iree-compile", source, "-o", configured, *self.flags, *CONFIGURE_FLAGS]),
+            shlex.join(["python", "-m", "torch_grouped_conv.runners.retune", configured]),
+            shlex.join(["iree-compile", configured, "-o", output, *self.flags, *RESUME_FLAGS]),
+        ])
 
 
 def compile_to_vmfb(module: ir.Module, extra_flags: list[str] | None = None) -> tuple[bytes, str]:
@@ -251,21 +269,23 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
     hinted, tiles = hint_data_tiling(module)
     if not tiles:
         flags = untiled
+    retune = has_taps_generic(module) and not phased(flags)
 
-    def record(vmfb: bytes, warnings: str, used: list[str], failure: str | None, source: bytes) -> Compilation:
-        return Compilation(vmfb, warnings, tuple(used), failure, target, threads, source if keep_source else None,
-                           module_transient_size(vmfb) if transients else None)
+    def record(run: IreeRun, used: list[str], failure: str | None, source: bytes) -> Compilation:
+        return Compilation(run.vmfb, run.warnings, tuple(used), failure, target, threads,
+                           source if keep_source else None,
+                           module_transient_size(run.vmfb) if transients else None, run.retuned)
 
     source = iree_source(hinted, transients)
     try:
-        return record(*_run_iree_compile(source, flags), flags, None, source)
+        return record(_run_iree_compile(source, flags, retune), flags, None, source)
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
     source = iree_source(module, transients)
-    return record(*_run_iree_compile(source, untiled), untiled, failure, source)
+    return record(_run_iree_compile(source, untiled, retune), untiled, failure, source)
 
 
 def iree_source(module: ir.Module, transients: bool) -> bytes:
@@ -274,11 +294,30 @@ def iree_source(module: ir.Module, transients: bool) -> bytes:
     return with_transient_storage(source) if transients else source
 
 
-def _run_iree_compile(module: ir.Module | bytes, flags: list[str]) -> tuple[bytes, str]:
-    """The vmfb and the warnings of iree-compile on `module` with `flags`; a
-    failure raises CompileError with the tool's messages and a command that
-    reproduces it on a kept copy of the input."""
+class IreeRun(NamedTuple):
+    """A successful compile: the vmfb, iree-compile's warnings, and the taps
+    dispatches retuned between its two phases (`dispatch_tiles.Retuned.describe`)."""
+
+    vmfb: bytes
+    warnings: str
+    retuned: tuple[str, ...] = ()
+
+
+def _run_iree_compile(module: ir.Module | bytes, flags: list[str], retune: bool = False) -> IreeRun:
+    """iree-compile on `module` with `flags`; a failure raises CompileError
+    with the tool's messages and a command that reproduces it on a kept copy
+    of the input.
+
+    `retune`: two runs, up to the executable configurations and on from
+    there, with the taps dispatches' vector tiles set in between
+    (runners/dispatch_tiles.py); where the first run or the edit yields
+    nothing to change, or the second run fails, the plain single run
+    decides."""
     source = module if isinstance(module, bytes) else module_bytecode(module)
+    if retune:
+        tuned = _run_retuned(source, flags)
+        if tuned is not None:
+            return tuned
     done = invoke_iree_compile(source, flags)
     if done.returncode != 0:
         kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
@@ -286,7 +325,22 @@ def _run_iree_compile(module: ir.Module | bytes, flags: list[str]) -> tuple[byte
         raise CompileError(
             f"iree-compile failed:\n{done.stderr}\nreproduce with: iree-compile {kept} {' '.join(flags)}"
         )
-    return done.vmfb, done.stderr
+    return IreeRun(done.vmfb, done.stderr)
+
+
+def _run_retuned(source: bytes, flags: list[str]) -> IreeRun | None:
+    """The two-phase compile of `_run_iree_compile`, or None where it changes nothing or fails."""
+    configured = invoke_iree_compile(source, [*flags, *CONFIGURE_FLAGS])
+    if configured.returncode != 0:
+        return None
+    text, retuned = retune_taps(configured.vmfb.decode())
+    if not retuned:
+        return None
+    done = invoke_iree_compile(text.encode(), [*flags, *RESUME_FLAGS])
+    if done.returncode != 0:
+        return None
+    warnings = "\n".join(part for part in (configured.stderr, done.stderr) if part)
+    return IreeRun(done.vmfb, warnings, tuple(change.describe() for change in retuned))
 
 
 class ToolRun(NamedTuple):
@@ -440,4 +494,5 @@ class IreeProgram(VmfbProgram):
         self.compile_warnings = self.compilation.warnings
         # why the default data tiling was dropped (see compile_module), else None
         self.data_tiling_fallback = self.compilation.data_tiling_fallback
+        self.retuned_dispatches = self.compilation.retuned
         super().__init__(self.compilation.vmfb, signature, entry, threads)
