@@ -45,6 +45,9 @@ BLOCKED = ([[0, 1, 2, 3]] * 9) + ([[0, 3]] * 9)
     (3, DEPTHWISE, [48, 56, 56], [1, 1, 16], (1, 4, 16)),  # depthwise: rows by 4
     (3, DEPTHWISE, [48, 2, 56], [1, 1, 16], (1, 2, 16)),  # a 2-row tile caps the unroll
     (3, DEPTHWISE, [48, 56, 56], [1, 2, 16], None),  # IREE already unrolls: left alone
+    (4, [[0, 1, 2, 3]] * 9 + [[1]] * 9, [8, 48, 56, 56], [1, 1, 1, 16], (1, 1, 4, 16)),  # batch 8: n is no broadcast
+    (4, [[0, 1, 2, 3]] * 27 + [[0]] * 27, [48, 8, 28, 28], [1, 1, 1, 16], (1, 1, 4, 16)),  # 3D depthwise (c, d, h, w)
+    (4, [[0, 2, 3]] * 9 + [[0, 1]] * 9, [32, 2, 112, 112], [1, 1, 1, 16], (1, 2, 2, 16)),  # channel multiplier 2
     (4, BLOCKED, [30, 7, 7, 16], [1, 1, 1, 16], None),  # channel-blocked taps: measured no gain
     (3, DEPTHWISE[:4], [48, 56, 56], [1, 1, 16], None),  # too few inputs for a taps window
     (2, [[0, 1]] * 9 + [[0]] * 9, [48, 56], [1, 16], None),  # 1D: no row loop beside the vector

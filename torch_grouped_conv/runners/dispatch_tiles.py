@@ -80,7 +80,11 @@ def taps_vector_sizes(generic: ConfiguredGeneric) -> tuple[int, ...] | None:
     A taps generic: all loops parallel, at least 3 of them, at least
     MIN_INPUTS inputs, IREE's vector tile on the innermost loop alone, and at
     least a third of the inputs (the per-channel weights) not reading the
-    innermost loop, i.e. vectorized along an output row."""
+    innermost loop, i.e. vectorized along an output row. An outer loop that
+    at least a third of the row-reading inputs (the views) do not read is a
+    broadcast loop (grouped taps' f, the channel multiplier's m): unrolled by
+    BROADCAST_UNROLL beside ROW_UNROLL_WITH_BROADCAST rows; otherwise (depthwise,
+    any batch, 3D) the rows by ROW_UNROLL."""
     dist, vec, inputs = generic.distribution, generic.vector, generic.input_dims
     rank = len(vec)
     if (not generic.parallel or rank < 3 or len(inputs) < MIN_INPUTS or any(v != 1 for v in vec[:-1])
@@ -94,7 +98,8 @@ def taps_vector_sizes(generic: ConfiguredGeneric) -> tuple[int, ...] | None:
 
     new = list(vec)
     row = rank - 2
-    broadcast = [j for j in range(row) if dist[j] != 1 and 3 * sum(1 for dims in inputs if j not in dims) >= len(inputs)]
+    views = [dims for dims in inputs if rank - 1 in dims]  # the inputs read along the row: the taps' views
+    broadcast = [j for j in range(row) if dist[j] != 1 and 3 * sum(1 for dims in views if j not in dims) >= len(views)]
     if broadcast:
         new[broadcast[-1]] = capped(broadcast[-1], BROADCAST_UNROLL)
         new[row] = capped(row, ROW_UNROLL_WITH_BROADCAST)
