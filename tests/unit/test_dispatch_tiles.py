@@ -127,6 +127,19 @@ def test_runner_retunes_taps_dispatches_and_results_hold(channels: int, groups: 
     np.testing.assert_allclose(program(x.numpy())[0], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_two_runs_without_an_edit_give_the_single_run_bytes() -> None:
+    """A module with a taps-sized generic but nothing to retune (channel-blocked
+    taps) goes through both runs; its bytes are the single run's, so the
+    sidecar's one-step command still reproduces it."""
+    block = conv_bn_relu(960, 960, 3, 1)
+    x = torch.randn(1, 960, 7, 7)
+    module = tgc.compile(block, x, grouped_conv="auto")
+    done = iree.compile_for(module, keep_source=True)
+    assert done.retuned == () and done.source is not None
+    single = iree.invoke_iree_compile(done.source, list(done.flags))
+    assert single.returncode == 0 and single.vmfb == done.vmfb
+
+
 def test_a_failing_second_run_falls_back_to_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A configured text iree-compile refuses (here: an edit that breaks it) costs
     the retuning, not the module."""

@@ -310,9 +310,9 @@ def _run_iree_compile(module: ir.Module | bytes, flags: list[str], retune: bool 
 
     `retune`: two runs, up to the executable configurations and on from
     there, with the taps dispatches' vector tiles set in between
-    (runners/dispatch_tiles.py); where the first run or the edit yields
-    nothing to change, or the second run fails, the plain single run
-    decides."""
+    (runners/dispatch_tiles.py; with nothing to change the two runs give the
+    single run's bytes, tests/unit/test_dispatch_tiles.py); where either run
+    fails, the plain single run decides."""
     source = module if isinstance(module, bytes) else module_bytecode(module)
     if retune:
         tuned = _run_retuned(source, flags)
@@ -329,13 +329,11 @@ def _run_iree_compile(module: ir.Module | bytes, flags: list[str], retune: bool 
 
 
 def _run_retuned(source: bytes, flags: list[str]) -> IreeRun | None:
-    """The two-phase compile of `_run_iree_compile`, or None where it changes nothing or fails."""
+    """The two-phase compile of `_run_iree_compile`, or None where a run fails."""
     configured = invoke_iree_compile(source, [*flags, *CONFIGURE_FLAGS])
     if configured.returncode != 0:
         return None
     text, retuned = retune_taps(configured.vmfb.decode())
-    if not retuned:
-        return None
     done = invoke_iree_compile(text.encode(), [*flags, *RESUME_FLAGS])
     if done.returncode != 0:
         return None
