@@ -15,7 +15,7 @@ load serve several accumulators:
   generic): the rows unrolled by 4.
 
 Measured side by side on IREE-compiled conv + BN + ReLU (AMD EPYC Zen 4, 1
-thread, ms, IREE's tiles -> these; docs/performance.md "Dispatch tiles"):
+thread, ms, IREE's tiles -> these; docs/performance.md "Taps dispatch tiles"):
 104g13@28² 0.330 -> 0.153, 208g26@14² 0.321 -> 0.102, 128g32@56² 0.739 ->
 0.419, 256g32@56² s2 1.60 -> 0.81, 48g6@112² s2 1.04 -> 0.75; depthwise
 96@56² k7 0.748 -> 0.462, 240@28² k5 0.300 -> 0.190, 384@14² 0.065 -> 0.053,
@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch_mlir import ir
+
+from torch_grouped_conv.rewrite.driver import ops_named
 
 # The two iree-compile phases around the edit (runners/iree.py).
 CONFIGURE_FLAGS = ["--compile-to=executable-configurations", "--mlir-print-local-scope", "--mlir-print-debuginfo"]
@@ -165,16 +167,8 @@ def has_taps_generic(module: ir.Module) -> bool:
     """Whether the linalg module holds an all-parallel linalg.generic with at
     least MIN_INPUTS inputs (what `retune_taps` may change): modules without
     one compile in a single iree-compile run."""
-    found = False
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        nonlocal found
-        if op.name == "linalg.generic" and "reduction" not in str(op.attributes["iterator_types"]):
-            found = len(op.operands) - 1 >= MIN_INPUTS  # one output
-        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
+    return any(len(op.operands) - 1 >= MIN_INPUTS and "reduction" not in str(op.attributes["iterator_types"])
+               for op in ops_named(module, "linalg.generic"))  # len - 1: one output
 
 
 def phased(flags: Sequence[str]) -> bool:

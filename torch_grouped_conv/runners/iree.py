@@ -311,8 +311,8 @@ def _run_iree_compile(module: ir.Module | bytes, flags: list[str], retune: bool 
     `retune`: two runs, up to the executable configurations and on from
     there, with the taps dispatches' vector tiles set in between
     (runners/dispatch_tiles.py; with nothing to change the two runs give the
-    single run's bytes, tests/unit/test_dispatch_tiles.py); where either run
-    fails, the plain single run decides."""
+    single run's bytes, tests/unit/test_dispatch_tiles.py); where only the
+    edited text fails, the plain single run decides."""
     source = module if isinstance(module, bytes) else module_bytecode(module)
     if retune:
         tuned = _run_retuned(source, flags)
@@ -320,25 +320,33 @@ def _run_iree_compile(module: ir.Module | bytes, flags: list[str], retune: bool 
             return tuned
     done = invoke_iree_compile(source, flags)
     if done.returncode != 0:
-        kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
-        kept.write_bytes(source)
-        raise CompileError(
-            f"iree-compile failed:\n{done.stderr}\nreproduce with: iree-compile {kept} {' '.join(flags)}"
-        )
+        raise _compile_error(source, flags, done.stderr)
     return IreeRun(done.vmfb, done.stderr)
 
 
 def _run_retuned(source: bytes, flags: list[str]) -> IreeRun | None:
-    """The two-phase compile of `_run_iree_compile`, or None where a run fails."""
+    """The two-phase compile of `_run_iree_compile`, or None where the second
+    run fails on an edited text. A failure of the first run, or of the second
+    on an unedited one, is the single run's own failure (the same passes on
+    the same input): raised at once, not met again in a third run."""
     configured = invoke_iree_compile(source, [*flags, *CONFIGURE_FLAGS])
     if configured.returncode != 0:
-        return None
+        raise _compile_error(source, flags, configured.stderr)
     text, retuned = retune_taps(configured.vmfb.decode())
     done = invoke_iree_compile(text.encode(), [*flags, *RESUME_FLAGS])
     if done.returncode != 0:
-        return None
+        if retuned:
+            return None
+        raise _compile_error(source, flags, done.stderr)
     warnings = "\n".join(part for part in (configured.stderr, done.stderr) if part)
     return IreeRun(done.vmfb, warnings, tuple(change.describe() for change in retuned))
+
+
+def _compile_error(source: bytes, flags: list[str], stderr: str) -> CompileError:
+    """iree-compile's messages and a command that reproduces the failure on a kept copy of `source`."""
+    kept = Path(tempfile.mkdtemp(prefix="torch_grouped_conv_repro_")) / "input.mlirbc"
+    kept.write_bytes(source)
+    return CompileError(f"iree-compile failed:\n{stderr}\nreproduce with: iree-compile {kept} {' '.join(flags)}")
 
 
 class ToolRun(NamedTuple):
