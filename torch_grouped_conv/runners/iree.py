@@ -38,10 +38,12 @@ from torch_grouped_conv.runners.iree_flags import (
     check_threads,
     compile_thread_flags,
     flag_set,
+    matmul_tile_flags,
+    overriding_tile_bytes,
     tuned_for,
 )
 from torch_grouped_conv.runners.signature import Signature, read_signature
-from torch_grouped_conv.runners.target import HOST, Target, check_target
+from torch_grouped_conv.runners.target import HOST, Target, check_target, host_l2_bytes
 from torch_grouped_conv.runners.transients import (
     TransientPool,
     invoke,
@@ -58,8 +60,11 @@ KEEP_F64_FLAGS = ["--iree-input-demote-f64-to-f32=false"]
 
 
 def target_flags(target: Target = HOST) -> list[str]:
-    """Flags that select the device and the CPU (`target.flags()`); tuning flags go on top."""
-    return DEVICE_FLAGS + target.flags() + KEEP_F64_FLAGS
+    """Flags that select the device and the CPU (`target.flags()`), and for the
+    host the GEMM tile size its L2 calls for (`iree_flags.matmul_tile_flags`);
+    tuning flags go on top."""
+    cache = matmul_tile_flags(host_l2_bytes()) if target.is_host else []
+    return DEVICE_FLAGS + target.flags() + KEEP_F64_FLAGS + cache
 
 
 # The host target's flags (`--iree-llvmcpu-target-cpu=host`: AVX2/AVX-512 where present).
@@ -263,7 +268,7 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
         raise InputError("external transients need static shapes: this module has dynamic dims")
     check_target(target, DEVICE_FLAGS)
     tuning = default_flags(module, target) if extra_flags is None else list(extra_flags)
-    flags = (target_flags(target) + (BF16_FLAGS if has_bf16_boundary(module) else [])
+    flags = (overriding_tile_bytes(target_flags(target), tuning) + (BF16_FLAGS if has_bf16_boundary(module) else [])
              + compile_thread_flags(check_threads(threads)) + tuning)
     untiled = [f for f in flags if f not in DATA_TILING_FLAGS]
     hinted, tiles = hint_data_tiling(module)

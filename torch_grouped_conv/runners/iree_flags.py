@@ -106,6 +106,36 @@ def tuned_for(arch: str, dynamic_inner_dims: bool) -> str:
     return TUNED_DYNAMIC if dynamic_inner_dims else TUNED
 
 
+# The distribution tiles of data-tiled GEMMs (`--iree-llvmcpu-matmul-tile-bytes`,
+# the bytes of operand tiles one workgroup takes): IREE 3.13's default keeps
+# one 16-row LHS tile per workgroup for long-K GEMMs, so a GEMM with a few row
+# tiles streams its whole RHS once per row tile (r3d_18's layer-1 GEMM, 4 row
+# tiles over a 331 MiB im2col matrix: 283 ms, 143 with all 4 rows in one
+# workgroup). On a host with at least 2 MiB of L2 per core the runner gives
+# half the L2: measured on the Intel Xeon (2 MiB L2), resnet50 -5 %, convnext
+# -7 %, resnext50 -3 % at 1 thread (docs/performance.md, "Compiler flags").
+# Smaller L2s (the AMD EPYC VM's 1 MiB) keep IREE's default, as measured there.
+MATMUL_TILE_MIN_L2 = 2 * 1024 * 1024
+MATMUL_TILE_FLAG = "--iree-llvmcpu-matmul-tile-bytes"
+
+
+def matmul_tile_flags(l2_bytes: int | None) -> list[str]:
+    """`--iree-llvmcpu-matmul-tile-bytes` = half the L2 per core, for an L2 of
+    at least `MATMUL_TILE_MIN_L2`; nothing (IREE's default) otherwise or when
+    the cache size is unknown."""
+    if l2_bytes is None or l2_bytes < MATMUL_TILE_MIN_L2:
+        return []
+    return [f"{MATMUL_TILE_FLAG}={l2_bytes // 2}"]
+
+
+def overriding_tile_bytes(base: list[str], tuning: list[str]) -> list[str]:
+    """`base` without its matmul tile flag when `tuning` gives one (iree-compile
+    refuses the option twice; the caller's value wins)."""
+    if not any(f.startswith(MATMUL_TILE_FLAG + "=") for f in tuning):
+        return base
+    return [f for f in base if not f.startswith(MATMUL_TILE_FLAG + "=")]
+
+
 def compile_thread_flags(threads: int | None) -> list[str]:
     """iree-compile flags for a module run at `threads` threads: codegen
     splits each dispatch for that many workers (IREE's default assumes 8).

@@ -42,6 +42,31 @@ def host_cpu_name() -> str:
     return model or platform.processor() or platform.machine()
 
 
+CACHE_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def parse_cache_size(text: str) -> int | None:
+    """A sysfs cache size (`2048K`, `1M`, `512`) in bytes, else None."""
+    value = text.strip().upper()
+    unit = value[-1:] if value[-1:] in CACHE_SIZE_UNITS and not value[-1:].isdigit() else ""
+    number = value[: len(value) - len(unit)]
+    return int(number) * CACHE_SIZE_UNITS[unit] if number.isdigit() else None
+
+
+@functools.cache
+def host_l2_bytes(cpu_dir: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
+    """The host's L2 per core in bytes (Linux sysfs: the level-2 data or unified
+    cache of cpu0), None where sysfs does not say."""
+    for index in sorted(Path(cpu_dir).glob("index*")):
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if level == "2" and kind in ("Unified", "Data"):
+                return parse_cache_size((index / "size").read_text())
+        except OSError:
+            continue
+    return None
+
+
 def host_triple() -> str:
     return f"{host_arch()}-unknown-{platform.system().lower()}-gnu"
 
