@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from torch_grouped_conv.runners.iree_flags import without_flags_named
+
 
 @dataclass(frozen=True)
 class Knob:
@@ -53,8 +55,7 @@ def parse(text: str) -> list[str] | None:
 def merge(flags: list[str], knob_flags: list[str]) -> list[str]:
     """`flags` with `knob_flags` on top: a knob replaces a flag of the same name (iree-compile
     refuses a flag given twice)."""
-    names = {f.partition("=")[0] for f in knob_flags}
-    return [f for f in flags if f.partition("=")[0] not in names] + knob_flags
+    return without_flags_named(flags, knob_flags) + knob_flags
 
 
 def split_runtime(flags: list[str]) -> tuple[list[str], list[str]]:

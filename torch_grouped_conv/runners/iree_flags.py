@@ -128,12 +128,16 @@ def matmul_tile_flags(l2_bytes: int | None) -> list[str]:
     return [f"{MATMUL_TILE_FLAG}={l2_bytes // 2}"]
 
 
+def without_flags_named(flags: list[str], others: list[str]) -> list[str]:
+    """`flags` less those whose option name (`--name` of `--name=value`) is
+    among `others`' (iree-compile refuses a single-valued option twice)."""
+    names = {f.partition("=")[0] for f in others}
+    return [f for f in flags if f.partition("=")[0] not in names]
+
+
 def overriding_tile_bytes(base: list[str], tuning: list[str]) -> list[str]:
-    """`base` without its matmul tile flag when `tuning` gives one (iree-compile
-    refuses the option twice; the caller's value wins)."""
-    if not any(f.startswith(MATMUL_TILE_FLAG + "=") for f in tuning):
-        return base
-    return [f for f in base if not f.startswith(MATMUL_TILE_FLAG + "=")]
+    """`base` without its matmul tile flag when `tuning` gives one (the caller's value wins)."""
+    return without_flags_named(base, [f for f in tuning if f.partition("=")[0] == MATMUL_TILE_FLAG])
 
 
 def compile_thread_flags(threads: int | None) -> list[str]:

@@ -42,15 +42,15 @@ def host_cpu_name() -> str:
     return model or platform.processor() or platform.machine()
 
 
-CACHE_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+CACHE_SIZE_UNITS = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 
 
 def parse_cache_size(text: str) -> int | None:
     """A sysfs cache size (`2048K`, `1M`, `512`) in bytes, else None."""
     value = text.strip().upper()
-    unit = value[-1:] if value[-1:] in CACHE_SIZE_UNITS and not value[-1:].isdigit() else ""
-    number = value[: len(value) - len(unit)]
-    return int(number) * CACHE_SIZE_UNITS[unit] if number.isdigit() else None
+    unit = value[-1:]
+    number = value[:-1] if unit in CACHE_SIZE_UNITS else value
+    return int(number) * CACHE_SIZE_UNITS.get(unit, 1) if number.isdigit() else None
 
 
 @functools.cache
