@@ -21,6 +21,7 @@ from torch_grouped_conv.frontends.dynamo import backend as dynamo_backend
 from torch_grouped_conv.frontends.dynamo import register as register_dynamo_backend
 from torch_grouped_conv.report import ConvDecision, RewriteReport
 from torch_grouped_conv.rewrite.driver import STRATEGIES
+from torch_grouped_conv.rewrite.tuning import TUNINGS, tuned_for
 from torch_grouped_conv.runners import BACKENDS, load, run
 from torch_grouped_conv.runners.target import Target
 
@@ -35,5 +36,5 @@ __all__ = [
     "BACKENDS", "STRATEGIES", "CompileError", "ConvDecision", "GroupedConvError", "InputError",
     "ModelInputError", "RewriteReport", "compile", "compile_onnx", "dynamo_backend", "last_report", "load", "lower",
     "plugin_pass",
-    "register_dynamo_backend", "run", "save", "Target",
+    "register_dynamo_backend", "run", "save", "Target", "TUNINGS", "tuned_for",
 ]

@@ -207,7 +207,8 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
         _pytorch_only(dtype, dynamic_dims)
         if input_shape:
             raise InputError("`compile` takes an ONNX model's shapes from its graph; --input-shape is for `verify`")
-        module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
+        with deploy.tuned():
+            module = api.compile_onnx(model, grouped_conv=strategy, output_type=output_type)
         return _finish_compile(module, output, api.last_report() or RewriteReport(strategy), json_path, show_report,
                                extra, deploying)
     torch_model, x, dynamic = _pytorch_job(model, input_shape, dtype, dynamic_dims, data=False)
@@ -215,7 +216,7 @@ def compile_command(model: str, input_shape: list[str] | None, grouped_conv: str
     with _named(model), progress.stage("export"):
         module = api.compile(torch_model, x, grouped_conv=None, output_type="torch", dynamic_shapes=dynamic)
     require_convolution(module, model)
-    with progress.stage("plugin"):
+    with progress.stage("plugin"), deploy.tuned():
         report = api.apply_strategy(module, strategy)
     if output_type == "linalg-on-tensors":
         with progress.stage("linalg"):
@@ -272,7 +273,8 @@ def lower_command(input_file: Path, output: Path | None, grouped_conv: str, inpu
     module = _parse_module(input_file.read_text(encoding="utf-8", errors="replace"), context, input_file)
     if input_form not in api.INPUT_FORMS:
         raise InputError(f"unknown --input-form {input_form!r}; choose one of {', '.join(api.INPUT_FORMS)}")
-    report = api.lower(module, strategy, input_form=input_form, reject_malformed=True)
+    with deploy.tuned():
+        report = api.lower(module, strategy, input_form=input_form, reject_malformed=True)
     if vmfb:
         api.lower_to_linalg(module)
     _emit(module, output, report, deploy if vmfb else None)

@@ -13,7 +13,9 @@ signature and the rewrite report's summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from torch_mlir import ir
 from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.files import check_output_path, write_atomically
 from torch_grouped_conv.report import RewriteReport
+from torch_grouped_conv.rewrite.tuning import tuned_for
 from torch_grouped_conv.runners.artifact import make_record, sidecar_path, source_path
 from torch_grouped_conv.runners.iree import Compilation, compile_for
 from torch_grouped_conv.runners.iree_flags import check_threads
@@ -144,6 +147,17 @@ class DeployOptions:
                 check_output_path(each)
             compile_target_check(self.target)
         return vmfb
+
+    @contextlib.contextmanager
+    def tuned(self) -> Iterator[None]:
+        """`auto` picks for the target's CPU family inside the block when the
+        target is another machine (rewrite/tuning.py); for the host, the
+        active tuning (TGC_TUNING, else the host's) stands."""
+        if self.target.is_host:
+            yield
+            return
+        with tuned_for(self.target.tuning):
+            yield
 
     def write(self, module: ir.Module, output: Path, report: RewriteReport | None, echo: Any) -> Saved:
         """`save` the module; `echo` (a print function) says what was written,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torch_grouped_conv.errors import InputError
+from torch_grouped_conv.rewrite import tuning
 
 # Architecture aliases, as the first triple component may spell them.
 ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x86-64": "x86_64"}
@@ -96,6 +97,17 @@ class Target:
     def is_host(self) -> bool:
         """Compiled for exactly the machine we run on (`target-cpu=host`)."""
         return self.triple is None and self.cpu in (None, "host") and self.features is None and self.abi is None
+
+    @property
+    def tuning(self) -> tuning.Tuning:
+        """The CPU family `auto` picks for (rewrite/tuning.py): the host's when
+        compiling for the host, else by the named CPU (x86-64 only; `default`
+        for a generic CPU and other architectures)."""
+        if self.is_host:
+            return tuning.host()
+        if self.arch != "x86_64":
+            return tuning.DEFAULT
+        return tuning.for_cpu(self.cpu or "generic")
 
     @property
     def arch(self) -> str:

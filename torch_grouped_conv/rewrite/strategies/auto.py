@@ -21,8 +21,9 @@ channel dims fall back to `grouped` with a note. In order:
 2. larger depthwise windows -> `channels-last` (NHWC depthwise) in 2D
    forward, the default direct depthwise op elsewhere (channels-last is 2D
    forward only);
-3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= `GROUPED_TAPS`
-   (C/G <= 8 at 3x3: ResNeXt layer1/2, every RegNet shape) -> `taps`: the
+3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= the tuning's
+   `grouped_taps` (default 72, C/G <= 8 at 3x3: ResNeXt layer1/2, every
+   RegNet shape; intel-avx512 144, C/G <= 16 at 3x3) -> `taps`: the
    C/G*KH*KW products unrolled in one all-parallel generic (1.1x PyTorch
    geomean on those vs 2.2x for im2col, side by side);
 4. the channel multiplier (groups = C_in, C_out = m*C_in) with at most
@@ -44,17 +45,21 @@ channel dims fall back to `grouped` with a note. In order:
    (r3d_18 whole model, steady state: 14.6 s vs 1.34 s at 1 thread, 7.5 s
    vs 0.72 s at 2);
    7a. except f32 3x3 stride-1 dilation-1 2D convs with both output dims
-   >= `WINOGRAD_MIN_OUTPUT` -> `winograd` (F(4x4, 3x3): 2.25 products per
-   output per channel instead of 9; resnet50's 64ch@56^2 / 128ch@28^2 /
-   256ch@14^2 convs IREE-compiled, side by side with im2col + matmul:
-   docs/performance.md "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30% and
-   its gain was unsure; grouped (ResNeXt, C/G <= 32) it was 2-13x slower than
+   >= the tuning's `winograd_min_output` (default 14, intel-avx512 7) ->
+   `winograd` (F(4x4, 3x3): 2.25 products per output per channel instead
+   of 9; resnet50's 64ch@56^2 / 128ch@28^2 / 256ch@14^2 convs
+   IREE-compiled, side by side with im2col + matmul: docs/performance.md
+   "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30%: its gain was unsure
+   on the AMD VM, 4.5 -> 3.5 ms per resnet50 conv on the Intel one; grouped (ResNeXt, C/G <= 32) it was 2-13x slower than
    taps / im2col: the 36*G GEMMs are tiny);
 8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
    GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
    4-43x faster than the direct named conv on 5 decoder shapes, 1 and 2
    threads, docs/performance.md "Transposed groups = 1 convs"). Grouped
    transposed with C/G*prod(k) > 72 goes through the same phases (`im2col`).
+
+The two thresholds are the active `Tuning`'s (rewrite/tuning.py: the CPU
+family the rule was measured on; the host's unless told otherwise).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
 except depthwise.
@@ -71,11 +76,11 @@ from torch_grouped_conv.rewrite.strategies.im2col import blocking
 from torch_grouped_conv.rewrite.strategies.strategy import Strategy, register
 from torch_grouped_conv.rewrite.strategies.taps import CHANNEL_BLOCK, MAX_TAPS, blocks_channels, computes_channels_last
 from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
+from torch_grouped_conv.rewrite.tuning import Tuning, active
 
-GROUPED_TAPS = 72  # C/G * KH * KW, products unrolled per output
-# Rule 7a: both output dims at least this for `winograd` (measured faster than
-# im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2; at 7^2 unsure).
-WINOGRAD_MIN_OUTPUT = 14
+# The CPU-family thresholds (rule 3's C/G*KH*KW bound for taps, rule 7a's least
+# output dims for `winograd`) come from the active `Tuning` (rewrite/tuning.py):
+# `default` (measured on AMD EPYC) 72 and 14, `intel-avx512` 144 and 7.
 
 
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
@@ -90,14 +95,19 @@ def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
 
 
 def pick_strategy(plan: ConvPlan) -> tuple[str, str]:
-    """(strategy, why) for one convolution; see the module docstring."""
+    """(strategy, why) for one convolution under the active tuning; see the module docstring."""
+    return pick_tuned(plan, active())
+
+
+def pick_tuned(plan: ConvPlan, tuning: Tuning) -> tuple[str, str]:
+    """(strategy, why) for one convolution, with `tuning`'s thresholds."""
     if plan.quant is not None:
         return pick_quantized(plan)
     kernel = [k for k in plan.spec.kernel if k is not None]
-    return PICK_BY_CASE[plan.case](plan, kernel)
+    return PICK_BY_CASE[plan.case](plan, kernel, tuning)
 
 
-def pick_depthwise(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+def pick_depthwise(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
     """Rules 1 and 2: taps up to MAX_TAPS, then NHWC (2D forward) or the direct depthwise op."""
     taps = math.prod(kernel)
     if taps <= MAX_TAPS:
@@ -113,16 +123,18 @@ def pick_depthwise(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
     return "channels-last", f"depthwise with kernel {kernel} ({taps} taps > {MAX_TAPS}): NHWC depthwise"
 
 
-def pick_grouped(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
-    """Rules 3 and 5: taps up to GROUPED_TAPS products per output, else the grouped GEMM."""
-    products = (group_channels(plan.spec)[0] or GROUPED_TAPS + 1) * math.prod(kernel)
-    if products <= GROUPED_TAPS:
-        return "taps", f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {GROUPED_TAPS}: unrolled taps"
+def pick_grouped(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
+    """Rules 3 and 5: taps up to `tuning.grouped_taps` products per output, else the grouped GEMM."""
+    bound = tuning.grouped_taps
+    products = (group_channels(plan.spec)[0] or bound + 1) * math.prod(kernel)
+    if products <= bound:
+        return "taps", (f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {bound} "
+                        f"({tuning.name} tuning): unrolled taps")
     return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM") \
         + _blocked(plan)
 
 
-def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+def pick_multiplier(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
     """Rules 4 and 5: the channel multiplier as taps up to MAX_TAPS, else the grouped GEMM."""
     taps = math.prod(kernel)
     if taps <= MAX_TAPS:
@@ -132,29 +144,29 @@ def pick_multiplier(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
                       f"(im2col + batch_matmul){_blocked(plan)}")
 
 
-def pick_winograd(plan: ConvPlan) -> tuple[str, str] | None:
+def pick_winograd(plan: ConvPlan, tuning: Tuning) -> tuple[str, str] | None:
     """Rule 7a: an f32 conv `winograd` takes (3x3, stride 1, dilation 1, 2D
-    forward, static) with both output dims >= WINOGRAD_MIN_OUTPUT, or None."""
-    out = plan.spec.result.shape[2:]
+    forward, static) with both output dims >= `tuning.winograd_min_output`, or None."""
+    out, least = plan.spec.result.shape[2:], tuning.winograd_min_output
     if plan.spec.input.dtype != "f32" or WINOGRAD.refusal(plan) is not None:
         return None
-    if any(o is None or o < WINOGRAD_MIN_OUTPUT for o in out):
+    if any(o is None or o < least for o in out):
         return None
-    return "winograd", (f"groups=1, 3x3 stride 1, output {list(out)} (both >= {WINOGRAD_MIN_OUTPUT}): "
+    return "winograd", (f"groups=1, 3x3 stride 1, output {list(out)} (both >= {least}, {tuning.name} tuning): "
                         "Winograd F(4x4, 3x3)")
 
 
-def pick_conv(plan: ConvPlan, kernel: list[int]) -> tuple[str, str]:
+def pick_conv(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
     """Rules 6 to 8: groups == 1 as matmuls (1x1 directly, KxK via im2col, transposed by output phase)."""
     if all(k == 1 for k in kernel):
         return "matmul", "groups=1, 1x1 kernel: matmul"
     if not plan.spec.transposed:
-        winograd = pick_winograd(plan)
+        winograd = pick_winograd(plan, tuning)
         return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul{_blocked(plan)}")
     return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
 
 
-PICK_BY_CASE: dict[Case, Callable[[ConvPlan, list[int]], tuple[str, str]]] = {
+PICK_BY_CASE: dict[Case, Callable[[ConvPlan, list[int], Tuning], tuple[str, str]]] = {
     Case.DEPTHWISE: pick_depthwise,
     Case.GROUPED: pick_grouped,
     Case.DEPTHWISE_MULTIPLIER: pick_multiplier,

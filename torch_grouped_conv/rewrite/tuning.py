@@ -1,0 +1,111 @@
+"""The CPU family `auto`'s rule is tuned for: the two thresholds whose best
+value was measured to differ between the CPU families the project is built on
+(docs/performance.md, "The `auto` rule"); everything else in the rule holds on both.
+
+- `default`: the rule as measured on AMD EPYC (Zen 4) VMs, used for every CPU
+  not recognized below. Grouped convs with C/G*prod(k) <= 72 run as taps, larger
+  ones as a grouped GEMM; Winograd from 14x14 outputs.
+- `intel-avx512`: Intel CPUs with AVX-512 (Xeon VMs: IREE 3.13's f32 GEMM
+  kernel reaches ~80 % of a ceiling twice the AMD VM's, while the taps' FMAs
+  scale with it). Taps up to C/G*prod(k) = 144 (C/G = 16 at 3x3: resnext50's
+  512g32@14^2 1.25 -> 0.63 ms, groups4_64to128_56 2.88 -> 1.53 ms at 1 thread,
+  side by side with the grouped GEMM), and Winograd from 7x7 outputs
+  (resnet50's 512ch@7^2 convs 4.5 -> 3.5 ms each).
+
+Which one applies, first match wins: `tuned_for(...)` around the rewrite (the
+CLI does it for `--target`), the environment variable `TGC_TUNING`
+(`default` / `intel-avx512`), else the host CPU (/proc/cpuinfo: vendor
+GenuineIntel with avx512f -> `intel-avx512`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch_grouped_conv.errors import InputError
+
+ENV_VAR = "TGC_TUNING"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The CPU-family thresholds of `auto` (rewrite/strategies/auto.py)."""
+
+    name: str
+    grouped_taps: int  # grouped convs with C/G * prod(kernel) up to this run as `taps`
+    winograd_min_output: int  # f32 3x3 stride-1 convs with both output dims at least this run as `winograd`
+    measured_on: str
+
+
+DEFAULT = Tuning("default", grouped_taps=72, winograd_min_output=14, measured_on="AMD EPYC (Zen 4)")
+INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, winograd_min_output=7,
+                      measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
+TUNINGS = {t.name: t for t in (DEFAULT, INTEL_AVX512)}
+
+# LLVM CPU names of Intel cores with AVX-512 (a named --target CPU picks the tuning by these).
+INTEL_AVX512_CPUS = frozenset({
+    "skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client", "icelake-server", "tigerlake",
+    "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "diamondrapids",
+})
+
+_ACTIVE: ContextVar[Tuning | None] = ContextVar("tgc_tuning", default=None)
+
+
+def named(name: str) -> Tuning:
+    """The tuning called `name` (InputError naming the choices otherwise)."""
+    if name not in TUNINGS:
+        raise InputError(f"unknown tuning {name!r}; choose one of {', '.join(TUNINGS)}")
+    return TUNINGS[name]
+
+
+def from_cpuinfo(text: str) -> Tuning:
+    """The tuning for the CPU a /proc/cpuinfo text describes (its first processor)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    intel = fields.get("vendor_id") == "GenuineIntel" and "avx512f" in fields.get("flags", "").split()
+    return INTEL_AVX512 if intel else DEFAULT
+
+
+@functools.cache
+def host() -> Tuning:
+    """The host CPU's tuning (`default` where /proc/cpuinfo is missing)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return from_cpuinfo(cpuinfo.read_text(errors="replace")) if cpuinfo.is_file() else DEFAULT
+
+
+def for_cpu(cpu: str | None) -> Tuning:
+    """The tuning for an LLVM CPU name: None or `host` -> the host's; a known
+    Intel AVX-512 core -> `intel-avx512`; any other -> `default`."""
+    if cpu in (None, "host"):
+        return host()
+    return INTEL_AVX512 if cpu in INTEL_AVX512_CPUS else DEFAULT
+
+
+def active() -> Tuning:
+    """The tuning `auto` uses now (module docstring: context, then TGC_TUNING, then the host)."""
+    chosen = _ACTIVE.get()
+    if chosen is not None:
+        return chosen
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return named(env)
+    return host()
+
+
+@contextlib.contextmanager
+def tuned_for(tuning: Tuning | str) -> Iterator[Tuning]:
+    """`auto` picks for `tuning` (a Tuning or its name) inside the block, in this thread or task."""
+    chosen = named(tuning) if isinstance(tuning, str) else tuning
+    token = _ACTIVE.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _ACTIVE.reset(token)
