@@ -86,6 +86,17 @@ def test_bench_inductor_column(tmp_path: Path) -> None:
     assert "| Inductor ms |" in table and "Inductor ×PT" in table and "auto ×Inductor" in table
 
 
+def test_bench_tuning_variants(tmp_path: Path) -> None:
+    """`--strategies auto:TUNING`: auto picking for another CPU family, beside the host's."""
+    assert run.main(["--smoke", "--peers", "none", "--only", "resnext50_s1_512g32_14", "--threads", "1",
+                     "--ceiling-size", "0", "--strategies", "auto:default,auto:intel-avx512",
+                     "--out-dir", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / JSON_NAME).read_text())["rows"]
+    for name, picked in (("auto:default", "im2col/grouped"), ("auto:intel-avx512", "taps/grouped")):
+        assert row["build"][name]["strategies_used"] == {picked: 1}, row["build"][name]
+        assert row["threads"]["1"][name]["matches_pytorch"], row["threads"]["1"][name]
+
+
 def test_bench_dtype_and_dynamic_rows(tmp_path: Path) -> None:
     """bf16 auto vs PyTorch bf16 and auto f32; a dynamic-batch module at batch 1 and 8,
     and a module with dynamic batch and spatial dims at 14x14 and 7x7, vs the

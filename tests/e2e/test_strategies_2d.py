@@ -166,7 +166,7 @@ def test_strategy_uses_its_emitter(strategy: str, config_name: str) -> None:
 # (strategy, case, words of the report note).
 AUTO_PICKS: dict[str, tuple[str, Case, str]] = {
     "g1": ("matmul", Case.CONV, "groups=1, kernel [3, 3]: im2col + matmul"),  # rule 7
-    "g2_s2_nobias": ("taps", Case.GROUPED, "groups=2, C/G*KH*KW=72 <= 72 (default tuning): unrolled taps"),  # rule 3, at the bound
+    "g2_s2_nobias": ("taps", Case.GROUPED, "groups=2, C/G*KH*KW=72 <= 72 (default tuning): unrolled taps"),  # rule 3, bound
     "g4_p0_d2_b3": ("taps", Case.GROUPED, "groups=4, C/G*KH*KW=36 <= 72"),
     "g8_9x13_s12": ("taps", Case.GROUPED, "groups=8, C/G*KH*KW=18 <= 72"),
     "g4_f8_k3x5": ("taps", Case.GROUPED, "groups=4, C/G*KH*KW=60 <= 72"),  # 4 x 3x5

@@ -86,3 +86,10 @@ def test_variants_are_compiled_for_the_run_threads_unless_a_knob_says_otherwise(
     assert compile_threads(0) is None and compile_threads(2) == 2  # 0: IREE's default (8)
     with pytest.raises(BenchUsageError, match="--compile-threads -1"):
         compile_threads(-1)
+
+
+def test_tuning_variants() -> None:
+    """`auto:TUNING` (rewrite/tuning.py): auto only, a known tuning, with flag sets and knobs too."""
+    assert known_variant("auto:default") and known_variant("auto:intel-avx512@default+tile-bytes=1024")
+    assert not known_variant("taps:default") and not known_variant("auto:zen9") and not known_variant("auto:")
+    assert variant_spec("auto:intel-avx512", ["--x"]) == ("auto:intel-avx512", "auto:intel-avx512", ["--x"])

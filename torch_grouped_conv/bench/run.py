@@ -47,6 +47,7 @@ from torch_grouped_conv.bench.workloads import (
 from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
+from torch_grouped_conv.rewrite.tuning import TUNINGS
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import (
     FLAG_SETS,
@@ -100,7 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--strategies", default=AUTO,
                    help="comma-separated plugin strategies for the shape rows (default: auto); `STRATEGY@FLAGSET` "
                         "(STRATEGY may be `upstream`) times that variant with another IREE flag set; "
-                        "`+KNOB=VALUE` adds an IREE knob: "
+                        "`auto:TUNING` picks for that CPU family (default, intel-avx512; rewrite/tuning.py) "
+                        "instead of the host's; `+KNOB=VALUE` adds an IREE knob: "
                         + ", ".join(f"{k.name} ({k.flag})" for k in knobs.KNOBS.values()))
     p.add_argument("--dtypes", default=",".join(DTYPES), help="f16/bf16 rows: comma-separated dtypes, or `none`")
     p.add_argument("--dtype-shapes", default=",".join(DTYPE_SHAPES), help="core shapes for the dtype rows")
@@ -140,10 +142,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def known_variant(name: str) -> bool:
-    """`STRATEGY`, `STRATEGY@FLAGSET` (STRATEGY may be upstream) or either with `+KNOB=VALUE`s
-    (upstream too: the baseline with a knob is a variant)."""
+    """`STRATEGY`, `STRATEGY@FLAGSET` (STRATEGY may be upstream, or `auto:TUNING`) or either with
+    `+KNOB=VALUE`s (upstream too: the baseline with a knob is a variant)."""
     head, _, knob_text = name.partition("+")
     strategy, _, flags = head.partition("@")
+    strategy, colon, tuning_name = strategy.partition(":")
+    if colon and (strategy != AUTO or tuning_name not in TUNINGS):
+        return False
     if knob_text and knobs.parse(knob_text) is None:
         return False
     if flags or knob_text:

@@ -23,6 +23,7 @@ one row are freed before the next row compiles.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from torch_grouped_conv.bench.variants import (
     timed_build,
 )
 from torch_grouped_conv.models import SEED
+from torch_grouped_conv.rewrite.tuning import tuned_for
 from torch_grouped_conv.verify import RELATIVE_TOLERANCE
 
 SECTIONS = ("networks", "media", "core", "extra", "dtype", "dynamic")
@@ -102,7 +104,9 @@ def _iree(name: str, model: nn.Module, example: Sequence[torch.Tensor], strategy
           flags: list[str], dynamic_shapes: Any = None) -> Variant:
     start = time.perf_counter()
     compile_flags, runtime_flags = knobs.split_runtime(flags)
-    build = compile_iree(model, example, strategy, compile_flags, dynamic_shapes)
+    strategy, _, tuning_name = (strategy or "").partition(":")  # `auto:TUNING` (run.known_variant)
+    with tuned_for(tuning_name) if tuning_name else contextlib.nullcontext():
+        build = compile_iree(model, example, strategy or None, compile_flags, dynamic_shapes)
     variant = iree_variant(name, build, time.perf_counter() - start, runtime_flags)
     variant.info["build"] = build  # the breakdown needs the module; dropped from the JSON
     return variant
