@@ -1,10 +1,10 @@
 """`auto` per CPU family (rewrite/tuning.py).
 
-Under `intel-avx512` the convs whose pick it moves (a C/G = 16 grouped 3x3
-conv -> taps, a 3x3 stride-1 conv with a 7x7 output -> Winograd, plain, with
-BatchNorm + ReLU after it, batch 2) compile to what the rule says and match
-PyTorch eager (f32 tolerance) on both runners and an f64 computation; under
-`default` the same convs stay on the grouped GEMM / im2col + matmul. Which
+Under `intel-avx512` the convs whose pick it moves (C/G = 16 grouped 3x3
+convs -> taps, with BatchNorm + ReLU after them, stride 1 and 2, batch 1 and
+2) compile to what the rule says and match PyTorch eager (f32 tolerance) on
+both runners and an f64 computation; under `default` the same convs stay on
+the grouped GEMM. Which
 tuning applies: the host (/proc/cpuinfo), TGC_TUNING, `tuned_for`, the CLI's
 `--target-cpu`. Layout: input [N,C,H,W], weight [F,C/G,3,3].
 """
@@ -32,8 +32,7 @@ from torch_grouped_conv.runners.target import Target
 MOVED = {
     "grouped_cg16": (ConvConfig(c_in=64, c_out=64, groups=4, spatial=(12, 10)), "im2col", "taps"),
     "grouped_cg16_s2_b2": (ConvConfig(c_in=32, c_out=48, groups=2, stride=2, batch=2, spatial=(11, 11)), "im2col", "taps"),
-    "winograd_7x7": (ConvConfig(c_in=32, c_out=24, groups=1, spatial=(7, 7)), "matmul", "winograd"),
-    "winograd_7x9_b2": (ConvConfig(c_in=16, c_out=16, groups=1, batch=2, spatial=(7, 9), bias=False), "matmul", "winograd"),
+    "grouped_cg16_f8_nobias": (ConvConfig(c_in=64, c_out=32, groups=4, bias=False, spatial=(7, 9)), "im2col", "taps"),
 }
 
 

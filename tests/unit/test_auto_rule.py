@@ -10,7 +10,7 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import pick_strategy, pick_tuned
+from torch_grouped_conv.rewrite.strategies.auto import WINOGRAD_MIN_OUTPUT, pick_strategy, pick_tuned
 from torch_grouped_conv.rewrite.strategies.strategy import REGISTRY, Coverage
 from torch_grouped_conv.rewrite.strategies.taps import MAX_GROUPED_TAPS, MAX_TAPS
 from torch_grouped_conv.rewrite.tuning import DEFAULT, INTEL_AVX512, Tuning, tuned_for
@@ -50,7 +50,7 @@ def plan(c_in: int, c_out: int, groups: int, kernel: int, stride: int = 1,
     (1024, 1024, 32, 3, 1, "im2col", "groups=32: grouped GEMM"),  # ResNeXt, C/G = 32
     (48, 48, 6, 3, 2, "taps", "groups=6, C/G*KH*KW=72 <= 72"),  # RegNet
     (32, 64, 32, 3, 1, "taps", "depthwise with a channel multiplier, kernel [3, 3] (9 taps): unrolled taps"),
-    (64, 128, 1, 3, 1, "winograd", "groups=1, 3x3 stride 1, output [14, 14] (both >= 14, default tuning): Winograd"),  # plain 3x3
+    (64, 128, 1, 3, 1, "winograd", "groups=1, 3x3 stride 1, output [14, 14] (both >= 14): Winograd"),  # plain 3x3
     (128, 128, 1, 3, 2, "matmul", "groups=1, kernel [3, 3]: im2col + matmul"),  # ResNet-50 downsampling
     (96, 192, 1, 2, 2, "matmul", "groups=1, kernel [2, 2]: im2col + matmul"),  # ConvNeXt downsampling
     (64, 128, 1, 1, 1, "matmul", "groups=1, 1x1 kernel: matmul"),
@@ -188,7 +188,7 @@ def test_coverage_takes_dynamic_batch_and_spatial_dims(input_shape: tuple[int | 
     (14, "f64", "matmul"),  # winograd covers f64, but auto's rule was measured on f32
 ])
 def test_winograd_from_a_14x14_output(size: int, dtype: str, expected: str) -> None:
-    assert DEFAULT.winograd_min_output == 14
+    assert WINOGRAD_MIN_OUTPUT == 14
     assert pick(plan(64, 64, 1, 3, size=size, dtype=dtype))[0] == expected
     assert pick(plan(64, 64, 32, 3, size=size, dtype=dtype))[0] != "winograd"  # grouped: never
 
@@ -198,11 +198,11 @@ def test_winograd_from_a_14x14_output(size: int, dtype: str, expected: str) -> N
     (64, 128, 4, 3, 56, "im2col", "taps"),  # groups4_64to128_56, C/G = 16
     (1024, 1024, 32, 3, 7, "im2col", "im2col"),  # C/G = 32: 288 products, past what taps unrolls
     (256, 256, 32, 3, 28, "taps", "taps"),  # C/G = 8 on both
-    (512, 512, 1, 3, 7, "matmul", "winograd"),  # resnet50 layer4's 3x3: Winograd from 7x7 outputs
-    (64, 64, 1, 3, 6, "matmul", "matmul"),  # below 7x7: im2col + matmul on both
+    (512, 512, 1, 3, 7, "matmul", "matmul"),  # Winograd's threshold is the same on both
     (512, 512, 1, 3, 14, "winograd", "winograd"),
+    (384, 384, 384, 7, 14, "taps", "taps"),  # depthwise: the same
 ])
-def test_intel_tuning_moves_two_thresholds(c_in: int, c_out: int, groups: int, kernel: int, size: int,
+def test_intel_tuning_moves_the_grouped_bound(c_in: int, c_out: int, groups: int, kernel: int, size: int,
                                            default: str, intel: str) -> None:
     planned = plan(c_in, c_out, groups, kernel, size=size)
     assert pick(planned, DEFAULT)[0] == default

@@ -1,16 +1,16 @@
-"""The CPU family `auto`'s rule is tuned for: the two thresholds whose best
-value was measured to differ between the CPU families the project is built on
+"""The CPU family `auto`'s rule is tuned for: the threshold whose best value
+was measured to differ between the CPU families the project is built on
 (docs/performance.md, "The `auto` rule"); everything else in the rule holds on both.
 
 - `default`: the rule as measured on AMD EPYC (Zen 4) VMs, used for every CPU
-  not recognized below. Grouped convs with C/G*prod(k) <= 72 run as taps, larger
-  ones as a grouped GEMM; Winograd from 14x14 outputs.
+  not recognized below: grouped convs with C/G*prod(k) <= 72 run as taps,
+  larger ones as a grouped GEMM (at C/G = 16, 512g32@14^2, taps 0.889 ms
+  against the GEMM's 0.765 there).
 - `intel-avx512`: Intel CPUs with AVX-512 (Xeon VMs: IREE 3.13's f32 GEMM
   kernel reaches ~80 % of a ceiling twice the AMD VM's, while the taps' FMAs
-  scale with it). Taps up to C/G*prod(k) = 144 (C/G = 16 at 3x3: resnext50's
-  512g32@14^2 1.25 -> 0.63 ms, groups4_64to128_56 2.88 -> 1.53 ms at 1 thread,
-  side by side with the grouped GEMM), and Winograd from 7x7 outputs
-  (resnet50's 512ch@7^2 convs 4.5 -> 3.5 ms each).
+  scale with it): taps up to C/G*prod(k) = 144 (C/G = 16 at 3x3: 512g32@14^2
+  1.25 -> 0.63 ms, groups4_64to128_56 2.88 -> 1.53 ms at 1 thread, side by
+  side with the grouped GEMM).
 
 Which one applies, first match wins: `tuned_for(...)` around the rewrite (the
 CLI does it for `--target`), the environment variable `TGC_TUNING`
@@ -35,17 +35,15 @@ ENV_VAR = "TGC_TUNING"
 
 @dataclass(frozen=True)
 class Tuning:
-    """The CPU-family thresholds of `auto` (rewrite/strategies/auto.py)."""
+    """The CPU-family threshold of `auto` (rewrite/strategies/auto.py, rule 3)."""
 
     name: str
     grouped_taps: int  # grouped convs with C/G * prod(kernel) up to this run as `taps`
-    winograd_min_output: int  # f32 3x3 stride-1 convs with both output dims at least this run as `winograd`
     measured_on: str
 
 
-DEFAULT = Tuning("default", grouped_taps=72, winograd_min_output=14, measured_on="AMD EPYC (Zen 4)")
-INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, winograd_min_output=7,
-                      measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
+DEFAULT = Tuning("default", grouped_taps=72, measured_on="AMD EPYC (Zen 4)")
+INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
 TUNINGS = {t.name: t for t in (DEFAULT, INTEL_AVX512)}
 
 # LLVM CPU names of Intel cores with AVX-512 (a named --target CPU picks the tuning by these).

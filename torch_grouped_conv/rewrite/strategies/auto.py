@@ -45,12 +45,12 @@ channel dims fall back to `grouped` with a note. In order:
    (r3d_18 whole model, steady state: 14.6 s vs 1.34 s at 1 thread, 7.5 s
    vs 0.72 s at 2);
    7a. except f32 3x3 stride-1 dilation-1 2D convs with both output dims
-   >= the tuning's `winograd_min_output` (default 14, intel-avx512 7) ->
-   `winograd` (F(4x4, 3x3): 2.25 products per output per channel instead
-   of 9; resnet50's 64ch@56^2 / 128ch@28^2 / 256ch@14^2 convs
-   IREE-compiled, side by side with im2col + matmul: docs/performance.md
-   "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30%: its gain was unsure
-   on the AMD VM, 4.5 -> 3.5 ms per resnet50 conv on the Intel one; grouped (ResNeXt, C/G <= 32) it was 2-13x slower than
+   >= `WINOGRAD_MIN_OUTPUT` -> `winograd` (F(4x4, 3x3): 2.25 products per
+   output per channel instead of 9; resnet50's 64ch@56^2 / 128ch@28^2 /
+   256ch@14^2 convs IREE-compiled, side by side with im2col + matmul:
+   docs/performance.md "Winograd"; at 7^2 the 2x2 tiles of 4x4 waste 30%:
+   its gain was unsure on the AMD VM, and on the Intel one resnet50 ran no
+   faster with it (slower at 2 threads); grouped (ResNeXt, C/G <= 32) it was 2-13x slower than
    taps / im2col: the 36*G GEMMs are tiny);
 8. transposed groups == 1 KxK -> `matmul`: with stride > 1, one im2col +
    GEMM per output phase over the undilated input (im2col.emit_im2col_phases;
@@ -58,8 +58,8 @@ channel dims fall back to `grouped` with a note. In order:
    threads, docs/performance.md "Transposed groups = 1 convs"). Grouped
    transposed with C/G*prod(k) > 72 goes through the same phases (`im2col`).
 
-The two thresholds are the active `Tuning`'s (rewrite/tuning.py: the CPU
-family the rule was measured on; the host's unless told otherwise).
+Rule 3's bound is the active `Tuning`'s (rewrite/tuning.py: the CPU family
+the rule was measured on; the host's unless told otherwise).
 
 Quantized convolutions have their own rule (`pick_quantized`): `im2col`
 except depthwise.
@@ -78,9 +78,12 @@ from torch_grouped_conv.rewrite.strategies.taps import CHANNEL_BLOCK, MAX_TAPS, 
 from torch_grouped_conv.rewrite.strategies.winograd import WINOGRAD
 from torch_grouped_conv.rewrite.tuning import Tuning, active
 
-# The CPU-family thresholds (rule 3's C/G*KH*KW bound for taps, rule 7a's least
-# output dims for `winograd`) come from the active `Tuning` (rewrite/tuning.py):
-# `default` (measured on AMD EPYC) 72 and 14, `intel-avx512` 144 and 7.
+# Rule 3's C/G*KH*KW bound for taps comes from the active `Tuning`
+# (rewrite/tuning.py): `default` (measured on AMD EPYC) 72, `intel-avx512` 144.
+# Rule 7a: both output dims at least this for `winograd` (measured faster than
+# im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2; at 7^2 unsure on
+# the AMD VM, no faster on the Intel one).
+WINOGRAD_MIN_OUTPUT = 14
 
 
 def pick_quantized(plan: ConvPlan) -> tuple[str, str]:
@@ -144,15 +147,15 @@ def pick_multiplier(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[
                       f"(im2col + batch_matmul){_blocked(plan)}")
 
 
-def pick_winograd(plan: ConvPlan, tuning: Tuning) -> tuple[str, str] | None:
+def pick_winograd(plan: ConvPlan) -> tuple[str, str] | None:
     """Rule 7a: an f32 conv `winograd` takes (3x3, stride 1, dilation 1, 2D
-    forward, static) with both output dims >= `tuning.winograd_min_output`, or None."""
-    out, least = plan.spec.result.shape[2:], tuning.winograd_min_output
+    forward, static) with both output dims >= WINOGRAD_MIN_OUTPUT, or None."""
+    out = plan.spec.result.shape[2:]
     if plan.spec.input.dtype != "f32" or WINOGRAD.refusal(plan) is not None:
         return None
-    if any(o is None or o < least for o in out):
+    if any(o is None or o < WINOGRAD_MIN_OUTPUT for o in out):
         return None
-    return "winograd", (f"groups=1, 3x3 stride 1, output {list(out)} (both >= {least}, {tuning.name} tuning): "
+    return "winograd", (f"groups=1, 3x3 stride 1, output {list(out)} (both >= {WINOGRAD_MIN_OUTPUT}): "
                         "Winograd F(4x4, 3x3)")
 
 
@@ -161,7 +164,7 @@ def pick_conv(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, s
     if all(k == 1 for k in kernel):
         return "matmul", "groups=1, 1x1 kernel: matmul"
     if not plan.spec.transposed:
-        winograd = pick_winograd(plan, tuning)
+        winograd = pick_winograd(plan)
         return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul{_blocked(plan)}")
     return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
 
