@@ -226,3 +226,10 @@ def test_pick_strategy_follows_the_active_tuning() -> None:
         assert pick_strategy(planned)[0] == "im2col"
     with tuned_for(INTEL_AVX512):
         assert pick_strategy(planned)[0] == "taps"
+
+
+def test_intel_bound_is_for_forward_convs() -> None:
+    """A transposed grouped conv at C/G = 16 keeps the grouped GEMM by phase under every tuning."""
+    transposed = plan_nd(2, 64, 64, 4, 3, 2, True)
+    assert pick(transposed, INTEL_AVX512)[0] == pick(transposed, DEFAULT)[0] == "im2col"
+    assert pick(plan_nd(2, 64, 64, 4, 3, 2, False), INTEL_AVX512)[0] == "taps"

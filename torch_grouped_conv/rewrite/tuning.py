@@ -8,9 +8,10 @@ was measured to differ between the CPU families the project is built on
   against the GEMM's 0.765 there).
 - `intel-avx512`: Intel CPUs with AVX-512 (Xeon VMs: IREE 3.13's f32 GEMM
   kernel reaches ~80 % of a ceiling twice the AMD VM's, while the taps' FMAs
-  scale with it): taps up to C/G*prod(k) = 144 (C/G = 16 at 3x3: 512g32@14^2
-  1.25 -> 0.63 ms, groups4_64to128_56 2.88 -> 1.53 ms at 1 thread, side by
-  side with the grouped GEMM).
+  scale with it): forward grouped convs as taps up to C/G*prod(k) = 144 (C/G =
+  16 at 3x3: 512g32@14^2 1.34 -> 0.68 ms, groups4_64to128_56 2.75 -> 1.50 ms at
+  1 thread, side by side with the grouped GEMM); transposed ones keep 72
+  (auto.TRANSPOSED_GROUPED_TAPS).
 
 Which one applies, first match wins: `tuned_for(...)` around the rewrite (the
 CLI does it for `--target`), the environment variable `TGC_TUNING`
@@ -38,7 +39,7 @@ class Tuning:
     """The CPU-family threshold of `auto` (rewrite/strategies/auto.py, rule 3)."""
 
     name: str
-    grouped_taps: int  # grouped convs with C/G * prod(kernel) up to this run as `taps`
+    grouped_taps: int  # forward grouped convs with C/G * prod(kernel) up to this run as `taps`
     measured_on: str
 
 

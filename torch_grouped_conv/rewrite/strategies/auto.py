@@ -23,7 +23,8 @@ channel dims fall back to `grouped` with a note. In order:
    forward only);
 3. grouped (1 < groups, not depthwise) with C/G*KH*KW <= the tuning's
    `grouped_taps` (default 72, C/G <= 8 at 3x3: ResNeXt layer1/2, every
-   RegNet shape; intel-avx512 144, C/G <= 16 at 3x3) -> `taps`: the
+   RegNet shape; intel-avx512 144, C/G <= 16 at 3x3, forward convs only:
+   transposed ones keep 72) -> `taps`: the
    C/G*KH*KW products unrolled in one all-parallel generic (1.1x PyTorch
    geomean on those vs 2.2x for im2col, side by side);
 4. the channel multiplier (groups = C_in, C_out = m*C_in) with at most
@@ -80,6 +81,10 @@ from torch_grouped_conv.rewrite.tuning import Tuning, active
 
 # Rule 3's C/G*KH*KW bound for taps comes from the active `Tuning`
 # (rewrite/tuning.py): `default` (measured on AMD EPYC) 72, `intel-avx512` 144.
+# Transposed grouped convs keep 72 on every CPU: by output phase, taps at C/G = 16
+# ran 3.6x slower than the per-phase GEMMs on the Intel VM (grouped_transposed_g4_s2
+# 2.65 vs 0.73 ms, 1 thread).
+TRANSPOSED_GROUPED_TAPS = 72
 # Rule 7a: both output dims at least this for `winograd` (measured faster than
 # im2col + matmul on resnet50's 3x3 convs at 56^2, 28^2, 14^2; at 7^2 unsure on
 # the AMD VM, no faster on the Intel one).
@@ -127,8 +132,9 @@ def pick_depthwise(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[s
 
 
 def pick_grouped(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
-    """Rules 3 and 5: taps up to `tuning.grouped_taps` products per output, else the grouped GEMM."""
-    bound = tuning.grouped_taps
+    """Rules 3 and 5: taps up to `tuning.grouped_taps` products per output
+    (TRANSPOSED_GROUPED_TAPS for a transposed conv), else the grouped GEMM."""
+    bound = TRANSPOSED_GROUPED_TAPS if plan.spec.transposed else tuning.grouped_taps
     products = (group_channels(plan.spec)[0] or bound + 1) * math.prod(kernel)
     if products <= bound:
         return "taps", (f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {bound} "
