@@ -233,3 +233,5 @@ def test_intel_bound_is_for_forward_convs() -> None:
     transposed = plan_nd(2, 64, 64, 4, 3, 2, True)
     assert pick(transposed, INTEL_AVX512)[0] == pick(transposed, DEFAULT)[0] == "im2col"
     assert pick(plan_nd(2, 64, 64, 4, 3, 2, False), INTEL_AVX512)[0] == "taps"
+    _, why = pick(plan_nd(2, 16, 16, 8, 3, 2, True), INTEL_AVX512)  # C/G = 2: taps, by the fixed bound
+    assert "<= 72 (transposed)" in why, why

@@ -134,11 +134,12 @@ def pick_depthwise(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[s
 def pick_grouped(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
     """Rules 3 and 5: taps up to `tuning.grouped_taps` products per output
     (TRANSPOSED_GROUPED_TAPS for a transposed conv), else the grouped GEMM."""
-    bound = TRANSPOSED_GROUPED_TAPS if plan.spec.transposed else tuning.grouped_taps
+    transposed = plan.spec.transposed
+    bound = TRANSPOSED_GROUPED_TAPS if transposed else tuning.grouped_taps
     products = (group_channels(plan.spec)[0] or bound + 1) * math.prod(kernel)
     if products <= bound:
         return "taps", (f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {bound} "
-                        f"({tuning.name} tuning): unrolled taps")
+                        f"({'transposed' if transposed else f'{tuning.name} tuning'}): unrolled taps")
     return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM") \
         + _blocked(plan)
 
