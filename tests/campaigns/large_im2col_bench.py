@@ -18,6 +18,7 @@ with 2 workers and 2 torch threads. Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 import torch_grouped_conv as tgc
-from torch_grouped_conv.rewrite.strategies import im2col
+from torch_grouped_conv.rewrite import tuning
 from torch_grouped_conv.runners.iree import Entry, compile_for, program_config
 from torch_grouped_conv.runners.transients import upload
 
@@ -49,12 +50,9 @@ VARIANTS = {"neither": (False, False), "tiled im2col": (True, False), "transient
 
 
 def compile_variant(model: torch.nn.Module, x: torch.Tensor, tiled: bool, transients: bool, threads: int) -> Entry:
-    saved = im2col.BLOCKED_MIN_BYTES
-    im2col.BLOCKED_MIN_BYTES = saved if tiled else 1 << 62
-    try:
+    current = tuning.active()
+    with tuning.tuned_for(current if tiled else dataclasses.replace(current, blocked_im2col_bytes=1 << 62)):
         module = tgc.compile(model, x, grouped_conv="auto")
-    finally:
-        im2col.BLOCKED_MIN_BYTES = saved
     done = compile_for(module, None, threads=threads, transients=transients)
     return Entry(done.vmfb, program_config(threads))
 

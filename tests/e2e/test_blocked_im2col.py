@@ -13,7 +13,7 @@ import pytest
 from tests.support.compiled import check_matches_eager, compiled, op_names
 from tests.support.configs import ConvConfig
 from torch_grouped_conv import BACKENDS
-from torch_grouped_conv.rewrite.strategies.im2col import BLOCKED_MIN_BYTES
+from torch_grouped_conv.rewrite.tuning import DEFAULT
 
 # name -> (config, the strategy `auto` picks for it)
 CONFIGS: dict[str, tuple[ConvConfig, str]] = {
@@ -49,4 +49,4 @@ def test_below_the_threshold_the_gemm_stays_plain(name: str) -> None:
     assert decision.strategy == strategy and "GEMM tiles" not in (decision.note or ""), decision
     names = op_names(module)
     assert "linalg.batch_mmt4d" not in names and "linalg.batch_matmul" in names
-    assert BLOCKED_MIN_BYTES == 32 << 20
+    assert DEFAULT.blocked_im2col_bytes == 32 << 20  # the suite's tuning (tests/conftest.py)

@@ -4,7 +4,8 @@ Under `intel-avx512` the convs whose pick it moves (C/G = 16 grouped 3x3
 convs -> taps, with BatchNorm + ReLU after them, stride 1 and 2, batch 1 and
 2) compile to what the rule says and match PyTorch eager (f32 tolerance) on
 both runners and an f64 computation; under `default` the same convs stay on
-the grouped GEMM. Which
+the grouped GEMM. Its tiled im2col from 4 MiB: a 7x7 stride-2 stem (7.4 MB
+matrix) becomes one batch_mmt4d, checked the same way. Which
 tuning applies: the host (/proc/cpuinfo), TGC_TUNING, `tuned_for`, the CLI's
 `--target-cpu`. Layout: input [N,C,H,W], weight [F,C/G,3,3].
 """
@@ -19,7 +20,7 @@ import torch
 
 import torch_grouped_conv as tgc
 from tests.support.cli import model_source, run_cli
-from tests.support.compiled import assert_close, load
+from tests.support.compiled import assert_close, load, op_names
 from tests.support.configs import ConvConfig
 from tests.support.tolerances import reference
 from torch_grouped_conv import BACKENDS
@@ -68,6 +69,27 @@ def test_intel_pick_matches_eager_and_f64(name: str, backend: str) -> None:
     with torch.no_grad():
         wide = model.double()(x.double()).numpy()
     assert abs(actual.astype("float64") - wide).max() <= 1e-4 * max(1.0, abs(wide).max()), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_intel_tiles_the_stem_im2col(backend: str) -> None:
+    """resnet50's stem (3 -> 64, 7x7 stride 2 at 224^2, + BN + ReLU): tiled under intel-avx512 only."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(64),
+                                torch.nn.ReLU()).eval()
+    torch.nn.init.uniform_(model[1].running_var, 0.5, 2.0)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    plain, report = compile_auto(model, x, DEFAULT)
+    assert "GEMM tiles" not in (report.decisions[0].note or "")
+    module, report = compile_auto(model, x, INTEL_AVX512)
+    (decision,) = report.decisions
+    assert decision.strategy == "matmul" and "im2col matrix 7 MiB, written in 16x16 GEMM tiles" in (decision.note or ""), \
+        decision
+    assert "linalg.batch_mmt4d" in op_names(module) and "linalg.batch_mmt4d" not in op_names(plain)
+    (actual,) = load(module, backend)(x)
+    assert_close(actual, reference(model, x), f"stem on {backend}")
+    with torch.no_grad():
+        wide = model.double()(x.double()).numpy()
+    assert abs(actual.astype("float64") - wide).max() <= 1e-4 * max(1.0, abs(wide).max())
 
 
 @pytest.mark.parametrize(("cpuinfo", "expected"), [

@@ -8,7 +8,10 @@ import pytest
 from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
 from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
-from torch_grouped_conv.rewrite.strategies.im2col import BLOCK, BLOCKED_MIN_BYTES, blocking
+from torch_grouped_conv.rewrite.strategies.im2col import BLOCK, blocking
+from torch_grouped_conv.rewrite.tuning import DEFAULT, INTEL_AVX512, tuned_for
+
+BLOCKED_MIN_BYTES = DEFAULT.blocked_im2col_bytes  # the suite runs under `default` (tests/conftest.py)
 
 
 def plan_1d(c: int, groups: int, kernel: int, length: int, dtype: str = "f32", batch: int | None = 1,
@@ -68,3 +71,15 @@ def test_rows_narrower_than_a_tile_stay_plain() -> None:
     narrow = plan_1d(4096, 1, 1023, BLOCK - 1)  # ~250 MiB matrix, rows of 15
     assert narrow.spec.result.shape[-1] == BLOCK - 1
     assert blocking(narrow) is None
+
+
+def test_intel_tuning_tiles_from_4_mib() -> None:
+    """Under `intel-avx512` the boundary is 4 MiB (resnet50's 7x7 stem: 7.4 MB), under `default` 32 MiB."""
+    c, kernel = 64, 129
+    length = INTEL_AVX512.blocked_im2col_bytes // (4 * c * kernel)
+    assert col_bytes(c, kernel, length) < INTEL_AVX512.blocked_im2col_bytes <= col_bytes(c, kernel, length + 1)
+    with tuned_for(INTEL_AVX512):
+        assert blocking(plan_1d(c, 4, kernel, length)) is None
+        assert blocking(plan_1d(c, 4, kernel, length + 1)) is not None
+        assert "GEMM tiles" in pick_strategy(plan_1d(c, 4, kernel, length + 1))[1]
+    assert blocking(plan_1d(c, 4, kernel, length + 1)) is None  # default: below 32 MiB

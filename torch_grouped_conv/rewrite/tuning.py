@@ -1,17 +1,22 @@
-"""The CPU family `auto`'s rule is tuned for: the threshold whose best value
-was measured to differ between the CPU families the project is built on
-(docs/performance.md, "The `auto` rule"); everything else in the rule holds on both.
+"""The CPU family the plugin's choices are tuned for: the two thresholds
+whose best value was measured to differ between the CPU families the project
+is built on (docs/performance.md, "The `auto` rule" and "Large im2col
+matrices"); everything else holds on both.
 
-- `default`: the rule as measured on AMD EPYC (Zen 4) VMs, used for every CPU
-  not recognized below: grouped convs with C/G*prod(k) <= 72 run as taps,
+- `default`: as measured on AMD EPYC (Zen 4) VMs, used for every CPU not
+  recognized below. `auto` runs grouped convs with C/G*prod(k) <= 72 as taps,
   larger ones as a grouped GEMM (at C/G = 16, 512g32@14^2, taps 0.889 ms
-  against the GEMM's 0.765 there).
+  against the GEMM's 0.765 there); im2col matrices of >= 32 MiB are written
+  in the GEMM's tiled layout (smaller ones measured mixed: whole resnet50
+  unchanged).
 - `intel-avx512`: Intel CPUs with AVX-512 (Xeon VMs: IREE 3.13's f32 GEMM
   kernel reaches ~80 % of a ceiling twice the AMD VM's, while the taps' FMAs
   scale with it): forward grouped convs as taps up to C/G*prod(k) = 144 (C/G =
   16 at 3x3: 512g32@14^2 1.34 -> 0.68 ms, groups4_64to128_56 2.75 -> 1.50 ms at
-  1 thread, side by side with the grouped GEMM); transposed ones keep 72
-  (auto.TRANSPOSED_GROUPED_TAPS).
+  1 thread, side by side with the grouped GEMM; transposed ones keep 72,
+  auto.TRANSPOSED_GROUPED_TAPS); im2col matrices tiled from 4 MiB (the 7x7
+  stems' 7.4 MB: resnet50 78.8 -> 77.0 ms at 1 thread, 50.1 -> 48.5 at 2,
+  resnext50 87.3 -> 85.0, alternated; the 3x3 stems' 1.3 MB lost).
 
 Which one applies, first match wins: `tuned_for(...)` around the rewrite (the
 CLI does it for `--target`), the environment variable `TGC_TUNING`
@@ -36,15 +41,18 @@ ENV_VAR = "TGC_TUNING"
 
 @dataclass(frozen=True)
 class Tuning:
-    """The CPU-family threshold of `auto` (rewrite/strategies/auto.py, rule 3)."""
+    """The CPU-family thresholds: `auto`'s rule 3 (rewrite/strategies/auto.py)
+    and the tiled im2col (rewrite/strategies/im2col.py, `blocking`)."""
 
     name: str
     grouped_taps: int  # forward grouped convs with C/G * prod(kernel) up to this run as `taps`
+    blocked_im2col_bytes: int  # f32 im2col matrices of at least this are written in the GEMM's tiles
     measured_on: str
 
 
-DEFAULT = Tuning("default", grouped_taps=72, measured_on="AMD EPYC (Zen 4)")
-INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
+DEFAULT = Tuning("default", grouped_taps=72, blocked_im2col_bytes=32 << 20, measured_on="AMD EPYC (Zen 4)")
+INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, blocked_im2col_bytes=4 << 20,
+                      measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
 TUNINGS = {t.name: t for t in (DEFAULT, INTEL_AVX512)}
 
 # LLVM CPU names of Intel cores with AVX-512 (a named --target CPU picks the tuning by these).
@@ -89,7 +97,7 @@ def for_cpu(cpu: str | None) -> Tuning:
 
 
 def active() -> Tuning:
-    """The tuning `auto` uses now (module docstring: context, then TGC_TUNING, then the host)."""
+    """The tuning in force now (module docstring: context, then TGC_TUNING, then the host)."""
     chosen = _ACTIVE.get()
     if chosen is not None:
         return chosen
@@ -101,7 +109,7 @@ def active() -> Tuning:
 
 @contextlib.contextmanager
 def tuned_for(tuning: Tuning | str) -> Iterator[Tuning]:
-    """`auto` picks for `tuning` (a Tuning or its name) inside the block, in this thread or task."""
+    """The plugin picks for `tuning` (a Tuning or its name) inside the block, in this thread or task."""
     chosen = named(tuning) if isinstance(tuning, str) else tuning
     token = _ACTIVE.set(chosen)
     try:

@@ -15,7 +15,8 @@ to the (f32) accumulator's type per element.
 
 A long 1D kernel (wav2vec2's k=128, C/G=48) is the natural case: K = 6144.
 
-Blocked (`blocking`): an f32 im2col matrix of at least `BLOCKED_MIN_BYTES`
+Blocked (`blocking`): an f32 im2col matrix of at least the active tuning's
+`blocked_im2col_bytes` (rewrite/tuning.py: 32 MiB, 4 MiB on Intel AVX-512)
 is written straight in the tiled layout of a `linalg.batch_mmt4d` (the layout
 IREE's data tiling packs a GEMM operand into, here with Mt = Nt = 16, Kt = 1):
   rhs[g, (n, *o', w1), (c, *k), n0] = x[n, g*Cg + c, ..., (w1*16 + n0)*s + k*r]
@@ -53,6 +54,7 @@ from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
 from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
+from torch_grouped_conv.rewrite.tuning import active
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -186,7 +188,6 @@ def tap_progressions(tap_set: TapSet) -> list[tuple[int, int, int, int, int]]:
 # layout (`blocked_gemm`). Measured (AMD EPYC Zen 4, quiet; docs/performance.md,
 # "Large im2col matrices"): wav2vec2's 94 MiB and r3d_18's 331 MiB faster at 1 and 2
 # threads; below ~8 MB (the 7x7 stem, grouped convs at 14^2 - 56^2) mixed or slower.
-BLOCKED_MIN_BYTES = 32 * 2**20
 BLOCK = 16  # rows and columns per tile (Mt = Nt; Kt = 1): IREE's f32 tile on AVX-512
 
 
@@ -208,14 +209,14 @@ class Blocking:
 def blocking(plan: ConvPlan) -> Blocking | None:
     """The tiled form for a plan's im2col GEMM, or None for the plain one: f32,
     forward, static shapes, the last output dim at least `BLOCK`, an im2col
-    matrix of at least `BLOCKED_MIN_BYTES`."""
+    matrix of at least the active tuning's `blocked_im2col_bytes`."""
     spec = plan.spec
     dims = (*spec.result.shape, *group_channels(spec), *plan.kernel)
     if spec.input.dtype != "f32" or plan.quant is not None or spec.transposed or None in dims:
         return None
     n, _, *out, c_group, f_group = [d for d in dims if d is not None][:len(dims) - len(plan.kernel)]
     col_bytes = 4 * spec.groups * c_group * math.prod(plan.kernel_sizes) * n * math.prod(out)
-    if out[-1] < BLOCK or col_bytes < BLOCKED_MIN_BYTES:
+    if out[-1] < BLOCK or col_bytes < active().blocked_im2col_bytes:
         return None
     rows = n * math.prod(out[:-1])
     return Blocking(col_bytes, -(-f_group // BLOCK), rows * -(-out[-1] // BLOCK))
