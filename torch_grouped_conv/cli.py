@@ -35,6 +35,7 @@ from torch_grouped_conv.models import (
 )
 from torch_grouped_conv.progress import StageProgress
 from torch_grouped_conv.report import RewriteReport, render_table
+from torch_grouped_conv.rewrite import tuning
 from torch_grouped_conv.rewrite.driver import STRATEGIES
 from torch_grouped_conv.runners import BACKENDS
 from torch_grouped_conv.stages import require_convolution
@@ -523,11 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["bench"]:  # the harness parses its own options
+            tuning.active()  # a bad TGC_TUNING: one line before any variant is built
             return bench_command(argv[1:])
         try:
             args = build_parser().parse_args(argv)
         except SystemExit as e:  # --help, --version
             return e.code if isinstance(e.code, int) else 0
+        tuning.active()  # a bad TGC_TUNING is one line before the long work (rewrite/tuning.py)
         return args.run(args)
     except InputError as e:
         print(f"torch-grouped-conv: error: {e}", file=sys.stderr)

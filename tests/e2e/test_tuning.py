@@ -149,3 +149,15 @@ def test_cli_target_cpu_picks_its_family(tmp_path: Path, capsys: pytest.CaptureF
         picks[cpu] = (conv["strategy"], conv["why"])
     assert picks["sapphirerapids"][0] == "taps" and "intel-avx512 tuning" in picks["sapphirerapids"][1], picks
     assert picks["znver4"][0] == "im2col", picks
+
+
+def test_cli_bad_tuning_is_one_line_before_the_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad TGC_TUNING: exit 2, one line naming the choices, nothing written, no export started."""
+    monkeypatch.setenv(tuning.ENV_VAR, "zen9")
+    model_file = tmp_path / "g16.py"
+    model_file.write_text(model_source("Conv2d(64, 64, 3, padding=1, groups=4)"))
+    out = tmp_path / "out.mlir"
+    code, _, err = run_cli(capsys, "compile", f"{model_file}:make", "--input-shape", "1,64,14,14", "-o", str(out))
+    assert code == 2 and not out.exists()
+    assert err.strip() == "torch-grouped-conv: error: unknown tuning 'zen9'; choose one of default, intel-avx512"
