@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-from pathlib import Path
+
+from torch_grouped_conv.cpuinfo import host_fields
 
 # Flops per cycle per core, f32: 2 FMA pipes x 8 lanes (AVX2, 256-bit) x 2 (mul + add).
 AVX2_FMA_FLOPS_PER_CYCLE = 2 * 8 * 2
@@ -13,14 +14,13 @@ AVX512_FMA_FLOPS_PER_CYCLE = 2 * 16 * 2
 
 
 def cpuinfo() -> dict[str, str]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", text, re.M)
-    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    """The host's model name, nominal MHz and flags (torch_grouped_conv/cpuinfo.py)."""
+    fields = host_fields()
+    mhz = fields.get("cpu MHz", "")
     return {
-        "model": model.group(1).strip() if model else platform.processor(),
-        "mhz": mhz.group(1) if mhz else "0",
-        "flags": flags.group(1) if flags else "",
+        "model": fields.get("model name") or platform.processor(),
+        "mhz": mhz if re.fullmatch(r"[\d.]+", mhz) else "0",
+        "flags": fields.get("flags", ""),
     }
 
 

@@ -27,13 +27,12 @@ GenuineIntel with avx512f -> `intel-avx512`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
+from torch_grouped_conv.cpuinfo import host_fields, parse
 from torch_grouped_conv.errors import InputError
 
 ENV_VAR = "TGC_TUNING"
@@ -71,21 +70,20 @@ def named(name: str) -> Tuning:
     return TUNINGS[name]
 
 
-def from_cpuinfo(text: str) -> Tuning:
-    """The tuning for the CPU a /proc/cpuinfo text describes (its first processor)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+def for_fields(fields: Mapping[str, str]) -> Tuning:
+    """The tuning for a CPU's /proc/cpuinfo fields (`cpuinfo.parse`)."""
     intel = fields.get("vendor_id") == "GenuineIntel" and "avx512f" in fields.get("flags", "").split()
     return INTEL_AVX512 if intel else DEFAULT
 
 
-@functools.cache
+def from_cpuinfo(text: str) -> Tuning:
+    """The tuning for the CPU a /proc/cpuinfo text describes (its first processor)."""
+    return for_fields(parse(text))
+
+
 def host() -> Tuning:
     """The host CPU's tuning (`default` where /proc/cpuinfo is missing)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    return from_cpuinfo(cpuinfo.read_text(errors="replace")) if cpuinfo.is_file() else DEFAULT
+    return for_fields(host_fields())
 
 
 def for_cpu(cpu: str | None) -> Tuning:

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch_grouped_conv.cpuinfo import host_fields
 from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.rewrite import tuning
 
@@ -37,10 +38,7 @@ def host_arch() -> str:
 
 def host_cpu_name() -> str:
     """The host CPU's model name (/proc/cpuinfo), else what `platform` says."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text(errors="replace") if cpuinfo.is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    return model or platform.processor() or platform.machine()
+    return host_fields().get("model name") or platform.processor() or platform.machine()
 
 
 CACHE_SIZE_UNITS = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
