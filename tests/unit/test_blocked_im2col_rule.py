@@ -7,7 +7,7 @@ import pytest
 
 from torch_grouped_conv.rewrite.plan import ConvPlan, plan_convolution
 from torch_grouped_conv.rewrite.read.spec import ConvSpec, TensorInfo
-from torch_grouped_conv.rewrite.strategies.auto import pick_strategy
+from torch_grouped_conv.rewrite.strategies.auto import pick_strategy, pick_tuned
 from torch_grouped_conv.rewrite.strategies.im2col import BLOCK, blocking
 from torch_grouped_conv.rewrite.tuning import DEFAULT, INTEL_AVX512, tuned_for
 
@@ -83,3 +83,5 @@ def test_intel_tuning_tiles_from_4_mib() -> None:
         assert blocking(plan_1d(c, 4, kernel, length + 1)) is not None
         assert "GEMM tiles" in pick_strategy(plan_1d(c, 4, kernel, length + 1))[1]
     assert blocking(plan_1d(c, 4, kernel, length + 1)) is None  # default: below 32 MiB
+    assert blocking(plan_1d(c, 4, kernel, length + 1), INTEL_AVX512) is not None  # the tuning given wins
+    assert "GEMM tiles" in pick_tuned(plan_1d(c, 4, kernel, length + 1), INTEL_AVX512)[1]

@@ -141,7 +141,7 @@ def pick_grouped(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str
         return "taps", (f"groups={plan.spec.groups}, C/G*KH*KW={products} <= {bound} "
                         f"({'transposed' if transposed else f'{tuning.name} tuning'}): unrolled taps")
     return "im2col", f"groups={plan.spec.groups}: grouped GEMM (im2col + batch_matmul)" + _phases(plan, "one GEMM") \
-        + _blocked(plan)
+        + _blocked(plan, tuning)
 
 
 def pick_multiplier(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, str]:
@@ -151,7 +151,7 @@ def pick_multiplier(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[
         return "taps", (f"groups={plan.spec.groups}, depthwise with a channel multiplier, kernel {kernel} "
                         f"({taps} taps): unrolled taps, m outputs per input channel" + _phases(plan))
     return "im2col", (f"groups={plan.spec.groups}, depthwise with a channel multiplier: grouped GEMM "
-                      f"(im2col + batch_matmul){_blocked(plan)}")
+                      f"(im2col + batch_matmul){_blocked(plan, tuning)}")
 
 
 def pick_winograd(plan: ConvPlan) -> tuple[str, str] | None:
@@ -172,7 +172,9 @@ def pick_conv(plan: ConvPlan, kernel: list[int], tuning: Tuning) -> tuple[str, s
         return "matmul", "groups=1, 1x1 kernel: matmul"
     if not plan.spec.transposed:
         winograd = pick_winograd(plan)
-        return winograd if winograd is not None else ("matmul", f"groups=1, kernel {kernel}: im2col + matmul{_blocked(plan)}")
+        if winograd is not None:
+            return winograd
+        return "matmul", f"groups=1, kernel {kernel}: im2col + matmul{_blocked(plan, tuning)}"
     return "matmul", f"groups=1, transposed, kernel {kernel}: im2col + matmul" + _phases(plan, "one GEMM")
 
 
@@ -188,9 +190,9 @@ def _kind(plan: ConvPlan) -> str:
     return f"{plan.spec.spatial_rank}D{' transposed' if plan.spec.transposed else ''}"
 
 
-def _blocked(plan: ConvPlan) -> str:
-    """Note suffix for an im2col GEMM written in tiles (im2col.blocking)."""
-    tiles = blocking(plan)
+def _blocked(plan: ConvPlan, tuning: Tuning) -> str:
+    """Note suffix for an im2col GEMM written in tiles (im2col.blocking under `tuning`)."""
+    tiles = blocking(plan, tuning)
     return "" if tiles is None else f"; {tiles.describe()}"
 
 

@@ -54,7 +54,7 @@ from torch_grouped_conv.rewrite.emit.phases import TapSet, by_phase, is_phased
 from torch_grouped_conv.rewrite.plan import Case, ConvPlan, group_channels
 from torch_grouped_conv.rewrite.read.spec import FLOAT_DTYPES
 from torch_grouped_conv.rewrite.strategies.strategy import Coverage, Strategy, register
-from torch_grouped_conv.rewrite.tuning import active
+from torch_grouped_conv.rewrite.tuning import Tuning, active
 
 
 def nf_swap(rank: int) -> tuple[int, ...]:
@@ -206,17 +206,17 @@ class Blocking:
                 f"(batch_mmt4d)")
 
 
-def blocking(plan: ConvPlan) -> Blocking | None:
+def blocking(plan: ConvPlan, tuning: Tuning | None = None) -> Blocking | None:
     """The tiled form for a plan's im2col GEMM, or None for the plain one: f32,
     forward, static shapes, the last output dim at least `BLOCK`, an im2col
-    matrix of at least the active tuning's `blocked_im2col_bytes`."""
+    matrix of at least `tuning`'s `blocked_im2col_bytes` (default: the active tuning's)."""
     spec = plan.spec
     dims = (*spec.result.shape, *group_channels(spec), *plan.kernel)
     if spec.input.dtype != "f32" or plan.quant is not None or spec.transposed or None in dims:
         return None
     n, _, *out, c_group, f_group = [d for d in dims if d is not None][:len(dims) - len(plan.kernel)]
     col_bytes = 4 * spec.groups * c_group * math.prod(plan.kernel_sizes) * n * math.prod(out)
-    if out[-1] < BLOCK or col_bytes < active().blocked_im2col_bytes:
+    if out[-1] < BLOCK or col_bytes < (tuning or active()).blocked_im2col_bytes:
         return None
     rows = n * math.prod(out[:-1])
     return Blocking(col_bytes, -(-f_group // BLOCK), rows * -(-out[-1] // BLOCK))
