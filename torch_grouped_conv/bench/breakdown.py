@@ -141,10 +141,12 @@ class Breakdown:
 
 
 def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str, bool],
-            calls: int = PROFILE_CALLS, transient_bytes: int | None = None) -> Breakdown:
+            calls: int = PROFILE_CALLS, transient_bytes: int | None = None,
+            runtime_flags: Sequence[str] = ()) -> Breakdown:
     """Run `main` `calls` times under iree-benchmark-module with host-execution
     profiling; a module that takes transient storage (`transient_bytes`) gets
-    one buffer of that size, as the runner passes it (runners/transients.py)."""
+    one buffer of that size, as the runner passes it (runners/transients.py);
+    `runtime_flags`: more of the tool's flags (the BLAS plugin, runners/blas.py)."""
     driver = runtime_driver(threads)
     with tempfile.TemporaryDirectory(prefix="tgc_profile_") as tmp:
         module, prof = Path(tmp, "module.vmfb"), Path(tmp, "run.ireeprof")
@@ -158,7 +160,7 @@ def profile(vmfb: bytes, inputs: list[np.ndarray], threads: int, kinds: dict[str
             input_flags.append(f"--input=&{max(transient_bytes, 1)}xi8")  # a buffer the tool allocates once
         thread_flags = runtime_thread_flags(threads) if driver == "local-task" else []
         command = [_runtime_tool("iree-benchmark-module"), f"--module={module}", f"--device={driver}",
-                   "--function=main", *input_flags, *thread_flags,
+                   "--function=main", *input_flags, *thread_flags, *runtime_flags,
                    *(f"--device_allocator={a}" for a in RUNTIME_ALLOCATORS),
                    "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}",
                    f"--benchmark_min_time={calls}x", "--benchmark_repetitions=1",

@@ -48,6 +48,7 @@ from torch_grouped_conv.errors import InputError
 from torch_grouped_conv.files import write_atomically
 from torch_grouped_conv.rewrite.strategies import STRATEGIES
 from torch_grouped_conv.rewrite.tuning import TUNINGS
+from torch_grouped_conv.runners.blas import runtime_flags as blas_runtime_flags
 from torch_grouped_conv.runners.iree import IREE_TARGET_FLAGS, trim_device_caches
 from torch_grouped_conv.runners.iree_flags import (
     FLAG_SETS,
@@ -438,7 +439,8 @@ def _profile(variants: list[Variant], workload: Workload, threads: int, kinds: d
     try:
         inputs = [t.numpy() for t in workload.inputs]
         build = auto.info["build"]
-        return breakdown.profile(build.vmfb, inputs, threads, kinds, calls, build.transient_bytes).to_dict()
+        return breakdown.profile(build.vmfb, inputs, threads, kinds, calls, build.transient_bytes,
+                                 blas_runtime_flags() if build.blas_gemms else []).to_dict()
     except Exception as e:  # noqa: BLE001 - reported
         return {"error": f"{type(e).__name__}: {str(e)[:400]}"}
 

@@ -41,9 +41,17 @@ from iree import runtime as iree_rt
 from torch_grouped_conv import api
 from torch_grouped_conv.bench import knobs
 from torch_grouped_conv.bench.breakdown import conv_frames
+from torch_grouped_conv.runners.blas import before_driver
 from torch_grouped_conv.runners.common import as_numpy, module_bytecode
-from torch_grouped_conv.runners.iree import Entry, compile_for, runtime_config, wants_external_transients
+from torch_grouped_conv.runners.iree import (
+    Entry,
+    compile_for,
+    runtime_config,
+    wants_blas_gemms,
+    wants_external_transients,
+)
 from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_driver
+from torch_grouped_conv.runners.target import HOST
 from torch_grouped_conv.runners.transients import upload
 
 PYTORCH = "pytorch"
@@ -179,6 +187,7 @@ class IreeBuild:
     compile_source: bytes
     compile_flags: tuple[str, ...]
     transient_bytes: int | None = None  # @main's transient storage, as the runner passes it (runners/transients.py)
+    blas_gemms: int = 0  # GEMMs calling MKL (runners/blas.py): iree-benchmark-module needs `blas.runtime_flags()`
 
 
 def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strategy: str | None,
@@ -193,10 +202,10 @@ def compile_iree(model: torch.nn.Module, example: Sequence[torch.Tensor], strate
         key = f"{decision.strategy}/{decision.case}"
         used[key] = used.get(key, 0) + 1
     done = compile_for(module, flags, transients=wants_external_transients(module),  # as the `iree` runner does
-                       keep_source=True)
+                       keep_source=True, blas_gemms=wants_blas_gemms(HOST))
     assert done.source is not None  # keep_source
     return IreeBuild(done.vmfb, module_bytecode(module), list(flags), used, done.warnings, frames,
-                     done.source, done.flags, done.transient_bytes)
+                     done.source, done.flags, done.transient_bytes, done.blas_gemms)
 
 
 def iree_variant(name: str, build: IreeBuild, build_s: float, runtime_flags: Sequence[str] = ()) -> Variant:
@@ -232,6 +241,7 @@ def knob_config(driver: str, runtime_flags: Sequence[str]) -> iree_rt.Config:
     then set back to their defaults; one per (driver, flags) per process."""
     key = (driver, tuple(runtime_flags))
     if key not in _KNOB_DEVICES:
+        before_driver()
         iree_rt.flags.parse_flags(*runtime_flags)
         try:
             hal_driver = iree_rt._binding.create_hal_driver(driver)

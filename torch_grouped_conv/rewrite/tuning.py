@@ -40,18 +40,20 @@ ENV_VAR = "TGC_TUNING"
 
 @dataclass(frozen=True)
 class Tuning:
-    """The CPU-family thresholds: `auto`'s rule 3 (rewrite/strategies/auto.py)
-    and the tiled im2col (rewrite/strategies/im2col.py, `blocking`)."""
+    """The CPU-family choices: `auto`'s rule 3 (rewrite/strategies/auto.py),
+    the tiled im2col (rewrite/strategies/im2col.py, `blocking`), and whether
+    the `iree` runner calls MKL for its GEMMs (runners/blas.py)."""
 
     name: str
     grouped_taps: int  # forward grouped convs with C/G * prod(kernel) up to this run as `taps`
     blocked_im2col_bytes: int  # f32 im2col matrices of at least this are written in the GEMM's tiles
     measured_on: str
+    blas_gemms: bool = False  # the `iree` runner's f32 GEMMs through MKL (runners/blas.py), in-process modules only
 
 
 DEFAULT = Tuning("default", grouped_taps=72, blocked_im2col_bytes=32 << 20, measured_on="AMD EPYC (Zen 4)")
 INTEL_AVX512 = Tuning("intel-avx512", grouped_taps=144, blocked_im2col_bytes=4 << 20,
-                      measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)")
+                      measured_on="Intel Xeon (AVX-512, Sapphire Rapids class)", blas_gemms=True)
 TUNINGS = {t.name: t for t in (DEFAULT, INTEL_AVX512)}
 
 # LLVM CPU names of Intel cores with AVX-512 (a named --target CPU picks the tuning by these).

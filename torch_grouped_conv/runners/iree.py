@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import gc
 import math
+import os
 import shlex
 import subprocess
 import tempfile
@@ -24,6 +25,8 @@ from torch_mlir import ir
 
 from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
+from torch_grouped_conv.rewrite.tuning import active
+from torch_grouped_conv.runners.blas import before_driver, register, warn_unavailable, with_blas_gemms
 from torch_grouped_conv.runners.common import module_bytecode
 from torch_grouped_conv.runners.dispatch_tiles import (
     CONFIGURE_FLAGS,
@@ -219,6 +222,7 @@ class Compilation:
     transient_bytes: int | None = None  # @main takes transient storage of this size (runners/transients.py)
     # taps dispatches whose vector tiles were set between configuration and codegen (runners/dispatch_tiles.py)
     retuned: tuple[str, ...] = ()
+    blas_gemms: int = 0  # GEMMs that call MKL through the plugin (runners/blas.py): the vmfb needs it loaded
 
     def command(self, source: str = "input.mlirbc", output: str = "module.vmfb") -> str:
         """The command line that reproduces this compile by hand: one
@@ -258,12 +262,14 @@ def compile_module(module: ir.Module, extra_flags: list[str] | None = None) -> t
 
 
 def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target: Target = HOST,
-                threads: int | None = None, keep_source: bool = False, transients: bool = False) -> Compilation:
+                threads: int | None = None, keep_source: bool = False, transients: bool = False,
+                blas_gemms: bool = False) -> Compilation:
     """`compile_module` for `target` (checked first: `target.check_target`),
     for `threads` workers (`iree_flags.compile_thread_flags`), returning the
     whole record of the compile (`Compilation`). `transients`: `@main` takes
     its transient storage from the caller (runners/transients.py; static
-    shapes only)."""
+    shapes only). `blas_gemms`: its f32 GEMMs call MKL (runners/blas.py),
+    for a module run in this process only, where the plugin can be loaded."""
     if transients and has_dynamic_dims(module):
         raise InputError("external transients need static shapes: this module has dynamic dims")
     check_target(target, DEVICE_FLAGS)
@@ -275,13 +281,18 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
     if not tiles:
         flags = untiled
     retune = has_taps_generic(module) and not phased(flags)
+    # the GEMMs' workers: the compiled-for count, else IREE's default (one per core)
+    blas_threads = (threads or len(os.sched_getaffinity(0))) if blas_gemms and register() else None
+    if blas_gemms and blas_threads is None:
+        warn_unavailable()
+    gemm_calls = 0
 
     def record(run: IreeRun, used: list[str], failure: str | None, source: bytes) -> Compilation:
         return Compilation(run.vmfb, run.warnings, tuple(used), failure, target, threads,
                            source if keep_source else None,
-                           module_transient_size(run.vmfb) if transients else None, run.retuned)
+                           module_transient_size(run.vmfb) if transients else None, run.retuned, gemm_calls)
 
-    source = iree_source(hinted, transients)
+    source, gemm_calls = iree_source(hinted, transients, blas_threads)
     try:
         return record(_run_iree_compile(source, flags, retune), flags, None, source)
     except CompileError as error:
@@ -289,14 +300,23 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
-    source = iree_source(module, transients)
+    source, gemm_calls = iree_source(module, transients, blas_threads)
     return record(_run_iree_compile(source, untiled, retune), untiled, failure, source)
 
 
-def iree_source(module: ir.Module, transients: bool) -> bytes:
-    """iree-compile's input: the module's bytecode, with the transient storage argument when asked."""
-    source = module_bytecode(module)
-    return with_transient_storage(source) if transients else source
+def iree_source(module: ir.Module, transients: bool, blas_threads: int | None = None) -> tuple[bytes, int]:
+    """iree-compile's input: the module's bytecode, with its GEMMs calling MKL
+    for `blas_threads` workers (runners/blas.py; None: not), and the transient
+    storage argument when asked; and how many GEMMs call MKL."""
+    source, gemms = module_bytecode(module), 0
+    if blas_threads is not None:
+        source, gemms = with_blas_gemms(source, blas_threads)
+    return (with_transient_storage(source) if transients else source), gemms
+
+
+def wants_blas_gemms(target: Target) -> bool:
+    """The active tuning's choice of MKL GEMMs (rewrite/tuning.py), for a module that runs in this process."""
+    return target.runs_here and active().blas_gemms
 
 
 class IreeRun(NamedTuple):
@@ -402,6 +422,7 @@ def runtime_config(driver: str, allocators: list[str] | None = None) -> iree_rt.
     if key not in _DEVICES:
         if driver == "local-task":
             TaskWorkers.fixed = True  # the driver, and its workers, exist from here on
+        before_driver()  # the MKL GEMMs' plugin, read when the driver is created
         _DEVICES[key] = iree_rt.get_driver(driver).create_device_by_uri(driver, allocators=list(chosen))
     return iree_rt.Config(device=_DEVICES[key])
 
@@ -501,7 +522,8 @@ class IreeProgram(VmfbProgram):
         # @main takes its transient storage from the runner (runners/transients.py) where it has a large
         # intermediate (`wants_external_transients`; `transients` True/False overrides the rule)
         wanted = wants_external_transients(module) if transients is None else transients
-        self.compilation = compile_for(module, extra_flags, target, check_threads(threads), transients=wanted)
+        self.compilation = compile_for(module, extra_flags, target, check_threads(threads), transients=wanted,
+                                       blas_gemms=wants_blas_gemms(target))
         self.compile_warnings = self.compilation.warnings
         # why the default data tiling was dropped (see compile_module), else None
         self.data_tiling_fallback = self.compilation.data_tiling_fallback
