@@ -14,7 +14,8 @@ setup(
     packages=find_packages(include=["torch_grouped_conv", "torch_grouped_conv.*"]),
     # The benchmark's shape suite ships with the package (`torch-grouped-conv bench`
     # works from pip install); a test keeps it identical to ../shared/bench/shapes.json.
-    package_data={"torch_grouped_conv.bench": ["shapes.json"]},
+    # The BLAS plugin's C source (runners/blas.py builds it on first use, with the C compiler).
+    package_data={"torch_grouped_conv.bench": ["shapes.json"], "torch_grouped_conv.runners": ["blas_plugin.c"]},
     install_requires=[
         # The pinned stack: torch-mlir's wheel is built against this torch, and
         # the IR it emits is what IREE 3.13 accepts.

@@ -138,3 +138,9 @@ def test_build_is_kept(tmp_path: Path) -> None:
     stamp = first.stat().st_mtime_ns
     again, _ = blas.build_plugin(tmp_path, "/no/compiler/needed")
     assert again == first and again.stat().st_mtime_ns == stamp
+
+
+def test_setup_py_ships_the_plugin_source() -> None:
+    setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+    assert re.search(r'package_data=\{[^}]*"torch_grouped_conv\.runners": \["blas_plugin\.c"\]', setup)
+    assert blas.PLUGIN_SOURCE.name == "blas_plugin.c" and blas.PLUGIN_SOURCE.is_file()
