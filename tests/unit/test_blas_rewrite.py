@@ -74,10 +74,10 @@ def _rewritten(threads: int = 2) -> tuple[str, int]:
 def test_rewrite_takes_static_f32_gemms_with_plain_maps() -> None:
     text, count = _rewritten()
     assert count == 2  # the plain matmul and the batch_matmul
-    assert text.count("flow.dispatch @tgc_blas::@gemm") == 2
+    assert len(re.findall(r"flow.dispatch @tgc_blas_\d::@blas_dispatch_\d_", text)) == 2
     # the dynamic, the f16 and the transposed matmul stay with IREE
     assert text.count("linalg.matmul") == 3 and "linalg.batch_matmul" not in text
-    assert text.count("call @tgc_sgemm(") == 1  # one executable serves both
+    assert text.count("call @tgc_sgemm(") == 2  # one executable per GEMM shape
 
 
 def test_rewrite_adds_a_nonzero_accumulator_only() -> None:
@@ -88,25 +88,82 @@ def test_rewrite_adds_a_nonzero_accumulator_only() -> None:
     assert "tensor<4x64x48xf32>" in line
 
 
-def _dispatch_sizes(text: str, operand_types: str) -> list[int]:
-    """The workgroup count, then the index operands, of the dispatch with `operand_types`."""
-    constants = dict(re.findall(r"(%c\w*) = arith.constant (\d+) : index", text))
-    (line,) = [ln for ln in text.splitlines() if "flow.dispatch" in ln and operand_types in ln]
-    found = re.search(r"@gemm\[(%\w+)\]\(([^)]*)\)", line)
-    assert found is not None, line
-    count, operands = found.groups()
-    return [int(constants[count])] + [int(constants[o.strip()]) for o in operands.split(",")[2:]]
+def _walk(op: ir.Operation):
+    yield op
+    for region in op.regions:
+        for block in region:
+            for inner in block.operations:
+                yield from _walk(inner.operation)
+
+
+def _constant(value: ir.Value) -> int:
+    owner = value.owner
+    assert isinstance(owner, ir.OpView) and owner.operation.name == "arith.constant", owner
+    return ir.IntegerAttr(owner.operation.attributes["value"]).value
+
+
+def _executable_sizes(threads: int) -> dict[str, list[int]]:
+    """Export name -> [workgroups, batch, m, n, k, m_chunk, n_chunk, m_chunks, n_chunks], read from
+    each executable's workgroup count and the constants its call to tgc_sgemm passes."""
+    text, _ = _rewritten(threads)
+    found: dict[str, list[int]] = {}
+    with ir.Context():
+        module = ir.Module.parse(text)
+        for executable in module.body.operations:
+            if executable.operation.name != "stream.executable":
+                continue
+            ops = list(_walk(executable.operation))
+            (export,) = [o for o in ops if o.name == "stream.executable.export"]
+            (count,) = [o for o in ops if o.name == "stream.return"]
+            (call,) = [o for o in ops if o.name == "func.call"]
+            name = ir.StringAttr(export.attributes["sym_name"]).value
+            found[name] = [_constant(count.operands[0])] + [_constant(v) for v in list(call.operands)[6:14]]
+    return found
 
 
 def test_rewrite_passes_sizes_and_split() -> None:
-    """Operands after A and B: batch, m, n, k, m_chunk, n_chunk, m_chunks, n_chunks."""
-    text, _ = _rewritten(threads=2)
+    """After the three bindings: batch, m, n, k, m_chunk, n_chunk, m_chunks, n_chunks."""
+    sizes = _executable_sizes(threads=2)
     # 64x32 @ 32x48 at 2 threads: 48 columns are too few to split, 64 rows are enough: two row chunks
-    assert _dispatch_sizes(text, "tensor<64x32xf32>, tensor<32x48xf32>") == [2, 1, 64, 48, 32, 32, 48, 2, 1]
+    assert sizes["blas_dispatch_0_matmul_64x48x32_f32"] == [2, 1, 64, 48, 32, 32, 48, 2, 1]
     # batch 4 >= 2 threads: one workgroup per batch item
-    assert _dispatch_sizes(text, "tensor<4x64x32xf32>, tensor<4x32x48xf32>") == [4, 4, 64, 48, 32, 64, 48, 1, 1]
-    text, _ = _rewritten(threads=1)
-    assert _dispatch_sizes(text, "tensor<64x32xf32>, tensor<32x48xf32>") == [1, 1, 64, 48, 32, 64, 48, 1, 1]
+    assert sizes["blas_dispatch_1_batch_matmul_4x64x48x32_f32"] == [4, 4, 64, 48, 32, 64, 48, 1, 1]
+    assert _executable_sizes(threads=1)["blas_dispatch_0_matmul_64x48x32_f32"] == [1, 1, 64, 48, 32, 64, 48, 1, 1]
+
+
+def test_dispatches_are_named_by_op_and_ranges() -> None:
+    """IREE's naming, which the bench's efficiency table reads FLOPs from; shapes in program order."""
+    from torch_grouped_conv.bench.efficiency import dispatch_flops
+
+    text, _ = _rewritten()
+    names = re.findall(r"stream.executable.export public @(\S+)", text)
+    assert names == ["blas_dispatch_0_matmul_64x48x32_f32", "blas_dispatch_1_batch_matmul_4x64x48x32_f32"]
+    assert dispatch_flops(names[1])[0] == 2 * 4 * 64 * 48 * 32
+
+
+def test_a_shape_shared_by_two_gemms_is_one_executable_with_both_locations() -> None:
+    with ir.Context():
+        module = ir.Module.parse("""
+        func.func @main(%a: tensor<8x4xf32>, %b: tensor<4x8xf32>, %z: tensor<8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>) {
+          %x = linalg.matmul ins(%a, %b : tensor<8x4xf32>, tensor<4x8xf32>) outs(%z : tensor<8x8xf32>)
+              -> tensor<8x8xf32> loc("conv_a.py":1:1)
+          %y = linalg.matmul ins(%a, %b : tensor<8x4xf32>, tensor<4x8xf32>) outs(%z : tensor<8x8xf32>)
+              -> tensor<8x8xf32> loc("conv_b.py":2:2)
+          return %x, %y : tensor<8x8xf32>, tensor<8x8xf32>
+        }""")
+        out = io.BytesIO()
+        module.operation.write_bytecode(out)
+    source, count = with_blas_gemms(out.getvalue(), 1)
+    with ir.Context():
+        text = ir.Module.parse(source).operation.get_asm(enable_debug_info=True)
+    assert count == 2 and text.count("stream.executable private") == 1
+    (call,) = [line for line in text.splitlines() if "call @tgc_sgemm(" in line]
+    location = call[call.rindex("loc("):]
+    assert "#loc" in location or ("conv_a.py" in location and "conv_b.py" in location), location
+    if "#loc" in location:  # printed as an alias: resolve it
+        alias = location[4:-1]
+        (definition,) = [line for line in text.splitlines() if line.startswith(alias + " = ")]
+        assert "fused" in definition, definition
 
 
 def test_rewrite_leaves_a_module_without_gemms_as_it_was() -> None:

@@ -42,8 +42,9 @@ from torch_grouped_conv.runners.iree_flags import RUNTIME_ALLOCATORS, runtime_dr
 PROFILE_CALLS = 10
 TOP_DISPATCHES = 12  # the costliest dispatches kept in the JSON (`top_dispatches`)
 TOP_CONV_DISPATCHES = 5  # ... and the costliest conv dispatches, if not among them (efficiency.py)
-_EXECUTABLE = re.compile(r"^\s*flow\.executable private @(\S+) \{", re.M)
-_EXPORT = re.compile(r"flow\.executable\.export public @(\S+)")
+# IREE's dispatches (flow.executable) and the runner's hand-written ones (stream.executable: runners/blas.py)
+_EXECUTABLE = re.compile(r"^\s*(?:flow|stream)\.executable private @(\S+) \{", re.M)
+_EXPORT = re.compile(r"(?:flow|stream)\.executable\.export public @(\S+)")
 
 
 def innermost_frame(location: str) -> str:

@@ -15,7 +15,9 @@ libtorch_cpu and exports, runs at it. With the `intel-avx512` tuning the
 - `with_blas_gemms` rewrites iree-compile's input: every static f32
   `linalg.matmul` / `linalg.batch_matmul` with the plain indexing maps (the
   GEMMs of `matmul`, `im2col`, `winograd`, and torch-mlir's own) becomes a
-  `flow.dispatch` of one hand-written executable that calls `tgc_sgemm`, plus
+  `flow.dispatch` of a hand-written executable (one per GEMM shape, named
+  like IREE's dispatches, its sizes and split constants in it) that calls
+  `tgc_sgemm`, plus
   a `linalg.elementwise` add of the accumulator unless it is a zero fill. Row-major
   operands are passed as they are: no packing into tiles, no unpacking after.
   IREE can fuse nothing into the call; the epilogue (bias, BatchNorm, ReLU)
@@ -42,43 +44,47 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-EXECUTABLE = "tgc_blas"  # the executable's symbol in a rewritten module
 IMPORT = "tgc_sgemm"  # the plugin's function
 _INDEX_ARGS = 9  # batch, m, n, k, m_chunk, n_chunk, m_chunks, n_chunks, workgroup
 _CALL_TYPES = ", ".join(["memref<f32>, index"] * 3 + ["index"] * _INDEX_ARGS)
-# One executable serves every GEMM: the sizes and the split are operands.
-# Workgroup w computes batch item w / (m_chunks * n_chunks), and in it one
-# row chunk and one column chunk (blas_plugin.c, `tgc_sgemm`).
-_EXECUTABLE_MLIR = f"""
-stream.executable private @{EXECUTABLE} {{
-  stream.executable.export public @gemm workgroups(%count: index) -> (index, index, index) {{
+# One executable per GEMM shape (as IREE makes one dispatch function per shape), its sizes and
+# split constants of its own (identical bodies would be merged into one by iree-compile).
+# Workgroup w computes batch item w / (m_chunks * n_chunks), and in it one row chunk and one
+# column chunk (blas_plugin.c, `tgc_sgemm`). The call carries the locations of the GEMMs it
+# serves, so the bench's breakdown attributes it to their convolutions.
+_EXECUTABLE_MLIR = """
+stream.executable private @{symbol} {{
+  stream.executable.export public @{export} workgroups() -> (index, index, index) {{
+    %count = arith.constant {workgroups} : index
     %one = arith.constant 1 : index
     stream.return %count, %one, %one : index, index, index
   }}
   builtin.module {{
-    func.func private @{IMPORT}({_CALL_TYPES}) attributes {{llvm.bareptr = true}}
-    func.func @gemm(%a: !stream.binding, %b: !stream.binding, %c: !stream.binding, %batch: index, %m: index,
-                    %n: index, %k: index, %m_chunk: index, %n_chunk: index, %m_chunks: index, %n_chunks: index) {{
+    func.func private @{call}({types}) attributes {{llvm.bareptr = true}}
+    func.func @{export}(%a: !stream.binding, %b: !stream.binding, %c: !stream.binding) {{
       %zero = arith.constant 0 : index
+      %batch = arith.constant {batch} : index
+      %m = arith.constant {m} : index
+      %n = arith.constant {n} : index
+      %k = arith.constant {k} : index
+      %m_chunk = arith.constant {m_chunk} : index
+      %n_chunk = arith.constant {n_chunk} : index
+      %m_chunks = arith.constant {m_chunks} : index
+      %n_chunks = arith.constant {n_chunks} : index
       %workgroup = stream.dispatch.workgroup.id[0] : index
-      %mk = arith.muli %m, %k : index
-      %kn = arith.muli %k, %n : index
-      %mn = arith.muli %m, %n : index
-      %a_size = arith.muli %mk, %batch : index
-      %b_size = arith.muli %kn, %batch : index
-      %c_size = arith.muli %mn, %batch : index
-      %a_view = stream.binding.subspan %a[%zero] : !stream.binding -> memref<?xf32>{{%a_size}}
-      %b_view = stream.binding.subspan %b[%zero] : !stream.binding -> memref<?xf32>{{%b_size}}
-      %c_view = stream.binding.subspan %c[%zero] : !stream.binding -> memref<?xf32>{{%c_size}}
+      %a_view = stream.binding.subspan %a[%zero] : !stream.binding -> memref<{a_size}xf32>
+      %b_view = stream.binding.subspan %b[%zero] : !stream.binding -> memref<{b_size}xf32>
+      %c_view = stream.binding.subspan %c[%zero] : !stream.binding -> memref<{c_size}xf32>
       %a_base, %a_offset, %a_n, %a_s = iree_codegen.extract_strided_metadata %a_view
-          : memref<?xf32> -> memref<f32>, index, index, index
+          : memref<{a_size}xf32> -> memref<f32>, index, index, index
       %b_base, %b_offset, %b_n, %b_s = iree_codegen.extract_strided_metadata %b_view
-          : memref<?xf32> -> memref<f32>, index, index, index
+          : memref<{b_size}xf32> -> memref<f32>, index, index, index
       %c_base, %c_offset, %c_n, %c_s = iree_codegen.extract_strided_metadata %c_view
-          : memref<?xf32> -> memref<f32>, index, index, index
-      func.call @{IMPORT}(%a_base, %a_offset, %b_base, %b_offset, %c_base, %c_offset, %batch, %m, %n, %k,
-                          %m_chunk, %n_chunk, %m_chunks, %n_chunks, %workgroup) : ({_CALL_TYPES}) -> ()
+          : memref<{c_size}xf32> -> memref<f32>, index, index, index
+      func.call @{call}(%a_base, %a_offset, %b_base, %b_offset, %c_base, %c_offset, %batch, %m, %n, %k,
+                          %m_chunk, %n_chunk, %m_chunks, %n_chunks, %workgroup) : ({types}) -> () {location}
       return
     }}
   }}
@@ -102,6 +108,13 @@ class Gemm:
     m: int
     n: int
     k: int
+    batched: bool = True  # a linalg.batch_matmul (else a linalg.matmul)
+
+    def dispatch_name(self, index: int) -> str:
+        """`blas_dispatch_<i>_<op>_<ranges>_f32`, IREE's naming of a dispatch by its op and loop
+        ranges, which the bench's efficiency table reads FLOPs from (bench/efficiency.py)."""
+        ranges = (self.batch, self.m, self.n, self.k) if self.batched else (self.m, self.n, self.k)
+        return f"blas_dispatch_{index}_{'batch_matmul' if self.batched else 'matmul'}_{'x'.join(map(str, ranges))}_f32"
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,7 @@ def read_gemm(op: object) -> Gemm | None:
     if len(types) != 3 or not all(t.has_static_shape and str(t.element_type) == "f32" for t in types):
         return None
     a, b = types[0].shape, types[1].shape
-    return Gemm(a[0] if len(a) == 3 else 1, a[-2], b[-1], a[-1])
+    return Gemm(a[0] if len(a) == 3 else 1, a[-2], b[-1], a[-1], batched=len(a) == 3)
 
 
 def _is_zero_fill(value: object) -> bool:
@@ -161,20 +174,16 @@ def _is_zero_fill(value: object) -> bool:
     return isinstance(value, ir.FloatAttr) and value.value == 0.0
 
 
-def emit_dispatch(op: object, gemm: Gemm, plan: Split) -> None:
-    """Replace `op` by the dispatch of `plan` (and the accumulator's add)."""
+def emit_dispatch(op: object, entry_point: str) -> None:
+    """Replace `op` by a dispatch to `entry_point` (`@executable::@export`), and the accumulator's add."""
     from iree.compiler import ir
-    from iree.compiler.dialects import arith, flow, linalg, tensor
+    from iree.compiler.dialects import flow, linalg, tensor
 
     assert isinstance(op, ir.Operation)
     lhs, rhs, init = op.operands[0], op.operands[1], op.operands[2]
-    index = ir.IndexType.get()
     with ir.InsertionPoint(op), op.location:
-        sizes = (plan.workgroups(gemm), gemm.batch, gemm.m, gemm.n, gemm.k,
-                 plan.m_chunk, plan.n_chunk, plan.m_chunks, plan.n_chunks)
-        count, *operands = [arith.ConstantOp(index, size).result for size in sizes]
-        entry = ir.ArrayAttr.get([ir.Attribute.parse(f"@{EXECUTABLE}::@gemm")])
-        product = flow.DispatchOp([init.type], [count], entry, [lhs, rhs, *operands], [], []).results[0]
+        entry = ir.ArrayAttr.get([ir.Attribute.parse(entry_point)])
+        product = flow.DispatchOp([init.type], [], entry, [lhs, rhs], [], []).results[0]
         result = product
         if not _is_zero_fill(init):
             empty = tensor.EmptyOp(ir.RankedTensorType(init.type).shape, ir.F32Type.get()).result
@@ -183,11 +192,20 @@ def emit_dispatch(op: object, gemm: Gemm, plan: Split) -> None:
     op.erase()
 
 
-def _gemm_ops(module: object) -> list[tuple[object, Gemm]]:
+def _executable(gemm: Gemm, plan: Split, symbol: str, export: str, location: object) -> str:
+    """The text of the executable for `gemm` split by `plan`, its call at `location`."""
+    return _EXECUTABLE_MLIR.format(
+        symbol=symbol, export=export, call=IMPORT, types=_CALL_TYPES, location=location,
+        workgroups=plan.workgroups(gemm), batch=gemm.batch, m=gemm.m, n=gemm.n, k=gemm.k,
+        m_chunk=plan.m_chunk, n_chunk=plan.n_chunk, m_chunks=plan.m_chunks, n_chunks=plan.n_chunks,
+        a_size=gemm.batch * gemm.m * gemm.k, b_size=gemm.batch * gemm.k * gemm.n, c_size=gemm.batch * gemm.m * gemm.n)
+
+
+def _gemm_ops(module: object) -> list[tuple[Any, Gemm]]:
     from iree.compiler import ir
 
     assert isinstance(module, ir.Module)
-    found: list[tuple[object, Gemm]] = []
+    found: list[tuple[Any, Gemm]] = []
     for function in module.body.operations:
         for region in function.operation.regions:
             for block in region:
@@ -209,12 +227,17 @@ def with_blas_gemms(source: bytes, threads: int) -> tuple[bytes, int]:
         gemms = _gemm_ops(module)
         if not gemms:
             return source, 0
-        executable = ir.Module.parse(_EXECUTABLE_MLIR)
         first = module.body.operations[0]
-        for op in list(executable.body.operations):
-            op.operation.move_before(first)
+        shapes = list(dict.fromkeys(gemm for _, gemm in gemms))  # in program order
+        for index, shape in enumerate(shapes):
+            where = ir.Location.fused([op.location for op, gemm in gemms if gemm == shape])
+            text = _executable(shape, split(shape, threads), f"tgc_blas_{index}", shape.dispatch_name(index), where)
+            parsed = ir.Module.parse(text)  # kept alive while its ops move (they are freed with it)
+            for executable in list(parsed.body.operations):
+                executable.operation.move_before(first)
         for op, gemm in gemms:
-            emit_dispatch(op, gemm, split(gemm, threads))
+            index = shapes.index(gemm)
+            emit_dispatch(op, f"@tgc_blas_{index}::@{gemm.dispatch_name(index)}")
         out = io.BytesIO()
         module.operation.write_bytecode(out)
     return out.getvalue(), len(gemms)
