@@ -189,6 +189,13 @@ def test_build_with_a_failing_compiler(tmp_path: Path) -> None:
     assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written
 
 
+def test_build_into_an_unwritable_cache(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    path, reason = blas.build_plugin(blocked / "cache", "cc")
+    assert path is None and "cannot write the BLAS plugin" in reason and "XDG_CACHE_HOME" in reason
+
+
 def test_build_is_kept(tmp_path: Path) -> None:
     first, reason = blas.build_plugin(tmp_path, os.environ.get("CC", "cc"))
     assert first is not None, reason

@@ -270,19 +270,26 @@ def build_plugin(cache: Path, compiler: str) -> tuple[Path | None, str]:
     path = cache / f"blas_plugin-{key}.so"
     if path.exists():
         return path, ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        built = Path(tmp, path.name)
-        command = [compiler, "-O2", "-shared", "-fPIC", "-o", str(built), str(PLUGIN_SOURCE),
-                   f"-L{lib}", "-ltorch_cpu", f"-Wl,-rpath,{lib}", "-Wl,--no-undefined"]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except OSError as error:
-            return None, f"no C compiler to build the BLAS plugin ({compiler}: {error.strerror}); set CC"
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-            return None, f"building the BLAS plugin with {compiler} failed: {last}"
-        os.replace(built, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            return _compile(compiler, lib, Path(tmp, path.name), path)
+    except OSError as error:  # an unwritable cache
+        return None, f"cannot write the BLAS plugin into {path.parent} ({error.strerror}); set XDG_CACHE_HOME"
+
+
+def _compile(compiler: str, lib: Path, built: Path, path: Path) -> tuple[Path | None, str]:
+    command = [compiler, "-O2", "-shared", "-fPIC", "-o", str(built), str(PLUGIN_SOURCE),
+               f"-L{lib}", "-ltorch_cpu", f"-Wl,-rpath,{lib}", "-Wl,--no-undefined"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        why = error.strerror if isinstance(error, OSError) else "timed out"
+        return None, f"no C compiler to build the BLAS plugin ({compiler}: {why}); set CC"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return None, f"building the BLAS plugin with {compiler} failed: {last}"
+    os.replace(built, path)
     return path, ""
 
 
