@@ -12,7 +12,7 @@ libtorch_cpu and exports, runs at it. With the `intel-avx512` tuning the
 - `register()` loads it into this process's IREE local drivers
   (`--executable_plugin`), before the first driver is created (the drivers read
   the flag then); `runners/iree.runtime_config` calls it.
-- `with_blas_gemms` rewrites iree-compile's input: every static f32
+- `rewrite_gemms` rewrites iree-compile's input: every static f32
   `linalg.matmul` / `linalg.batch_matmul` with the plain indexing maps (the
   GEMMs of `matmul`, `im2col`, `winograd`, and torch-mlir's own) becomes a
   `flow.dispatch` of a hand-written executable (one per GEMM shape, named
@@ -218,29 +218,40 @@ def _gemm_ops(module: object) -> list[tuple[Any, Gemm]]:
 
 def with_blas_gemms(source: bytes, threads: int) -> tuple[bytes, int]:
     """`source` (MLIR bytecode, linalg on tensors) with its GEMMs calling the
-    plugin (`tgc_sgemm`), split for `threads` workers; and how many. Edited
-    with IREE's MLIR bindings, whose context knows the flow and stream dialects."""
+    plugin (`rewrite_gemms`); `source` itself where it has none."""
     from iree.compiler import ir
 
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(source)
-        gemms = _gemm_ops(module)
-        if not gemms:
+        count = rewrite_gemms(module, threads)
+        if not count:
             return source, 0
-        first = module.body.operations[0]
-        shapes = list(dict.fromkeys(gemm for _, gemm in gemms))  # in program order
-        for index, shape in enumerate(shapes):
-            where = ir.Location.fused([op.location for op, gemm in gemms if gemm == shape])
-            text = _executable(shape, split(shape, threads), f"tgc_blas_{index}", shape.dispatch_name(index), where)
-            parsed = ir.Module.parse(text)  # kept alive while its ops move (they are freed with it)
-            for executable in list(parsed.body.operations):
-                executable.operation.move_before(first)
-        for op, gemm in gemms:
-            index = shapes.index(gemm)
-            emit_dispatch(op, f"@tgc_blas_{index}::@{gemm.dispatch_name(index)}")
         out = io.BytesIO()
         module.operation.write_bytecode(out)
-    return out.getvalue(), len(gemms)
+    return out.getvalue(), count
+
+
+def rewrite_gemms(module: object, threads: int) -> int:
+    """Make `module`'s GEMMs call the plugin (`tgc_sgemm`), split for
+    `threads` workers, in place; how many. `module` is one of IREE's MLIR
+    bindings (in their context, which knows the flow and stream dialects)."""
+    from iree.compiler import ir
+
+    assert isinstance(module, ir.Module)
+    gemms = _gemm_ops(module)
+    if not gemms:
+        return 0
+    first = module.body.operations[0]
+    shapes = {gemm: index for index, gemm in enumerate(dict.fromkeys(gemm for _, gemm in gemms))}  # program order
+    for shape, index in shapes.items():
+        where = ir.Location.fused([op.location for op, gemm in gemms if gemm == shape])
+        text = _executable(shape, split(shape, threads), f"tgc_blas_{index}", shape.dispatch_name(index), where)
+        parsed = ir.Module.parse(text)  # kept alive while its ops move (they are freed with it)
+        for executable in list(parsed.body.operations):
+            executable.operation.move_before(first)
+    for op, gemm in gemms:
+        emit_dispatch(op, f"@tgc_blas_{shapes[gemm]}::@{gemm.dispatch_name(shapes[gemm])}")
+    return len(gemms)
 
 
 # --- the plugin: build, load ---------------------------------------------------------------------------------------

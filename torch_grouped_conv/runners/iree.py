@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import io
 import math
 import os
 import shlex
@@ -26,7 +27,7 @@ from torch_mlir import ir
 from torch_grouped_conv.errors import CompileError, InputError
 from torch_grouped_conv.rewrite.emit.builders import NO_DATA_TILING
 from torch_grouped_conv.rewrite.tuning import active
-from torch_grouped_conv.runners.blas import before_driver, register, warn_unavailable, with_blas_gemms
+from torch_grouped_conv.runners.blas import before_driver, register, rewrite_gemms, warn_unavailable
 from torch_grouped_conv.runners.common import module_bytecode
 from torch_grouped_conv.runners.dispatch_tiles import (
     CONFIGURE_FLAGS,
@@ -49,10 +50,10 @@ from torch_grouped_conv.runners.signature import Signature, read_signature
 from torch_grouped_conv.runners.target import HOST, Target, check_target, host_l2_bytes
 from torch_grouped_conv.runners.transients import (
     TransientPool,
+    add_transient_storage,
     invoke,
     module_transient_size,
     transient_size,
-    with_transient_storage,
 )
 
 # The device: IREE's local HAL with llvm-cpu executables.
@@ -285,33 +286,41 @@ def compile_for(module: ir.Module, extra_flags: list[str] | None = None, target:
     blas_threads = (threads or len(os.sched_getaffinity(0))) if blas_gemms and register() else None
     if blas_gemms and blas_threads is None:
         warn_unavailable()
-    gemm_calls = 0
 
-    def record(run: IreeRun, used: list[str], failure: str | None, source: bytes) -> Compilation:
+    def record(run: IreeRun, used: list[str], failure: str | None, source: bytes, gemm_calls: int) -> Compilation:
         return Compilation(run.vmfb, run.warnings, tuple(used), failure, target, threads,
                            source if keep_source else None,
                            module_transient_size(run.vmfb) if transients else None, run.retuned, gemm_calls)
 
     source, gemm_calls = iree_source(hinted, transients, blas_threads)
     try:
-        return record(_run_iree_compile(source, flags, retune), flags, None, source)
+        return record(_run_iree_compile(source, flags, retune), flags, None, source, gemm_calls)
     except CompileError as error:
         failure = next((line.strip() for line in str(error).splitlines()
                         if any(sign in line for sign in DATA_TILING_FAILURES)), None)
         if extra_flags is not None or failure is None or untiled == flags:
             raise
     source, gemm_calls = iree_source(module, transients, blas_threads)
-    return record(_run_iree_compile(source, untiled, retune), untiled, failure, source)
+    return record(_run_iree_compile(source, untiled, retune), untiled, failure, source, gemm_calls)
 
 
 def iree_source(module: ir.Module, transients: bool, blas_threads: int | None = None) -> tuple[bytes, int]:
     """iree-compile's input: the module's bytecode, with its GEMMs calling MKL
     for `blas_threads` workers (runners/blas.py; None: not), and the transient
     storage argument when asked; and how many GEMMs call MKL."""
-    source, gemms = module_bytecode(module), 0
-    if blas_threads is not None:
-        source, gemms = with_blas_gemms(source, blas_threads)
-    return (with_transient_storage(source) if transients else source), gemms
+    source = module_bytecode(module)
+    if blas_threads is None and not transients:
+        return source, 0
+    from iree.compiler import ir as iree_ir
+
+    with iree_ir.Context(), iree_ir.Location.unknown():  # one parse for both edits (a whole net's weights)
+        edited = iree_ir.Module.parse(source)
+        gemms = 0 if blas_threads is None else rewrite_gemms(edited, blas_threads)
+        if transients:
+            add_transient_storage(edited)
+        out = io.BytesIO()
+        edited.operation.write_bytecode(out)
+    return out.getvalue(), gemms
 
 
 def wants_blas_gemms(target: Target) -> bool:

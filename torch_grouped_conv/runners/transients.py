@@ -39,27 +39,36 @@ MIN_BYTES = 64  # a buffer for a call with no transients at all (size 0)
 
 def with_transient_storage(source: bytes, entry: str = "main") -> bytes:
     """`source` (MLIR bytecode) with a trailing `!hal.buffer {iree.abi.transients}`
-    argument on `@entry`. Edited with IREE's own MLIR bindings, whose context
-    knows the hal dialect (torch-mlir's does not)."""
+    argument on `@entry` (`add_transient_storage`)."""
     from iree.compiler import ir as iree_ir
 
-    with iree_ir.Context(), iree_ir.Location.unknown() as where:
+    with iree_ir.Context(), iree_ir.Location.unknown():
         module = iree_ir.Module.parse(source)
-        main = next(op.operation for op in module.body.operations
-                    if "sym_name" in op.operation.attributes
-                    and iree_ir.StringAttr(op.operation.attributes["sym_name"]).value == entry)
-        signature = iree_ir.FunctionType(iree_ir.TypeAttr(main.attributes["function_type"]).value)
-        storage = iree_ir.Type.parse("!hal.buffer")
-        main.attributes["function_type"] = iree_ir.TypeAttr.get(
-            iree_ir.FunctionType.get([*signature.inputs, storage], signature.results))
-        arg_attrs = (list(iree_ir.ArrayAttr(main.attributes["arg_attrs"])) if "arg_attrs" in main.attributes
-                     else [iree_ir.DictAttr.get({})] * len(signature.inputs))
-        marked = iree_ir.DictAttr.get({TRANSIENTS_ARG: iree_ir.UnitAttr.get()})
-        main.attributes["arg_attrs"] = iree_ir.ArrayAttr.get([*arg_attrs, marked])
-        main.regions[0].blocks[0].add_argument(storage, where)
+        add_transient_storage(module, entry)
         out = io.BytesIO()
         module.operation.write_bytecode(out)
     return out.getvalue()
+
+
+def add_transient_storage(module: object, entry: str = "main") -> None:
+    """Add a trailing `!hal.buffer {iree.abi.transients}` argument to `@entry`
+    of `module`, in place: a module of IREE's own MLIR bindings (in their
+    context, which knows the hal dialect; torch-mlir's does not)."""
+    from iree.compiler import ir as iree_ir
+
+    assert isinstance(module, iree_ir.Module)
+    main = next(op.operation for op in module.body.operations
+                if "sym_name" in op.operation.attributes
+                and iree_ir.StringAttr(op.operation.attributes["sym_name"]).value == entry)
+    signature = iree_ir.FunctionType(iree_ir.TypeAttr(main.attributes["function_type"]).value)
+    storage = iree_ir.Type.parse("!hal.buffer")
+    main.attributes["function_type"] = iree_ir.TypeAttr.get(
+        iree_ir.FunctionType.get([*signature.inputs, storage], signature.results))
+    arg_attrs = (list(iree_ir.ArrayAttr(main.attributes["arg_attrs"])) if "arg_attrs" in main.attributes
+                 else [iree_ir.DictAttr.get({})] * len(signature.inputs))
+    marked = iree_ir.DictAttr.get({TRANSIENTS_ARG: iree_ir.UnitAttr.get()})
+    main.attributes["arg_attrs"] = iree_ir.ArrayAttr.get([*arg_attrs, marked])
+    main.regions[0].blocks[0].add_argument(storage, iree_ir.Location.unknown())
 
 
 def transient_size(function: iree_rt.VmFunction) -> int | None:
