@@ -17,14 +17,13 @@ A GEMM accumulating into a tensor other than zeros (the rewrite's add) is
 run from a hand-written linalg module against numpy in f64.
 Also: several Python threads on one program; the caller's MKL thread count
 left as it was; a saved module (`tgc.save`) carries no import of the plugin
-and runs in iree-run-module without it; under `default` nothing calls MKL.
+and runs with IREE's runtime alone (tests/support/standalone.py); under `default` nothing calls MKL.
 Layout: input [N,C,H,W], weight [F,C/G,kh,kw].
 """
 
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from torch_mlir import ir
 
 import torch_grouped_conv as tgc
 from tests.support.compiled import assert_close
+from tests.support.standalone import run_standalone
 from tests.support.threads import run_in_threads
 from tests.support.tolerances import reference
 from torch_grouped_conv.rewrite.tuning import DEFAULT, INTEL_AVX512, tuned_for
@@ -174,18 +174,10 @@ def test_callers_mkl_threads_unchanged() -> None:
 
 
 def test_saved_module_stands_alone(tmp_path: Path) -> None:
-    """`tgc.save` under intel-avx512: no GEMM calls MKL, and iree-run-module runs it without the plugin."""
-    from torch_grouped_conv.bench.breakdown import _runtime_tool
-
+    """`tgc.save` under intel-avx512: no GEMM calls MKL, and IREE's runtime alone runs it (no plugin, no torch)."""
     model, shape, _ = MODELS["conv1x1_bn_relu"]
     x = torch.randn(*shape)
-    path = tmp_path / "m.vmfb"
     with tuned_for(INTEL_AVX512):
-        saved = tgc.save(tgc.compile(model.eval(), x), path)
+        saved = tgc.save(tgc.compile(model.eval(), x), tmp_path / "m.vmfb")
     assert saved.compilation.blas_gemms == 0
-    np.save(tmp_path / "x.npy", x.numpy())
-    done = subprocess.run([_runtime_tool("iree-run-module"), f"--module={path}", "--device=local-sync",
-                           "--function=main", f"--input=@{tmp_path / 'x.npy'}", f"--output=@{tmp_path / 'y.npy'}"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert_close(np.load(tmp_path / "y.npy"), reference(model, x), "saved module")
+    assert_close(run_standalone(saved.path, x.numpy(), driver="local-sync"), reference(model, x), "saved module")

@@ -14,22 +14,10 @@ import pytest
 import torch
 
 import torch_grouped_conv as tgc
+from tests.support.standalone import run_standalone
 from torch_grouped_conv.runners import iree
 from torch_grouped_conv.runners.iree_flags import flag_set
 from torch_grouped_conv.runners.target import Target, host_arch
-
-# Runs a saved module with IREE's runtime and numpy only, then proves it: no
-# torch, torch-mlir or torch_grouped_conv was imported.
-STANDALONE = """
-import sys
-import numpy as np
-from iree import runtime as ireert
-module = ireert.load_vm_flatbuffer_file(sys.argv[1], driver=sys.argv[4])
-y = module.main(np.load(sys.argv[2])).to_host()
-np.save(sys.argv[3], y)
-leaked = {"torch", "torch_mlir", "torch_grouped_conv"} & set(sys.modules)
-assert not leaked, leaked
-"""
 
 
 def mobilenet_like() -> torch.nn.Module:
@@ -53,14 +41,6 @@ def stack() -> tuple[torch.nn.Module, torch.Tensor, object]:
 def expected(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return model(x).numpy()
-
-
-def run_standalone(vmfb: Path, x: np.ndarray, driver: str = "local-task") -> np.ndarray:
-    np.save(vmfb.parent / "x.npy", x)
-    done = subprocess.run([sys.executable, "-c", STANDALONE, str(vmfb), str(vmfb.parent / "x.npy"),
-                           str(vmfb.parent / "y.npy"), driver], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return np.load(vmfb.parent / "y.npy")
 
 
 def test_saved_module_runs_with_iree_runtime_alone(stack, tmp_path: Path) -> None:
